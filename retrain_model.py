@@ -1,0 +1,325 @@
+"""Retrain the CatBoost model and deploy it only if it is at least as good.
+
+Run it::
+
+    python retrain_model.py                 # on Windows: py retrain_model.py
+    python retrain_model.py --history       # every version, production marked
+    python retrain_model.py --promote v1.0.0
+
+Or use it from Python::
+
+    from retrain_model import ModelRetrainer
+    retrainer = ModelRetrainer()
+    retrainer.print_version_history()
+    retrainer.promote_to_production("v1.0.0")
+
+One run: load the CSV -> stable holdout split -> train CatBoost on the rest -> score the
+candidate and the production model (the champion) on the same holdout -> paired DeLong
+test -> save ``models/catboost_model_vX.Y.Z.cbm`` -> deploy to ``catboost_model.cbm`` if
+its ROC-AUC is at least the champion's, backing up the old file -> record everything in
+``models/version_log.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TextIO
+
+from retraining.data import Dataset, load_dataset
+from retraining.errors import RetrainError, UsageError
+from retraining.evaluation import AucComparison, DeployRule, compare_auc, decide, holdout_metrics
+from retraining.fsutil import commit_temp, sha256_file, temp_path_beside
+from retraining.registry import Registry, bump, format_history, utc_now
+from retraining.training import TrainParams
+
+__all__ = ["ModelRetrainer", "RunResult", "compare_auc", "main"]
+__version__ = "0.1.0"
+
+log = logging.getLogger("retrain_model")
+
+DEPLOYED = "deployed"
+KEPT = "kept for review"
+UNCHANGED = "unchanged"
+
+
+@dataclass
+class RunResult:
+    """What one :meth:`ModelRetrainer.retrain` did."""
+
+    status: str  # "deployed", "kept for review" or "unchanged"
+    version: str | None
+    reason: str
+    production: str | None
+    candidate_auc: float | None = None
+    champion_auc: float | None = None
+    champion_version: str | None = None
+    delong: dict | None = None
+    model_path: str | None = None
+    seconds: float | None = None
+
+    @property
+    def deployed(self) -> bool:
+        return self.status == DEPLOYED
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if self.status == UNCHANGED:
+            return f"Nothing to do: {self.reason}. Production stays {self.production or 'empty'}."
+        lines = [f"{self.version}: {self.status}" + (f" -> production ({self.production})" if self.deployed else f" (production stays {self.production or 'empty'})")]
+        auc = f"  ROC-AUC candidate {self.candidate_auc:.4f}"
+        if self.champion_auc is not None:
+            auc += f" | champion {self.champion_version or 'external'} {self.champion_auc:.4f}"
+        if self.delong:
+            d = self.delong
+            auc += f" | delta {d['delta']:+.4f}, 95% CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], DeLong p = {d['p_value']:.3g}"
+        lines += [auc, f"  why: {self.reason}", f"  model: {self.model_path}"]
+        return "\n".join(lines)
+
+
+class ModelRetrainer:
+    """Train, compare, version and deploy a CatBoost binary classifier.
+
+    The constructor only stores settings (every CLI flag has an argument of the same
+    name); :meth:`retrain` does the work. Paths are relative to the working directory.
+    """
+
+    def __init__(
+        self,
+        data_path: str | Path = "featured_dataset.csv",
+        models_dir: str | Path = "models",
+        production_path: str | Path = "catboost_model.cbm",
+        target: str = "target",
+        positive_class: str | None = None,
+        id_column: str | None = None,
+        time_column: str | None = None,
+        drop_columns: tuple[str, ...] | list[str] = (),
+        iterations: int = 500,
+        seed: int = 42,
+        task_type: str = "CPU",
+        learning_rate: float | None = None,
+        depth: int | None = None,
+        min_improvement: float = 0.0,
+        require_significance: bool = False,
+        min_auc: float | None = None,
+        lock_timeout: float = 60.0,
+        thread_count: int = -1,
+        progress_every: int = 100,
+    ) -> None:
+        self.data_path = Path(data_path)
+        self.target = target
+        self.positive_class = positive_class
+        self.id_column = id_column
+        self.time_column = time_column
+        self.drop_columns = tuple(drop_columns)
+        self.params = TrainParams(iterations, seed, task_type.upper(), learning_rate, depth, thread_count, progress_every)
+        self.rule = DeployRule(min_improvement, require_significance, 0.05, min_auc)
+        self.registry = Registry(models_dir, production_path, lock_timeout)
+        self._validate()
+
+    def _validate(self) -> None:
+        p = self.params
+        if p.iterations < 1:
+            raise UsageError(f"iterations must be at least 1 (got {p.iterations}).")
+        if p.task_type not in ("CPU", "GPU"):
+            raise UsageError(f"task type must be CPU or GPU (got {p.task_type!r}).")
+        if p.learning_rate is not None and not 0 < p.learning_rate <= 1:
+            raise UsageError(f"learning rate must be in (0, 1] (got {p.learning_rate}).")
+        if p.depth is not None and not 1 <= p.depth <= 16:
+            raise UsageError(f"depth must be between 1 and 16 (got {p.depth}).")
+        if self.rule.min_auc is not None and not 0 <= self.rule.min_auc <= 1:
+            raise UsageError(f"min AUC must be between 0 and 1 (got {self.rule.min_auc}).")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.registry.models_dir
+
+    @property
+    def production_path(self) -> Path:
+        return self.registry.production_path
+
+    def settings(self) -> dict:
+        """Everything that determines the model; equal settings on equal data: nothing to do."""
+        p = self.params
+        return {
+            "iterations": p.iterations,
+            "seed": p.seed,
+            "task_type": p.task_type,
+            "learning_rate": p.learning_rate,
+            "depth": p.depth,
+            "target": self.target,
+            "positive_class": self.positive_class,
+            "id_column": self.id_column,
+            "time_column": self.time_column,
+            "drop_columns": list(self.drop_columns),
+        }
+
+    # -- the run --------------------------------------------------------------------
+    def load_data(self) -> Dataset:
+        return load_dataset(self.data_path, self.target, self.positive_class, self.id_column, self.time_column, self.drop_columns)
+
+    def retrain(self, force: bool = False) -> RunResult:
+        """One full run: train, compare on the same holdout, save, maybe deploy."""
+        from retraining import training
+
+        started = time.perf_counter()
+        ds = self.load_data()
+        log.info(
+            "Loaded %s: %d rows, %d features (%d categorical), %.1f%% positive; holdout %d rows (%s split)",
+            ds.path, ds.rows, len(ds.features), len(ds.cat_features), 100 * ds.positives / ds.rows, int(ds.holdout.sum()), ds.split["method"],
+        )
+        reg = self.registry
+        with reg.locked():
+            data = reg.read_log()
+            reg.recover(data)
+            latest = reg.latest(data)
+            settings = self.settings()
+            if not force and latest and latest.get("dataset", {}).get("sha256") == ds.sha256 and latest.get("params") == settings:
+                return RunResult(UNCHANGED, latest["version"], f"data and settings equal those of {latest['version']} (use --force to retrain anyway)", data.get("production"))
+
+            champion = None
+            champ_entry = reg.production_entry(data)
+            if reg.production_path.is_file():
+                champion = training.load_model(reg.production_path, "production model")
+            elif data.get("production"):
+                log.warning("The log names %s as production but %s is missing; treating it as absent.", data["production"], reg.production_path)
+
+            schema = ds.schema()
+            schema_changed = bool(latest) and latest.get("schema") != schema
+            version = bump(latest["version"] if latest else None, schema_changed)
+            log.info("Training %s: %d iterations on %d rows (%s)", version, self.params.iterations, int((~ds.holdout).sum()), self.params.task_type)
+            model, train_seconds = training.train(ds, self.params)
+
+            y_hold = ds.y[ds.holdout]
+            cand_scores = training.predict(model, ds.X.loc[ds.holdout], ds.cat_features)
+            metrics = {"candidate": holdout_metrics(y_hold, cand_scores), "champion": None}
+            comparison: AucComparison | None = None
+            champ_auc, note = None, ""
+            if champion is not None:
+                champ_scores, note = training.score_champion(champion, ds)
+                if champ_scores is not None:
+                    metrics["champion"] = holdout_metrics(y_hold, champ_scores)
+                    comparison = compare_auc(y_hold, cand_scores, champ_scores)
+                    champ_auc = metrics["champion"]["roc_auc"]
+                elif champ_entry is not None:
+                    champ_auc = champ_entry["metrics"]["candidate"]["roc_auc"]
+                    note += f"; compared with its recorded ROC-AUC {champ_auc:.4f}"
+                else:
+                    note += " and it has no recorded ROC-AUC, so the candidate replaces it"
+                if champ_entry is None and champ_scores is not None:
+                    note = f"{reg.production_path} is not in the version log"
+            deploy, reason = decide(self.rule, metrics["candidate"]["roc_auc"], champ_auc, comparison, note)
+            if schema_changed:
+                reason += "; feature schema changed, so the major version went up"
+
+            path = reg.version_path(version)
+            tmp = temp_path_beside(path)
+            model.save_model(str(tmp))
+            commit_temp(tmp, path)
+            entry = self._entry(version, path, ds, model, train_seconds, metrics, comparison, champ_entry, champion is not None, note, deploy, reason, schema_changed, latest)
+            reg.add_version(data, entry)
+            if deploy:
+                reg.promote(data, version, reason, kind="deploy")
+            result = RunResult(
+                status=DEPLOYED if deploy else KEPT,
+                version=version,
+                reason=reason,
+                production=data.get("production"),
+                candidate_auc=metrics["candidate"]["roc_auc"],
+                champion_auc=champ_auc,
+                champion_version=champ_entry["version"] if champ_entry else None,
+                delong=comparison.to_dict() if comparison else None,
+                model_path=str(path),
+                seconds=round(time.perf_counter() - started, 3),
+            )
+        log.info("%s %s: %s", version, result.status, reason)
+        return result
+
+    run = retrain
+
+    def _entry(self, version, path, ds, model, train_seconds, metrics, comparison, champ_entry, had_champion, note, deploy, reason, schema_changed, latest) -> dict:
+        import catboost
+        import numpy
+        import pandas
+
+        from retraining import training
+
+        all_params = model.get_all_params()
+        return {
+            "version": version,
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "created_at": utc_now(),
+            "bump": "first" if latest is None else ("major" if schema_changed else "minor"),
+            "decision": DEPLOYED if deploy else KEPT,
+            "reason": reason,
+            "dataset": ds.describe(),
+            "schema": ds.schema(),
+            "features": ds.features,
+            "categorical_features": ds.cat_features,
+            "params": self.settings(),
+            "catboost_params": {k: all_params.get(k) for k in ("learning_rate", "depth", "l2_leaf_reg", "loss_function", "iterations")},
+            "rule": self.rule.to_dict(),
+            "metrics": {**metrics, "holdout_rows": int(ds.holdout.sum()), "holdout_positives": int(ds.y[ds.holdout].sum())},
+            "champion": {"version": champ_entry["version"] if champ_entry else None, "present": had_champion, "scored_on_holdout": comparison is not None, "note": note},
+            "delong": comparison.to_dict() if comparison else None,
+            "training_seconds": round(train_seconds, 3),
+            "feature_importance": training.feature_importance(model),
+            "environment": {
+                "python": platform.python_version(),
+                "catboost": catboost.__version__,
+                "pandas": pandas.__version__,
+                "numpy": numpy.__version__,
+                "platform": platform.platform(),
+                "retrain_model": __version__,
+            },
+        }
+
+    # -- history and promotion --------------------------------------------------------
+    def version_history(self) -> dict:
+        """The whole version log as a dict (versions, events, production)."""
+        return self.registry.read_log()
+
+    def production_version(self) -> str | None:
+        return self.registry.read_log().get("production")
+
+    def print_version_history(self, as_json: bool = False, file: TextIO | None = None) -> None:
+        """Print every version as a table (production marked ``*``), or as JSON."""
+        data = self.version_history()
+        out = file or sys.stdout
+        if as_json:
+            json.dump(data, out, indent=2)
+            out.write("\n")
+        else:
+            print(format_history(data), file=out)
+
+    def promote_to_production(self, version: str, reason: str | None = None) -> dict:
+        """Make ``version`` the production model (a rollback if it is older); return the event."""
+        reg = self.registry
+        with reg.locked():
+            data = reg.read_log()
+            reg.recover(data)
+            entry = reg.find(data, version)
+            if data.get("production") == version and reg.production_path.is_file() and sha256_file(reg.production_path) == entry["sha256"]:
+                log.info("%s is already in production; nothing changed.", version)
+                return {"event": "none", "from": version, "to": version, "reason": "already in production"}
+            return reg.promote(data, version, reason or "promoted by hand")
+
+
+# -- command line ------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit code (see README, "Exit codes")."""
+    from retraining.cli import run_cli
+
+    return run_cli(argv, ModelRetrainer)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

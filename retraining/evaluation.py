@@ -1,0 +1,204 @@
+"""Holdout metrics, the paired DeLong test of two ROC-AUCs, and the deploy rule.
+
+Everything here is plain numpy so that a run does not pay for importing scikit-learn;
+the tests check each metric against scikit-learn and DeLong against a direct O(m*n)
+computation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+_EPS = 1e-15
+
+
+def _midrank(x: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties given their average rank (O(n log n))."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    return (upper - (counts - 1) / 2.0)[inverse]
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """ROC-AUC by the rank-sum formula (ties count one half)."""
+    y = np.asarray(y_true).astype(bool)
+    m, n = int(y.sum()), int((~y).sum())
+    if m == 0 or n == 0:
+        return float("nan")
+    ranks = _midrank(np.asarray(scores, dtype=float))
+    return float((ranks[y].sum() - m * (m + 1) / 2.0) / (m * n))
+
+
+def pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision (area under the precision-recall curve, step-wise)."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    total_pos = int(y.sum())
+    if total_pos == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tp = np.cumsum(y)[last_of_tie]
+    fp = (last_of_tie + 1) - tp
+    precision = tp / (tp + fp)
+    recall = tp / total_pos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def log_loss(y_true: np.ndarray, p: np.ndarray) -> float:
+    y = np.asarray(y_true, dtype=float)
+    p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def brier(y_true: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean((np.asarray(p, dtype=float) - np.asarray(y_true, dtype=float)) ** 2))
+
+
+def holdout_metrics(y_true: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """ROC-AUC, PR-AUC, log-loss and Brier score of probabilities ``p``."""
+    return {
+        "roc_auc": round(roc_auc(y_true, p), 6),
+        "pr_auc": round(pr_auc(y_true, p), 6),
+        "log_loss": round(log_loss(y_true, p), 6),
+        "brier": round(brier(y_true, p), 6),
+    }
+
+
+@dataclass(frozen=True)
+class AucComparison:
+    """Result of :func:`compare_auc` (the paired DeLong test, new minus old)."""
+
+    auc_new: float
+    auc_old: float
+    delta: float
+    z: float
+    p_value: float
+    p_value_one_sided: float
+    ci_low: float
+    ci_high: float
+    n_positive: int
+    n_negative: int
+
+    def __getitem__(self, key: str) -> float:
+        return getattr(self, key)
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 8) if isinstance(v, float) and math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def _structural_components(pos: np.ndarray, neg: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """AUC and the DeLong placement values of one model (Sun & Xu 2014)."""
+    m, n = len(pos), len(neg)
+    tx = _midrank(pos)
+    ty = _midrank(neg)
+    tz = _midrank(np.concatenate([pos, neg]))
+    auc = (tz[:m].sum() - m * (m + 1) / 2.0) / (m * n)
+    v10 = (tz[:m] - tx) / n  # for each positive: share of negatives ranked below it
+    v01 = 1.0 - (tz[m:] - ty) / m  # for each negative: share of positives ranked above it
+    return auc, v10, v01
+
+
+def compare_auc(y_true, scores_new, scores_old, confidence: float = 0.95) -> AucComparison:
+    """Paired DeLong test of ROC-AUC(new) - ROC-AUC(old) on the same rows.
+
+    Uses the O(n log n) algorithm of Sun & Xu (2014). Returns the two AUCs, their
+    difference, z, the two-sided p-value, the one-sided p-value for "new is better",
+    and the ``confidence`` interval of the difference. The result also supports
+    ``result["p_value"]``.
+    """
+    y = np.asarray(y_true).astype(bool)
+    a = np.asarray(scores_new, dtype=float)
+    b = np.asarray(scores_old, dtype=float)
+    if not (len(y) == len(a) == len(b)):
+        raise ValueError("y_true, scores_new and scores_old must have the same length")
+    m, n = int(y.sum()), int((~y).sum())
+    if m < 2 or n < 2:
+        raise ValueError("compare_auc needs at least two positive and two negative rows")
+    auc_a, v10_a, v01_a = _structural_components(a[y], a[~y])
+    auc_b, v10_b, v01_b = _structural_components(b[y], b[~y])
+    s10 = np.cov(np.vstack([v10_a, v10_b]))
+    s01 = np.cov(np.vstack([v01_a, v01_b]))
+    cov = s10 / m + s01 / n
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    delta = float(auc_a - auc_b)
+    zcrit = _normal_quantile(0.5 + confidence / 2.0)
+    if var <= 1e-18:
+        z = 0.0 if delta == 0 else math.copysign(math.inf, delta)
+        half = 0.0
+    else:
+        sd = math.sqrt(var)
+        z = delta / sd
+        half = zcrit * sd
+    p_two = math.erfc(abs(z) / math.sqrt(2.0))
+    p_one = 0.5 * math.erfc(z / math.sqrt(2.0))
+    return AucComparison(
+        auc_new=float(auc_a),
+        auc_old=float(auc_b),
+        delta=delta,
+        z=float(z),
+        p_value=float(p_two),
+        p_value_one_sided=float(p_one),
+        ci_low=delta - half,
+        ci_high=delta + half,
+        n_positive=m,
+        n_negative=n,
+    )
+
+
+def _normal_quantile(q: float) -> float:
+    """Inverse of the standard normal CDF by bisection on erfc (no scipy needed)."""
+    lo, hi = -10.0, 10.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 0.5 * math.erfc(-mid / math.sqrt(2)) < q:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+@dataclass(frozen=True)
+class DeployRule:
+    """When a candidate replaces the champion. The user's rule: AUC(new) >= AUC(old)."""
+
+    min_improvement: float = 0.0
+    require_significance: bool = False
+    alpha: float = 0.05
+    min_auc: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide(
+    rule: DeployRule, candidate_auc: float, champion_auc: float | None, comparison: AucComparison | None, champion_note: str = ""
+) -> tuple[bool, str]:
+    """Return ``(deploy, reason)`` for a candidate against the champion."""
+    if rule.min_auc is not None and candidate_auc < rule.min_auc:
+        return False, f"ROC-AUC {candidate_auc:.4f} is below the floor --min-auc {rule.min_auc:.4f}"
+    if champion_auc is None:
+        return True, champion_note or "first model: nothing in production to compare with"
+    note = f" ({champion_note})" if champion_note else ""
+    delta = candidate_auc - champion_auc
+    if delta < rule.min_improvement:
+        if rule.min_improvement > 0 and delta >= 0:
+            return False, (
+                f"ROC-AUC {candidate_auc:.4f} vs champion {champion_auc:.4f}{note}: improvement {delta:+.4f} "
+                f"is below --min-improvement {rule.min_improvement:.4f}"
+            )
+        return False, f"ROC-AUC {candidate_auc:.4f} is worse than the champion's {champion_auc:.4f}{note}"
+    if rule.require_significance:
+        if comparison is None:
+            return False, f"--require-significance: the champion could not be scored on the same holdout{note}"
+        if comparison.p_value_one_sided >= rule.alpha:
+            return False, (
+                f"ROC-AUC {candidate_auc:.4f} vs champion {champion_auc:.4f}: not significantly better "
+                f"(one-sided DeLong p = {comparison.p_value_one_sided:.3g} >= {rule.alpha})"
+            )
+    verb = "equals" if delta == 0 else "beats"
+    return True, f"ROC-AUC {candidate_auc:.4f} {verb} the champion's {champion_auc:.4f}{note}"

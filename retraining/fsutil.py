@@ -1,0 +1,115 @@
+"""Crash-safe file operations: a reader sees the old file or the new one, never half.
+
+Every write goes to a temporary file in the same folder (so ``os.replace`` is a rename
+on one file system), is flushed and fsynced, then replaces the target. Temporary files
+carry :data:`TMP_SUFFIX` so that a run killed half-way leaves something the next run can
+recognise and remove (:func:`remove_stale_temp_files`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+TMP_SUFFIX = ".partial"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable. Windows cannot open folders: a no-op there."""
+    if os.name == "nt":  # pragma: no cover - Windows has no directory fsync
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temp_beside(target: Path) -> tuple[int, Path]:
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
+    return fd, Path(name)
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Replace ``target`` with ``data`` atomically and durably."""
+    target = Path(target)
+    fd, tmp = _temp_beside(target)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(target.parent)
+
+
+def atomic_write_json(target: Path, obj: Any) -> None:
+    """Write ``obj`` as indented UTF-8 JSON, atomically."""
+    atomic_write_bytes(target, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def atomic_copy(src: Path, target: Path) -> None:
+    """Copy ``src`` over ``target`` atomically and durably."""
+    target = Path(target)
+    fd, tmp = _temp_beside(target)
+    try:
+        with os.fdopen(fd, "wb") as out, Path(src).open("rb") as inp:
+            shutil.copyfileobj(inp, out, _CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(target.parent)
+
+
+def temp_path_beside(target: Path) -> Path:
+    """A fresh temporary path next to ``target`` for writers that need a file name."""
+    fd, tmp = _temp_beside(Path(target))
+    os.close(fd)
+    return tmp
+
+
+def commit_temp(tmp: Path, target: Path) -> None:
+    """fsync a finished temporary file and move it over ``target``."""
+    with Path(tmp).open("rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    fsync_dir(Path(target).parent)
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temporary files a killed run left in ``folder``; return what was removed.
+
+    Call this only while holding the folder's lock, so no live writer owns them.
+    """
+    removed = []
+    if not Path(folder).is_dir():
+        return removed
+    for path in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -1,0 +1,277 @@
+"""Everything on disk: the version log, version files, backups, production, the lock.
+
+Layout of a models folder::
+
+    models/
+      version_log.json              the history (format number, versions, events)
+      catboost_model_v1.0.0.cbm     one file per version, never modified once written
+      production_backup_<UTC>.cbm   the production file as it was before each replacement
+      .retrain.lock                 held by one run or promotion at a time
+
+Crash safety: every file is written to a temporary file in the same folder, fsynced and
+renamed over the target (:mod:`retraining.fsutil`). A promotion first records its intent
+in the log (``pending_promotion``), then backs up and replaces production, then records
+the result. A run killed in between leaves the intent behind, and the next run (or
+promotion) finishes it before doing anything else, so production and the log can never
+disagree for longer than one interrupted step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import BusyError, StateError, VersionNotFoundError
+from .fsutil import atomic_copy, atomic_write_json, remove_stale_temp_files, sha256_file
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = 1
+LOG_NAME = "version_log.json"
+LOCK_NAME = ".retrain.lock"
+VERSION_RE = re.compile(r"^v(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
+FIRST_VERSION = "v1.0.0"
+
+
+def utc_now() -> str:
+    """Current UTC time as ISO 8601 with a Z, to the second."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    """``"v1.2.3"`` -> ``(1, 2, 3)``; :class:`VersionNotFoundError` for anything else."""
+    match = VERSION_RE.match(version) if isinstance(version, str) else None
+    if not match:
+        raise VersionNotFoundError(f"{version!r} is not a version name; versions look like v1.2.0 (see --history).")
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+def bump(latest: str | None, schema_changed: bool) -> str:
+    """The version after ``latest``: minor bump, or major bump on a schema change."""
+    if latest is None:
+        return FIRST_VERSION
+    major, minor, _ = parse_version(latest)
+    return f"v{major + 1}.0.0" if schema_changed else f"v{major}.{minor + 1}.0"
+
+
+def empty_log() -> dict:
+    return {"format": LOG_FORMAT, "production": None, "pending_promotion": None, "versions": [], "events": []}
+
+
+class Registry:
+    """The models folder and the production file, guarded by one lock."""
+
+    def __init__(self, models_dir: str | Path, production_path: str | Path, lock_timeout: float = 60.0) -> None:
+        self.models_dir = Path(models_dir)
+        self.production_path = Path(production_path)
+        self.lock_timeout = lock_timeout
+        self.log_path = self.models_dir / LOG_NAME
+        self.lock_path = self.models_dir / LOCK_NAME
+
+    # -- the lock -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the models folder's lock; :class:`BusyError` after ``lock_timeout`` s."""
+        from filelock import FileLock, Timeout
+
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.lock_path), timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise BusyError(
+                f"{self.models_dir} is busy: another retrain or promotion holds {self.lock_path} "
+                f"(waited {self.lock_timeout:g} s). Try again when it has finished, or raise --lock-timeout."
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- the log --------------------------------------------------------------------
+    def read_log(self) -> dict:
+        """The version log, or an empty one; :class:`StateError` if it is damaged."""
+        if not self.log_path.exists():
+            return empty_log()
+        try:
+            data = json.loads(self.log_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise StateError(
+                f"{self.log_path} is corrupted{where}: not valid JSON. Restore it from a backup, "
+                "or move it aside to start a new history (version files stay usable)."
+            ) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("versions"), list) or not isinstance(data.get("events", []), list):
+            raise StateError(f"{self.log_path} is corrupted: it lacks the 'versions' list. Restore it from a backup or move it aside.")
+        fmt = data.get("format")
+        if not isinstance(fmt, int) or fmt > LOG_FORMAT:
+            raise StateError(
+                f"{self.log_path} has format {fmt!r}; this program reads format {LOG_FORMAT} and older. "
+                "Upgrade this program, or restore an older log."
+            )
+        for entry in data["versions"]:
+            if not isinstance(entry, dict) or not VERSION_RE.match(str(entry.get("version", ""))) or "sha256" not in entry:
+                raise StateError(f"{self.log_path} is corrupted: a version entry lacks a valid version name or sha256.")
+        data.setdefault("events", [])
+        data.setdefault("pending_promotion", None)
+        data.setdefault("production", None)
+        return data
+
+    def write_log(self, data: dict) -> None:
+        data["format"] = LOG_FORMAT
+        data["updated_at"] = utc_now()
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.log_path, data)
+
+    # -- versions -------------------------------------------------------------------
+    def version_path(self, version: str) -> Path:
+        parse_version(version)
+        return self.models_dir / f"catboost_model_{version}.cbm"
+
+    @staticmethod
+    def latest(data: dict) -> dict | None:
+        if not data["versions"]:
+            return None
+        return max(data["versions"], key=lambda e: parse_version(e["version"]))
+
+    def find(self, data: dict, version: str) -> dict:
+        """The log entry of ``version``; a clear error if malformed or unknown."""
+        parse_version(version)
+        for entry in data["versions"]:
+            if entry["version"] == version:
+                return entry
+        known = ", ".join(e["version"] for e in data["versions"][-8:]) or "none yet"
+        raise VersionNotFoundError(f"{version} is not in {self.log_path} (latest versions: {known}). See --history.")
+
+    def verify(self, entry: dict) -> Path:
+        """The version's file, after checking it exists and its sha256 matches the log."""
+        path = self.version_path(entry["version"])
+        if not path.is_file():
+            raise StateError(f"{entry['version']}: its file {path} is missing; it cannot be promoted.")
+        if sha256_file(path) != entry["sha256"]:
+            raise StateError(
+                f"{entry['version']}: {path} does not match the sha256 in the version log (the file was changed); refusing to promote it."
+            )
+        return path
+
+    def add_version(self, data: dict, entry: dict) -> None:
+        data["versions"].append(entry)
+        self.write_log(data)
+
+    # -- production -----------------------------------------------------------------
+    def recover(self, data: dict) -> list[str]:
+        """Tidy up after a killed run; call with the lock held. Returns what was done."""
+        notes = [f"removed leftover temporary file {p.name}" for p in remove_stale_temp_files(self.models_dir)]
+        if self.production_path.parent != self.models_dir:
+            notes += [f"removed leftover temporary file {p.name}" for p in remove_stale_temp_files(self.production_path.parent)]
+        pending = data.get("pending_promotion")
+        if pending:
+            notes.append(f"finishing the interrupted {pending['kind']} to {pending['to']}")
+            self._complete(data, pending, interrupted=True)
+        for note in notes:
+            log.warning("Recovery: %s", note)
+        return notes
+
+    def promote(self, data: dict, version: str, reason: str, kind: str | None = None) -> dict:
+        """Make ``version`` production: back up, replace atomically, record the event.
+
+        ``kind`` is ``deploy`` (after a retrain), ``rollback`` (to an older version) or
+        ``promotion``; by default it is worked out from the versions. Call with the lock held.
+        """
+        entry = self.find(data, version)
+        self.verify(entry)
+        current = data.get("production")
+        if kind is None:
+            older = current is not None and parse_version(version) < parse_version(current)
+            kind = "rollback" if older else "promotion"
+        pending = {"kind": kind, "from": current, "to": version, "sha256": entry["sha256"], "reason": reason, "started_at": utc_now()}
+        data["pending_promotion"] = pending
+        self.write_log(data)
+        return self._complete(data, pending, interrupted=False)
+
+    def _complete(self, data: dict, pending: dict, interrupted: bool) -> dict:
+        source = self.version_path(pending["to"])
+        backup = None
+        prod = self.production_path
+        if not (prod.is_file() and sha256_file(prod) == pending["sha256"]):
+            if sha256_file(source) != pending["sha256"]:
+                raise StateError(f"{source} does not match the sha256 in the version log; restore it or promote another version.")
+            if prod.is_file():
+                backup = self._backup()
+            prod.parent.mkdir(parents=True, exist_ok=True)
+            atomic_copy(source, prod)
+        event = {
+            "event": pending["kind"],
+            "from": pending["from"],
+            "to": pending["to"],
+            "at": utc_now(),
+            "reason": pending["reason"] + (" (completed after an interrupted run)" if interrupted else ""),
+            "backup": backup.name if backup else None,
+        }
+        data["production"] = pending["to"]
+        data["pending_promotion"] = None
+        data["events"].append(event)
+        self.write_log(data)
+        log.info("Production is now %s (%s) -> %s", pending["to"], pending["kind"], prod)
+        return event
+
+    def _backup(self) -> Path:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        target = self.models_dir / f"production_backup_{stamp}.cbm"
+        n = 1
+        while target.exists():
+            target = self.models_dir / f"production_backup_{stamp}-{n}.cbm"
+            n += 1
+        atomic_copy(self.production_path, target)
+        log.info("Backed up %s to %s", self.production_path, target)
+        return target
+
+    def production_entry(self, data: dict) -> dict | None:
+        name = data.get("production")
+        if not name:
+            return None
+        return next((e for e in data["versions"] if e["version"] == name), None)
+
+
+def format_history(data: dict) -> str:
+    """A readable table of every version, production marked with ``*``."""
+    if not data["versions"]:
+        return "No versions yet. Run `python retrain_model.py` to train the first one."
+    prod = data.get("production")
+    head = ("", "version", "created (UTC)", "rows", "ROC-AUC", "champion", "p-value", "decision")
+    rows = [head]
+    for e in sorted(data["versions"], key=lambda e: parse_version(e["version"])):
+        cand = e.get("metrics", {}).get("candidate", {}).get("roc_auc")
+        champ = e.get("metrics", {}).get("champion", {}) or {}
+        delong = e.get("delong") or {}
+        rows.append(
+            (
+                "*" if e["version"] == prod else "",
+                e["version"],
+                str(e.get("created_at", "")).replace("T", " ").rstrip("Z"),
+                str(e.get("dataset", {}).get("rows", "")),
+                f"{cand:.4f}" if isinstance(cand, (int, float)) else "-",
+                f"{champ['roc_auc']:.4f}" if isinstance(champ.get("roc_auc"), (int, float)) else "-",
+                f"{delong['p_value']:.3g}" if isinstance(delong.get("p_value"), (int, float)) else "-",
+                e.get("decision", ""),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(f"* = production ({prod or 'none'})")
+    events = data.get("events", [])
+    if events:
+        lines.append("")
+        lines.append("Production changes:")
+        for ev in events[-20:]:
+            lines.append(f"  {ev['at']}  {ev['event']:<9} {ev['from'] or '-'} -> {ev['to']}  {ev['reason']}")
+        if len(events) > 20:
+            lines.append(f"  ... {len(events) - 20} earlier changes in the JSON (--history --json)")
+    return "\n".join(lines)
