@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TextIO
 
 from retraining.data import Dataset, load_dataset
-from retraining.errors import RetrainError, UsageError
+from retraining.errors import UsageError
 from retraining.evaluation import AucComparison, DeployRule, compare_auc, decide, holdout_metrics
 from retraining.fsutil import commit_temp, sha256_file, temp_path_beside
 from retraining.registry import Registry, bump, format_history, utc_now
@@ -73,7 +73,10 @@ class RunResult:
     def summary(self) -> str:
         if self.status == UNCHANGED:
             return f"Nothing to do: {self.reason}. Production stays {self.production or 'empty'}."
-        lines = [f"{self.version}: {self.status}" + (f" -> production ({self.production})" if self.deployed else f" (production stays {self.production or 'empty'})")]
+        lines = [
+            f"{self.version}: {self.status}"
+            + (f" -> production ({self.production})" if self.deployed else f" (production stays {self.production or 'empty'})")
+        ]
         auc = f"  ROC-AUC candidate {self.candidate_auc:.4f}"
         if self.champion_auc is not None:
             auc += f" | champion {self.champion_version or 'external'} {self.champion_auc:.4f}"
@@ -173,7 +176,13 @@ class ModelRetrainer:
         ds = self.load_data()
         log.info(
             "Loaded %s: %d rows, %d features (%d categorical), %.1f%% positive; holdout %d rows (%s split)",
-            ds.path, ds.rows, len(ds.features), len(ds.cat_features), 100 * ds.positives / ds.rows, int(ds.holdout.sum()), ds.split["method"],
+            ds.path,
+            ds.rows,
+            len(ds.features),
+            len(ds.cat_features),
+            100 * ds.positives / ds.rows,
+            int(ds.holdout.sum()),
+            ds.split["method"],
         )
         reg = self.registry
         with reg.locked():
@@ -182,19 +191,32 @@ class ModelRetrainer:
             latest = reg.latest(data)
             settings = self.settings()
             if not force and latest and latest.get("dataset", {}).get("sha256") == ds.sha256 and latest.get("params") == settings:
-                return RunResult(UNCHANGED, latest["version"], f"data and settings equal those of {latest['version']} (use --force to retrain anyway)", data.get("production"))
+                return RunResult(
+                    UNCHANGED,
+                    latest["version"],
+                    f"data and settings equal those of {latest['version']} (use --force to retrain anyway)",
+                    data.get("production"),
+                )
 
             champion = None
             champ_entry = reg.production_entry(data)
             if reg.production_path.is_file():
                 champion = training.load_model(reg.production_path, "production model")
             elif data.get("production"):
-                log.warning("The log names %s as production but %s is missing; treating it as absent.", data["production"], reg.production_path)
+                log.warning(
+                    "The log names %s as production but %s is missing; treating it as absent.", data["production"], reg.production_path
+                )
 
             schema = ds.schema()
             schema_changed = bool(latest) and latest.get("schema") != schema
             version = bump(latest["version"] if latest else None, schema_changed)
-            log.info("Training %s: %d iterations on %d rows (%s)", version, self.params.iterations, int((~ds.holdout).sum()), self.params.task_type)
+            log.info(
+                "Training %s: %d iterations on %d rows (%s)",
+                version,
+                self.params.iterations,
+                int((~ds.holdout).sum()),
+                self.params.task_type,
+            )
             model, train_seconds = training.train(ds, self.params)
 
             y_hold = ds.y[ds.holdout]
@@ -223,7 +245,22 @@ class ModelRetrainer:
             tmp = temp_path_beside(path)
             model.save_model(str(tmp))
             commit_temp(tmp, path)
-            entry = self._entry(version, path, ds, model, train_seconds, metrics, comparison, champ_entry, champion is not None, note, deploy, reason, schema_changed, latest)
+            entry = self._entry(
+                version,
+                path,
+                ds,
+                model,
+                train_seconds,
+                metrics,
+                comparison,
+                champ_entry,
+                champion is not None,
+                note,
+                deploy,
+                reason,
+                schema_changed,
+                latest,
+            )
             reg.add_version(data, entry)
             if deploy:
                 reg.promote(data, version, reason, kind="deploy")
@@ -244,7 +281,23 @@ class ModelRetrainer:
 
     run = retrain
 
-    def _entry(self, version, path, ds, model, train_seconds, metrics, comparison, champ_entry, had_champion, note, deploy, reason, schema_changed, latest) -> dict:
+    def _entry(
+        self,
+        version,
+        path,
+        ds,
+        model,
+        train_seconds,
+        metrics,
+        comparison,
+        champ_entry,
+        had_champion,
+        note,
+        deploy,
+        reason,
+        schema_changed,
+        latest,
+    ) -> dict:
         import catboost
         import numpy
         import pandas
@@ -268,7 +321,12 @@ class ModelRetrainer:
             "catboost_params": {k: all_params.get(k) for k in ("learning_rate", "depth", "l2_leaf_reg", "loss_function", "iterations")},
             "rule": self.rule.to_dict(),
             "metrics": {**metrics, "holdout_rows": int(ds.holdout.sum()), "holdout_positives": int(ds.y[ds.holdout].sum())},
-            "champion": {"version": champ_entry["version"] if champ_entry else None, "present": had_champion, "scored_on_holdout": comparison is not None, "note": note},
+            "champion": {
+                "version": champ_entry["version"] if champ_entry else None,
+                "present": had_champion,
+                "scored_on_holdout": comparison is not None,
+                "note": note,
+            },
             "delong": comparison.to_dict() if comparison else None,
             "training_seconds": round(train_seconds, 3),
             "feature_importance": training.feature_importance(model),

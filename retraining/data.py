@@ -108,8 +108,7 @@ def load_dataset(
     where = f"{path}"
     if target not in frame.columns:
         raise DataError(
-            f"{where}: no target column {target!r}; columns are {_names(frame.columns)}. "
-            "Name the outcome column with --target NAME."
+            f"{where}: no target column {target!r}; columns are {_names(frame.columns)}. Name the outcome column with --target NAME."
         )
     for flag, name in (("--id-column", id_column), ("--time-column", time_column)):
         if name is not None and name not in frame.columns:
@@ -184,7 +183,9 @@ def read_csv(path: Path) -> pd.DataFrame:
             frame = _read(path, delimiter, engine="c")
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc2:
             detail = str(exc2).strip().splitlines()[0] if str(exc2).strip() else type(exc2).__name__
-            raise DataError(f"{path}: cannot be parsed as CSV ({detail}). Check quoting and that every row has {len(names)} fields.") from exc2
+            raise DataError(
+                f"{path}: cannot be parsed as CSV ({detail}). Check quoting and that every row has {len(names)} fields."
+            ) from exc2
     frame.columns = [str(c).strip() for c in frame.columns]
     if len(frame) == 0:
         raise DataError(f"{path}: has a header but no data rows.")
@@ -212,13 +213,13 @@ def encode_target(column: pd.Series, name: str, positive_class: str | None, wher
         raise DataError(f"{where}: target column {name!r} has only one class ({values[0]!r}); a binary classifier needs both classes.")
     if len(values) > 2:
         shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
-        raise DataError(
-            f"{where}: target column {name!r} has {len(values)} distinct values ({shown}); a binary target needs exactly two."
-        )
+        raise DataError(f"{where}: target column {name!r} has {len(values)} distinct values ({shown}); a binary target needs exactly two.")
     if positive_class is not None:
         matches = [v for v in values if _same_label(v, positive_class)]
         if not matches:
-            raise DataError(f"{where}: --positive-class {positive_class!r} is not a value of target {name!r} (values: {values[0]!r}, {values[1]!r}).")
+            raise DataError(
+                f"{where}: --positive-class {positive_class!r} is not a value of target {name!r} (values: {values[0]!r}, {values[1]!r})."
+            )
         positive = matches[0]
     else:
         positive = _KNOWN_POSITIVE.get(frozenset(v.lower() for v in values))
@@ -321,7 +322,13 @@ def stable_holdout(
         k = max(1, math.ceil(HOLDOUT_FRACTION * len(order)))
         threshold = order[len(order) - k]
         mask = (t >= threshold).to_numpy()
-        return mask, {"method": "time", "column": time_column, "fraction": HOLDOUT_FRACTION, "from": str(threshold), "version": SPLIT_VERSION}
+        return mask, {
+            "method": "time",
+            "column": time_column,
+            "fraction": HOLDOUT_FRACTION,
+            "from": str(threshold),
+            "version": SPLIT_VERSION,
+        }
     if id_column:
         ids = frame[id_column]
         if ids.isna().any():

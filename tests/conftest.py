@@ -1,0 +1,91 @@
+"""Shared fixtures: real CSV files under tmp_path, real CatBoost, real subprocesses."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def make_frame(n: int = 600, seed: int = 0, noise: bool = False, start_id: int = 0) -> pd.DataFrame:
+    """A learnable binary problem: 3 numeric, 2 categorical features (or pure-noise labels)."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=n)
+    x2 = rng.normal(size=n)
+    x3 = rng.integers(0, 50, size=n)
+    c1 = rng.choice(["red", "green", "blue"], size=n)
+    c2 = rng.choice(["north", "south"], size=n)
+    logit = 1.8 * x1 - 1.2 * x2 + 1.5 * (c1 == "red") - 0.8
+    target = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    if noise:
+        target = rng.integers(0, 2, size=n)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(start_id, start_id + n),
+            "x1": x1.round(5),
+            "x2": x2.round(5),
+            "x3": x3,
+            "c1": c1,
+            "c2": c2,
+            "target": target,
+        }
+    )
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A working folder with a small dataset at data.csv."""
+    write_csv(tmp_path / "data.csv", make_frame())
+    return tmp_path
+
+
+def retrainer(project: Path, **kwargs):
+    from retrain_model import ModelRetrainer
+
+    defaults = {
+        "data_path": project / "data.csv",
+        "models_dir": project / "models",
+        "production_path": project / "catboost_model.cbm",
+        "iterations": 30,
+        "lock_timeout": 5,
+        "thread_count": 2,
+        "progress_every": 0,
+    }
+    defaults.update(kwargs)
+    return ModelRetrainer(**defaults)
+
+
+def run_script(script: str, *args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run one of the repository's scripts as a user would, in ``cwd``."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
+
+
+def snapshot(folder: Path, skip: tuple[str, ...] = ("logs",)) -> dict[str, str]:
+    """sha256 of every file below ``folder`` (except ``skip``), to prove nothing changed."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if p.is_file() and rel.parts[0] not in skip:
+            out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
