@@ -29,6 +29,7 @@ from pathlib import Path
 
 import schedule
 
+from retraining.argparse_util import OneLineParser
 from retraining.fsutil import atomic_write_json
 from retraining.jobrunner import ChildRun, pid_alive, python_argv
 from retraining.timeplan import UNITS, Plan, fmt, get_zone, to_schedule_naive
@@ -371,9 +372,7 @@ def print_status(models_dir: Path, as_json: bool) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="scheduler.py", description=__doc__.splitlines()[0], epilog="Everything after -- is passed to retrain_model.py."
-    )
+    p = OneLineParser(prog="scheduler.py", description=__doc__.splitlines()[0], epilog="Everything after -- is passed to retrain_model.py.")
     p.add_argument("--at", default="03:00", metavar="HH:MM", help="time of day to run (default: %(default)s)")
     p.add_argument("--every", type=int, metavar="N", help="run every N units instead of daily")
     p.add_argument("--unit", choices=UNITS, default="days", help="unit for --every (default: %(default)s)")

@@ -9,6 +9,7 @@ import logging.handlers
 import sys
 from pathlib import Path
 
+from .argparse_util import OneLineParser
 from .errors import EXIT_INTERNAL, RetrainError
 
 log = logging.getLogger("retrain_model")
@@ -26,7 +27,7 @@ exit codes:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="retrain_model.py",
         description="Retrain the CatBoost model and deploy it only if its ROC-AUC is at least the production model's.",
         epilog=EPILOG,
