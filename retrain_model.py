@@ -26,15 +26,21 @@ import json
 import logging
 import platform
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
+import numpy
+
 from retraining.data import Dataset, load_dataset
-from retraining.errors import UsageError
+from retraining.drift import compare as drift_compare
+from retraining.drift import profile as make_profile
+from retraining.drift import summary_line
+from retraining.errors import StateError, UsageError, VersionNotFoundError
 from retraining.evaluation import AucComparison, DeployRule, compare_auc, decide, holdout_metrics
-from retraining.fsutil import commit_temp, sha256_file, temp_path_beside
+from retraining.fsutil import atomic_write_json, commit_temp, sha256_file, temp_path_beside
 from retraining.registry import Registry, bump, format_history, utc_now
 from retraining.training import TrainParams
 
@@ -61,7 +67,10 @@ class RunResult:
     champion_version: str | None = None
     delong: dict | None = None
     model_path: str | None = None
+    report_path: str | None = None
+    drift: str | None = None
     seconds: float | None = None
+    timings: dict | None = None
 
     @property
     def deployed(self) -> bool:
@@ -84,7 +93,28 @@ class RunResult:
             d = self.delong
             auc += f" | delta {d['delta']:+.4f}, 95% CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], DeLong p = {d['p_value']:.3g}"
         lines += [auc, f"  why: {self.reason}", f"  model: {self.model_path}"]
+        if self.report_path:
+            lines.append(f"  report: {self.report_path}")
+        if self.drift:
+            lines.append(f"  {self.drift}")
         return "\n".join(lines)
+
+
+@dataclass
+class _Evaluation:
+    y: numpy.ndarray
+    candidate_scores: numpy.ndarray
+    metrics: dict
+    champion_scores: numpy.ndarray | None = None
+    champion_auc: float | None = None
+    comparison: AucComparison | None = None
+    note: str = ""
+
+
+def _preload_report() -> None:
+    from retraining import report
+
+    report.preload()
 
 
 class ModelRetrainer:
@@ -115,6 +145,7 @@ class ModelRetrainer:
         lock_timeout: float = 60.0,
         thread_count: int = -1,
         progress_every: int = 100,
+        report: bool = True,
     ) -> None:
         self.data_path = Path(data_path)
         self.target = target
@@ -125,6 +156,7 @@ class ModelRetrainer:
         self.params = TrainParams(iterations, seed, task_type.upper(), learning_rate, depth, thread_count, progress_every)
         self.rule = DeployRule(min_improvement, require_significance, 0.05, min_auc)
         self.registry = Registry(models_dir, production_path, lock_timeout)
+        self.report = report
         self._validate()
 
     def _validate(self) -> None:
@@ -176,30 +208,20 @@ class ModelRetrainer:
         ds = self.load_data()
         log.info(
             "Loaded %s: %d rows, %d features (%d categorical), %.1f%% positive; holdout %d rows (%s split)",
-            ds.path,
-            ds.rows,
-            len(ds.features),
-            len(ds.cat_features),
-            100 * ds.positives / ds.rows,
-            int(ds.holdout.sum()),
-            ds.split["method"],
+            *(ds.path, ds.rows, len(ds.features), len(ds.cat_features), 100 * ds.positives / ds.rows),
+            *(int(ds.holdout.sum()), ds.split["method"]),
         )
         reg = self.registry
         with reg.locked():
             data = reg.read_log()
             reg.recover(data)
             latest = reg.latest(data)
-            settings = self.settings()
-            if not force and latest and latest.get("dataset", {}).get("sha256") == ds.sha256 and latest.get("params") == settings:
-                return RunResult(
-                    UNCHANGED,
-                    latest["version"],
-                    f"data and settings equal those of {latest['version']} (use --force to retrain anyway)",
-                    data.get("production"),
-                )
+            if not force and latest and latest.get("dataset", {}).get("sha256") == ds.sha256 and latest.get("params") == self.settings():
+                reason = f"data and settings equal those of {latest['version']} (use --force to retrain anyway)"
+                return RunResult(UNCHANGED, latest["version"], reason, data.get("production"))
 
-            champion = None
             champ_entry = reg.production_entry(data)
+            champion = None
             if reg.production_path.is_file():
                 champion = training.load_model(reg.production_path, "production model")
             elif data.get("production"):
@@ -207,8 +229,7 @@ class ModelRetrainer:
                     "The log names %s as production but %s is missing; treating it as absent.", data["production"], reg.production_path
                 )
 
-            schema = ds.schema()
-            schema_changed = bool(latest) and latest.get("schema") != schema
+            schema_changed = bool(latest) and latest.get("schema") != ds.schema()
             version = bump(latest["version"] if latest else None, schema_changed)
             log.info(
                 "Training %s: %d iterations on %d rows (%s)",
@@ -217,89 +238,133 @@ class ModelRetrainer:
                 int((~ds.holdout).sum()),
                 self.params.task_type,
             )
+            if self.report:
+                threading.Thread(target=_preload_report, daemon=True).start()  # overlaps matplotlib's import with training
             model, train_seconds = training.train(ds, self.params)
 
-            y_hold = ds.y[ds.holdout]
-            cand_scores = training.predict(model, ds.X.loc[ds.holdout], ds.cat_features)
-            metrics = {"candidate": holdout_metrics(y_hold, cand_scores), "champion": None}
-            comparison: AucComparison | None = None
-            champ_auc, note = None, ""
-            if champion is not None:
-                champ_scores, note = training.score_champion(champion, ds)
-                if champ_scores is not None:
-                    metrics["champion"] = holdout_metrics(y_hold, champ_scores)
-                    comparison = compare_auc(y_hold, cand_scores, champ_scores)
-                    champ_auc = metrics["champion"]["roc_auc"]
-                elif champ_entry is not None:
-                    champ_auc = champ_entry["metrics"]["candidate"]["roc_auc"]
-                    note += f"; compared with its recorded ROC-AUC {champ_auc:.4f}"
-                else:
-                    note += " and it has no recorded ROC-AUC, so the candidate replaces it"
-                if champ_entry is None and champ_scores is not None:
-                    note = f"{reg.production_path} is not in the version log"
-            deploy, reason = decide(self.rule, metrics["candidate"]["roc_auc"], champ_auc, comparison, note)
+            ev = self._evaluate(ds, model, champion, champ_entry)
+            deploy, reason = decide(self.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note)
             if schema_changed:
                 reason += "; feature schema changed, so the major version went up"
+            t_report = time.perf_counter()
+            drift = self._drift(ds, champ_entry, champion is not None)
 
             path = reg.version_path(version)
             tmp = temp_path_beside(path)
             model.save_model(str(tmp))
             commit_temp(tmp, path)
-            entry = self._entry(
-                version,
-                path,
-                ds,
-                model,
-                train_seconds,
-                metrics,
-                comparison,
-                champ_entry,
-                champion is not None,
-                note,
-                deploy,
-                reason,
-                schema_changed,
-                latest,
-            )
+            self._save_artifacts(version, ds, ev)
+            artifact_seconds = time.perf_counter() - t_report
+            entry = self._entry(version, path, ds, model, train_seconds, ev, champ_entry, champion is not None, deploy, reason, latest)
+            entry["drift"] = drift
+            entry["bump"] = "first" if latest is None else ("major" if schema_changed else "minor")
             reg.add_version(data, entry)
             if deploy:
                 reg.promote(data, version, reason, kind="deploy")
+            t_report = time.perf_counter()
+            report = self._write_report(data, entry) if self.report else None
+            report_seconds = time.perf_counter() - t_report + artifact_seconds
             result = RunResult(
                 status=DEPLOYED if deploy else KEPT,
                 version=version,
                 reason=reason,
                 production=data.get("production"),
-                candidate_auc=metrics["candidate"]["roc_auc"],
-                champion_auc=champ_auc,
+                candidate_auc=ev.metrics["candidate"]["roc_auc"],
+                champion_auc=ev.champion_auc,
                 champion_version=champ_entry["version"] if champ_entry else None,
-                delong=comparison.to_dict() if comparison else None,
+                delong=ev.comparison.to_dict() if ev.comparison else None,
                 model_path=str(path),
+                report_path=str(report) if report else None,
+                drift=summary_line(drift),
                 seconds=round(time.perf_counter() - started, 3),
+                timings={"training": round(train_seconds, 3), "report_and_drift": round(report_seconds, 3)},
             )
         log.info("%s %s: %s", version, result.status, reason)
+        if result.drift:
+            log.warning("%s", result.drift)
         return result
 
     run = retrain
 
-    def _entry(
-        self,
-        version,
-        path,
-        ds,
-        model,
-        train_seconds,
-        metrics,
-        comparison,
-        champ_entry,
-        had_champion,
-        note,
-        deploy,
-        reason,
-        schema_changed,
-        latest,
-    ) -> dict:
+    def _evaluate(self, ds: Dataset, model, champion, champ_entry: dict | None) -> _Evaluation:
+        """Candidate and champion on the same holdout; DeLong when both can be scored."""
+        from retraining import training
+
+        y = ds.y[ds.holdout]
+        cand = training.predict(model, ds.X.loc[ds.holdout], ds.cat_features)
+        ev = _Evaluation(y, cand, {"candidate": holdout_metrics(y, cand), "champion": None})
+        if champion is None:
+            return ev
+        ev.champion_scores, ev.note = training.score_champion(champion, ds)
+        if ev.champion_scores is not None:
+            ev.metrics["champion"] = holdout_metrics(y, ev.champion_scores)
+            ev.comparison = compare_auc(y, cand, ev.champion_scores)
+            ev.champion_auc = ev.metrics["champion"]["roc_auc"]
+            if champ_entry is None:
+                ev.note = f"{self.production_path} is not in the version log"
+        elif champ_entry is not None:
+            ev.champion_auc = champ_entry["metrics"]["candidate"]["roc_auc"]
+            ev.note += f"; compared with its recorded ROC-AUC {ev.champion_auc:.4f}"
+        else:
+            ev.note += " and it has no recorded ROC-AUC, so the candidate replaces it"
+        return ev
+
+    def _drift(self, ds: Dataset, champ_entry: dict | None, has_champion: bool) -> dict:
+        """PSI of the new data against the production model's training profile."""
+        if champ_entry is None:
+            why = "no production model in the version log" if has_champion else "no production model yet"
+            return {"reference": None, "note": f"no reference profile ({why})"}
+        ref_path = self.registry.artifact_path("profile", champ_entry["version"])
+        if not ref_path.is_file():
+            return {"reference": None, "note": f"no reference profile ({champ_entry['version']} was made before profiles were stored)"}
+        reference = json.loads(ref_path.read_text(encoding="utf-8"))
+        return drift_compare(reference, ds.X, ds.cat_features, champ_entry["version"])
+
+    def _save_artifacts(self, version: str, ds: Dataset, ev: _Evaluation) -> None:
+        """The training-data profile and the holdout scores (for drift and the report)."""
+        reg = self.registry
+        prof = reg.artifact_path("profile", version)
+        prof.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(prof, make_profile(ds.X[~ds.holdout], ds.cat_features))
+        scores = reg.artifact_path("evaluation", version)
+        scores.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"y": ev.y.astype("int8"), "candidate": ev.candidate_scores.astype("float32")}
+        if ev.champion_scores is not None:
+            arrays["champion"] = ev.champion_scores.astype("float32")
+        tmp = temp_path_beside(scores)
+        with tmp.open("wb") as fh:
+            numpy.savez_compressed(fh, **arrays)
+        commit_temp(tmp, scores)
+
+    def _write_report(self, data: dict, entry: dict) -> Path | None:
+        from retraining import report
+
+        try:
+            champ = next((e for e in data["versions"] if e["version"] == (entry.get("champion") or {}).get("version")), None)
+            html = report.render(entry, data, report.load_evaluation(self.registry.artifact_path("evaluation", entry["version"])), champ)
+            path = report.write(self.registry.artifact_path("report", entry["version"]), html)
+        except (OSError, ValueError, KeyError) as exc:  # the model is safe; a report failure must not fail the run
+            log.warning("Could not write the report for %s: %s", entry["version"], exc)
+            return None
+        log.info("Report: %s", path)
+        return path
+
+    def regenerate_report(self, version: str | None = None) -> Path:
+        """Write (again) the HTML report of ``version`` (default: the latest); return its path."""
+        data = self.registry.read_log()
+        if version is None:
+            latest = self.registry.latest(data)
+            if latest is None:
+                raise VersionNotFoundError(f"no versions in {self.registry.log_path} yet; run a retrain first.")
+            version = latest["version"]
+        entry = self.registry.find(data, version)
+        path = self._write_report(data, entry)
+        if path is None:
+            raise StateError(f"the report of {version} could not be written; see the log above.")
+        return path
+
+    def _entry(self, version, path, ds, model, train_seconds, ev, champ_entry, had_champion, deploy, reason, latest) -> dict:
         import catboost
-        import numpy
         import pandas
 
         from retraining import training
@@ -310,7 +375,6 @@ class ModelRetrainer:
             "file": path.name,
             "sha256": sha256_file(path),
             "created_at": utc_now(),
-            "bump": "first" if latest is None else ("major" if schema_changed else "minor"),
             "decision": DEPLOYED if deploy else KEPT,
             "reason": reason,
             "dataset": ds.describe(),
@@ -320,16 +384,19 @@ class ModelRetrainer:
             "params": self.settings(),
             "catboost_params": {k: all_params.get(k) for k in ("learning_rate", "depth", "l2_leaf_reg", "loss_function", "iterations")},
             "rule": self.rule.to_dict(),
-            "metrics": {**metrics, "holdout_rows": int(ds.holdout.sum()), "holdout_positives": int(ds.y[ds.holdout].sum())},
+            "metrics": {**ev.metrics, "holdout_rows": int(ds.holdout.sum()), "holdout_positives": int(ev.y.sum())},
             "champion": {
                 "version": champ_entry["version"] if champ_entry else None,
                 "present": had_champion,
-                "scored_on_holdout": comparison is not None,
-                "note": note,
+                "scored_on_holdout": ev.comparison is not None,
+                "note": ev.note,
             },
-            "delong": comparison.to_dict() if comparison else None,
+            "delong": ev.comparison.to_dict() if ev.comparison else None,
             "training_seconds": round(train_seconds, 3),
             "feature_importance": training.feature_importance(model),
+            "artifacts": {
+                k: str(self.registry.artifact_path(k, version).relative_to(self.models_dir)) for k in ("profile", "evaluation", "report")
+            },
             "environment": {
                 "python": platform.python_version(),
                 "catboost": catboost.__version__,

@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--force", action="store_true", help="retrain even if data and settings are unchanged")
     a.add_argument("--history", action="store_true", help="print every version, production marked, and exit")
     a.add_argument("--promote", metavar="VERSION", help="make VERSION production (rollback) and exit")
+    a.add_argument(
+        "--report",
+        nargs="?",
+        const="latest",
+        metavar="VERSION",
+        help="write the HTML report of VERSION (default: latest), print its path, exit",
+    )
+    a.add_argument("--no-report", action="store_true", help="do not write models/reports/VERSION.html after a run")
     a.add_argument("--json", action="store_true", help="print the result (or --history) as JSON on stdout")
     o = p.add_argument_group("output")
     o.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks on errors")
@@ -103,8 +111,8 @@ def run_cli(argv: list[str] | None, retrainer_cls) -> int:
     args = parser.parse_args(argv)
     if args.verbose and args.quiet:
         parser.error("-v/--verbose and -q/--quiet cannot be used together")
-    if args.history and args.promote:
-        parser.error("--history and --promote cannot be used together")
+    if sum(bool(x) for x in (args.history, args.promote, args.report)) > 1:
+        parser.error("--history, --promote and --report cannot be used together")
     setup_logging(args.verbose, args.quiet, Path(args.log_dir))
     try:
         retrainer = retrainer_cls(
@@ -127,9 +135,14 @@ def run_cli(argv: list[str] | None, retrainer_cls) -> int:
             lock_timeout=args.lock_timeout,
             thread_count=args.threads,
             progress_every=0 if args.quiet else 100,
+            report=not args.no_report,
         )
         if args.history:
             retrainer.print_version_history(as_json=args.json)
+            return 0
+        if args.report:
+            path = retrainer.regenerate_report(None if args.report == "latest" else args.report)
+            print(json.dumps({"report": str(path)}) if args.json else path)
             return 0
         if args.promote:
             event = retrainer.promote_to_production(args.promote)

@@ -60,6 +60,7 @@ class Dataset:
     positive_class: str
     dropped: dict[str, str] = field(default_factory=dict)
     split: dict = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
 
     @property
     def features(self) -> list[str]:
@@ -89,6 +90,7 @@ class Dataset:
             "positive_class": self.positive_class,
             "holdout_rows": int(self.holdout.sum()),
             "dropped_columns": dict(self.dropped),
+            "missing_values": dict(self.missing),
             "split": dict(self.split),
         }
 
@@ -127,6 +129,7 @@ def load_dataset(
     for name in drop_columns:
         dropped[name] = "dropped with --drop-columns"
     check_holdout(y, holdout, where)
+    na = frame.isna().sum()
     return Dataset(
         path=path,
         sha256=sha256 or sha256_file(path),
@@ -137,6 +140,7 @@ def load_dataset(
         positive_class=positive,
         dropped=dropped,
         split=split,
+        missing={str(k): int(v) for k, v in na.items() if v},
     )
 
 

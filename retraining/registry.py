@@ -25,6 +25,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from .errors import BusyError, StateError, VersionNotFoundError
 from .fsutil import atomic_copy, atomic_write_json, remove_stale_temp_files, sha256_file
@@ -129,6 +130,18 @@ class Registry:
         atomic_write_json(self.log_path, data)
 
     # -- versions -------------------------------------------------------------------
+    ARTIFACTS: ClassVar[dict[str, tuple[str, str]]] = {
+        "profile": ("profiles", "json"),
+        "evaluation": ("evaluations", "npz"),
+        "report": ("reports", "html"),
+    }
+
+    def artifact_path(self, kind: str, version: str) -> Path:
+        """Where a version's profile, holdout scores or report live (``models/reports/v1.2.0.html``)."""
+        parse_version(version)
+        folder, ext = self.ARTIFACTS[kind]
+        return self.models_dir / folder / f"{version}.{ext}"
+
     def version_path(self, version: str) -> Path:
         parse_version(version)
         return self.models_dir / f"catboost_model_{version}.cbm"
@@ -166,7 +179,8 @@ class Registry:
     # -- production -----------------------------------------------------------------
     def recover(self, data: dict) -> list[str]:
         """Tidy up after a killed run; call with the lock held. Returns what was done."""
-        notes = [f"removed leftover temporary file {p.name}" for p in remove_stale_temp_files(self.models_dir)]
+        folders = [self.models_dir] + [self.models_dir / f for f, _ in self.ARTIFACTS.values()]
+        notes = [f"removed leftover temporary file {p.name}" for d in folders for p in remove_stale_temp_files(d)]
         if self.production_path.parent != self.models_dir:
             notes += [f"removed leftover temporary file {p.name}" for p in remove_stale_temp_files(self.production_path.parent)]
         pending = data.get("pending_promotion")
