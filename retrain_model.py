@@ -83,8 +83,7 @@ class RunResult:
         if self.status == UNCHANGED:
             return f"Nothing to do: {self.reason}. Production stays {self.production or 'empty'}."
         lines = [
-            f"{self.version}: {self.status}"
-            + (f" -> production ({self.production})" if self.deployed else f" (production stays {self.production or 'empty'})")
+            f"{self.version}: {self.status}" + (f" -> production ({self.production})" if self.deployed else f" (production stays {self.production or 'empty'})")
         ]
         auc = f"  ROC-AUC candidate {self.candidate_auc:.4f}"
         if self.champion_auc is not None:
@@ -225,9 +224,7 @@ class ModelRetrainer:
             if reg.production_path.is_file():
                 champion = training.load_model(reg.production_path, "production model")
             elif data.get("production"):
-                log.warning(
-                    "The log names %s as production but %s is missing; treating it as absent.", data["production"], reg.production_path
-                )
+                log.warning("The log names %s as production but %s is missing; treating it as absent.", data["production"], reg.production_path)
 
             schema_changed = bool(latest) and latest.get("schema") != ds.schema()
             version = bump(latest["version"] if latest else None, schema_changed)
@@ -394,9 +391,7 @@ class ModelRetrainer:
             "delong": ev.comparison.to_dict() if ev.comparison else None,
             "training_seconds": round(train_seconds, 3),
             "feature_importance": training.feature_importance(model),
-            "artifacts": {
-                k: str(self.registry.artifact_path(k, version).relative_to(self.models_dir)) for k in ("profile", "evaluation", "report")
-            },
+            "artifacts": {k: str(self.registry.artifact_path(k, version).relative_to(self.models_dir)) for k in ("profile", "evaluation", "report")},
             "environment": {
                 "python": platform.python_version(),
                 "catboost": catboost.__version__,

@@ -275,9 +275,7 @@ class RetrainScheduler:
             "schedule": self.plan.describe(),
             "next_run": fmt(self.due, self.tz),
             "retry_at": fmt(self.retry_at, self.tz),
-            "current_run": {"pid": self.current.pid, "started_at": fmt(self.current.started_at), "attempt": self.current.attempt}
-            if self.current
-            else None,
+            "current_run": {"pid": self.current.pid, "started_at": fmt(self.current.started_at), "attempt": self.current.attempt} if self.current else None,
             "last_run": self.last_run,
             "counts": self.counts,
             "retrain_args": self.passthrough,
@@ -340,11 +338,7 @@ def print_status(models_dir: Path, as_json: bool) -> int:
         return 2
     beat = dt.datetime.fromisoformat(status["heartbeat"])
     age = (now_utc() - beat).total_seconds()
-    alive = (
-        status.get("state") in ("running", "starting")
-        and pid_alive(int(status["pid"]))
-        and age <= 3 * status.get("heartbeat_seconds", 30) + 5
-    )
+    alive = status.get("state") in ("running", "starting") and pid_alive(int(status["pid"])) and age <= 3 * status.get("heartbeat_seconds", 30) + 5
     status["alive"] = alive
     status["heartbeat_age_seconds"] = round(age, 1)
     if as_json:
@@ -363,10 +357,7 @@ def print_status(models_dir: Path, as_json: bool) -> int:
         else:
             print("last run:  none yet")
         c = status.get("counts", {})
-        totals = ", ".join(
-            f"{c.get(k, 0)} {word}"
-            for k, word in (("runs", "runs"), ("failures", "failed"), ("skipped", "skipped"), ("retries", "retries"))
-        )
+        totals = ", ".join(f"{c.get(k, 0)} {word}" for k, word in (("runs", "runs"), ("failures", "failed"), ("skipped", "skipped"), ("retries", "retries")))
         print(f"totals:    {totals}")
     return 0 if alive else 3
 
@@ -381,9 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="run once (with retries) and exit with its exit code")
     p.add_argument("--job-timeout", type=float, default=7200, metavar="SECONDS", help="kill a run after this long (default: 2 h)")
     p.add_argument("--retries", type=int, default=2, metavar="N", help="retry a failed run N times (default: %(default)s)")
-    p.add_argument(
-        "--retry-delay", type=float, default=300, metavar="SECONDS", help="first retry delay, doubled each time (default: %(default)s)"
-    )
+    p.add_argument("--retry-delay", type=float, default=300, metavar="SECONDS", help="first retry delay, doubled each time (default: %(default)s)")
     p.add_argument(
         "--grace",
         type=float,
@@ -391,9 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="on SIGINT/SIGTERM, let a running job finish this long (default: %(default)s)",
     )
-    p.add_argument(
-        "--heartbeat", type=float, default=30, metavar="SECONDS", help="rewrite the status file this often (default: %(default)s)"
-    )
+    p.add_argument("--heartbeat", type=float, default=30, metavar="SECONDS", help="rewrite the status file this often (default: %(default)s)")
     p.add_argument("--status", action="store_true", help="print the running scheduler's status and exit (0 alive, 3 not running)")
     p.add_argument("--json", action="store_true", help="with --status: print JSON")
     p.add_argument("--log-dir", default="logs", metavar="DIR", help="where scheduler.log rotates (default: %(default)s)")
@@ -462,8 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError, KeyError):
             other = f" (pid {json.loads(sched.status_path.read_text())['pid']})"
         print(
-            f"error: another scheduler{other} is already running for {sched.models_dir}; "
-            "stop it first, or give this one its own -- --models-dir.",
+            f"error: another scheduler{other} is already running for {sched.models_dir}; stop it first, or give this one its own -- --models-dir.",
             file=sys.stderr,
         )
         return 4

@@ -55,9 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--models-dir", default="models", metavar="DIR", help="versions, log, backups (default: %(default)s)")
     f.add_argument("--production", default="catboost_model.cbm", metavar="PATH", help="production model file (default: %(default)s)")
     f.add_argument("--log-dir", default="logs", metavar="DIR", help="where retrain.log rotates (default: %(default)s)")
-    f.add_argument(
-        "--lock-timeout", type=float, default=60.0, metavar="SECONDS", help="wait this long for another run (default: %(default)s)"
-    )
+    f.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS", help="wait this long for another run (default: %(default)s)")
     a = p.add_argument_group("actions (default: retrain)")
     a.add_argument("--force", action="store_true", help="retrain even if data and settings are unchanged")
     a.add_argument("--history", action="store_true", help="print every version, production marked, and exit")
@@ -95,9 +93,7 @@ def setup_logging(verbose: bool, quiet: bool, log_dir: Path | None) -> None:
         if log_dir is not None:
             try:
                 log_dir.mkdir(parents=True, exist_ok=True)
-                fh = logging.handlers.RotatingFileHandler(
-                    log_dir / "retrain.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8", delay=True
-                )
+                fh = logging.handlers.RotatingFileHandler(log_dir / "retrain.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8", delay=True)
             except OSError as exc:
                 print(f"warning: cannot write logs to {log_dir} ({exc}); logging to the console only", file=sys.stderr)
                 continue

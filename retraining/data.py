@@ -109,9 +109,7 @@ def load_dataset(
     frame = read_csv(path)
     where = f"{path}"
     if target not in frame.columns:
-        raise DataError(
-            f"{where}: no target column {target!r}; columns are {_names(frame.columns)}. Name the outcome column with --target NAME."
-        )
+        raise DataError(f"{where}: no target column {target!r}; columns are {_names(frame.columns)}. Name the outcome column with --target NAME.")
     for flag, name in (("--id-column", id_column), ("--time-column", time_column)):
         if name is not None and name not in frame.columns:
             raise DataError(f"{where}: {flag} {name!r} is not a column; columns are {_names(frame.columns)}.")
@@ -187,9 +185,7 @@ def read_csv(path: Path) -> pd.DataFrame:
             frame = _read(path, delimiter, engine="c")
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc2:
             detail = str(exc2).strip().splitlines()[0] if str(exc2).strip() else type(exc2).__name__
-            raise DataError(
-                f"{path}: cannot be parsed as CSV ({detail}). Check quoting and that every row has {len(names)} fields."
-            ) from exc2
+            raise DataError(f"{path}: cannot be parsed as CSV ({detail}). Check quoting and that every row has {len(names)} fields.") from exc2
     frame.columns = [str(c).strip() for c in frame.columns]
     if len(frame) == 0:
         raise DataError(f"{path}: has a header but no data rows.")
@@ -208,9 +204,7 @@ def encode_target(column: pd.Series, name: str, positive_class: str | None, wher
     missing = column.isna()
     if missing.any():
         first = int(np.flatnonzero(missing.to_numpy())[0]) + 2  # +1 header, +1 one-based
-        raise DataError(
-            f"{where}: target column {name!r} is empty in {int(missing.sum())} rows (first at line {first}); fill or drop those rows."
-        )
+        raise DataError(f"{where}: target column {name!r} is empty in {int(missing.sum())} rows (first at line {first}); fill or drop those rows.")
     text = _as_text(column)
     values = sorted(pd.unique(text))
     if len(values) < 2:
@@ -221,16 +215,13 @@ def encode_target(column: pd.Series, name: str, positive_class: str | None, wher
     if positive_class is not None:
         matches = [v for v in values if _same_label(v, positive_class)]
         if not matches:
-            raise DataError(
-                f"{where}: --positive-class {positive_class!r} is not a value of target {name!r} (values: {values[0]!r}, {values[1]!r})."
-            )
+            raise DataError(f"{where}: --positive-class {positive_class!r} is not a value of target {name!r} (values: {values[0]!r}, {values[1]!r}).")
         positive = matches[0]
     else:
         positive = _KNOWN_POSITIVE.get(frozenset(v.lower() for v in values))
         if positive is None:
             raise DataError(
-                f"{where}: target column {name!r} has values {values[0]!r} and {values[1]!r}; "
-                "say which one is the positive class with --positive-class VALUE."
+                f"{where}: target column {name!r} has values {values[0]!r} and {values[1]!r}; say which one is the positive class with --positive-class VALUE."
             )
         positive = next(v for v in values if v.lower() == positive)
     return (text == positive).to_numpy(dtype=np.int8), positive
@@ -309,9 +300,7 @@ def _useless(col: pd.Series, kind: str, n: int) -> str | None:
     return None
 
 
-def stable_holdout(
-    frame: pd.DataFrame, y: np.ndarray, target: str, id_column: str | None, time_column: str | None, where: str
-) -> tuple[np.ndarray, dict]:
+def stable_holdout(frame: pd.DataFrame, y: np.ndarray, target: str, id_column: str | None, time_column: str | None, where: str) -> tuple[np.ndarray, dict]:
     """Boolean holdout mask that depends only on each row (or its time), never on chance."""
     if time_column:
         t = frame[time_column]

@@ -175,9 +175,7 @@ class DeployRule:
         return asdict(self)
 
 
-def decide(
-    rule: DeployRule, candidate_auc: float, champion_auc: float | None, comparison: AucComparison | None, champion_note: str = ""
-) -> tuple[bool, str]:
+def decide(rule: DeployRule, candidate_auc: float, champion_auc: float | None, comparison: AucComparison | None, champion_note: str = "") -> tuple[bool, str]:
     """Return ``(deploy, reason)`` for a candidate against the champion."""
     if rule.min_auc is not None and candidate_auc < rule.min_auc:
         return False, f"ROC-AUC {candidate_auc:.4f} is below the floor --min-auc {rule.min_auc:.4f}"

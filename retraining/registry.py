@@ -112,8 +112,7 @@ class Registry:
         fmt = data.get("format")
         if not isinstance(fmt, int) or fmt > LOG_FORMAT:
             raise StateError(
-                f"{self.log_path} has format {fmt!r}; this program reads format {LOG_FORMAT} and older. "
-                "Upgrade this program, or restore an older log."
+                f"{self.log_path} has format {fmt!r}; this program reads format {LOG_FORMAT} and older. Upgrade this program, or restore an older log."
             )
         for entry in data["versions"]:
             if not isinstance(entry, dict) or not VERSION_RE.match(str(entry.get("version", ""))) or "sha256" not in entry:
@@ -167,9 +166,7 @@ class Registry:
         if not path.is_file():
             raise StateError(f"{entry['version']}: its file {path} is missing; it cannot be promoted.")
         if sha256_file(path) != entry["sha256"]:
-            raise StateError(
-                f"{entry['version']}: {path} does not match the sha256 in the version log (the file was changed); refusing to promote it."
-            )
+            raise StateError(f"{entry['version']}: {path} does not match the sha256 in the version log (the file was changed); refusing to promote it.")
         return path
 
     def add_version(self, data: dict, entry: dict) -> None:

@@ -142,10 +142,7 @@ def _history(log: dict) -> str:
     index = {e["version"]: i for i, e in enumerate(versions)}
     events = log.get("events", [])
     # an event happens after the versions created before it: place it just after the last of them
-    at = [
-        index[ev["to"]] if ev["event"] == "deploy" and ev["to"] in index else max(0, bisect_right(created, _parse_time(ev["at"])) - 1)
-        for ev in events
-    ]
+    at = [index[ev["to"]] if ev["event"] == "deploy" and ev["to"] in index else max(0, bisect_right(created, _parse_time(ev["at"])) - 1) for ev in events]
     for i, ev in enumerate(events):
         if ev["to"] not in index:
             continue
@@ -178,9 +175,7 @@ def _importances(entry: dict, champion: dict | None) -> str | None:
     champ = (champion or {}).get("feature_importance") or {}
     names = list(cand)[:20][::-1]
     longest = max(len(n) for n in names)
-    fig, ax = _fig(
-        6.5, max(2.5, 0.28 * len(names) + 1), left=min(0.45, 0.04 + 0.013 * longest), bottom=0.6 / max(2.5, 0.28 * len(names) + 1)
-    )
+    fig, ax = _fig(6.5, max(2.5, 0.28 * len(names) + 1), left=min(0.45, 0.04 + 0.013 * longest), bottom=0.6 / max(2.5, 0.28 * len(names) + 1))
     pos = np.arange(len(names))
     ax.barh(pos + 0.2, [cand[n] for n in names], height=0.4, color=BLUE, label=f"candidate {entry['version']}")
     if champ:
@@ -217,12 +212,8 @@ def render(entry: dict, log: dict, evaluation: dict | None, champion: dict | Non
     parts.append(f"<p class='decision'>{e(decision_sentence(entry))}</p>")
     rows = [[k, cand.get(k), champ.get(k) if champ else None] for k in ("roc_auc", "pr_auc", "log_loss", "brier")]
     parts.append("<h2>Holdout metrics</h2>")
-    parts.append(
-        _table(["metric", f"candidate {entry['version']}", f"champion {(entry.get('champion') or {}).get('version') or '-'}"], rows)
-    )
-    parts.append(
-        f"<p>Same holdout for both: {metrics.get('holdout_rows', '-')} rows, {metrics.get('holdout_positives', '-')} positive.</p>"
-    )
+    parts.append(_table(["metric", f"candidate {entry['version']}", f"champion {(entry.get('champion') or {}).get('version') or '-'}"], rows))
+    parts.append(f"<p>Same holdout for both: {metrics.get('holdout_rows', '-')} rows, {metrics.get('holdout_positives', '-')} positive.</p>")
     d = entry.get("delong")
     if d:
         parts.append(
@@ -238,9 +229,7 @@ def render(entry: dict, log: dict, evaluation: dict | None, champion: dict | Non
     else:
         parts.append("<p class='note'>No holdout scores are stored for this version, so the curves cannot be drawn.</p>")
     parts.append(
-        "<div class='grid'>"
-        + "".join(f"<figure><img alt='{e(t)}' src='{src}'><figcaption>{e(t)}</figcaption></figure>" for t, src in images)
-        + "</div>"
+        "<div class='grid'>" + "".join(f"<figure><img alt='{e(t)}' src='{src}'><figcaption>{e(t)}</figcaption></figure>" for t, src in images) + "</div>"
     )
     parts.append("<h2>History</h2>")
     parts.append(f"<figure><img alt='Metric history' src='{_history(log)}'></figure>")
@@ -279,10 +268,7 @@ def render(entry: dict, log: dict, evaluation: dict | None, champion: dict | Non
             f"<p>Reference: {e(drift['reference'])}. {drift['drifted_share']:.0%} of features drifted (PSI ≥ 0.1); "
             f"significant (PSI &gt; 0.25): {e(', '.join(drift['significant']) or 'none')}.</p>"
         )
-        rows = [
-            [n, r["psi"], r["band"], ", ".join(r["new_categories"])]
-            for n, r in sorted(drift["features"].items(), key=lambda kv: -(kv[1]["psi"] or 0))
-        ]
+        rows = [[n, r["psi"], r["band"], ", ".join(r["new_categories"])] for n, r in sorted(drift["features"].items(), key=lambda kv: -(kv[1]["psi"] or 0))]
         rows += [[n, None, "missing in new data", ""] for n in drift.get("missing_features", [])]
         parts.append(_table(["feature", "PSI", "band", "new categories"], rows))
     title = f"Retrain report {entry['version']}"

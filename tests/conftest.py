@@ -72,9 +72,7 @@ def retrainer(project: Path, **kwargs):
 def run_script(script: str, *args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run one of the repository's scripts as a user would, in ``cwd``."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
-    )
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
 def snapshot(folder: Path, skip: tuple[str, ...] = ("logs",)) -> dict[str, str]:

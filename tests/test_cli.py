@@ -61,9 +61,7 @@ def test_library_usage_from_the_readme(project):
     import subprocess
     import sys
 
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, timeout=300
-    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "production is v1.0.0" in proc.stdout and "v1.1.0" in proc.stdout
 

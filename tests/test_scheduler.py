@@ -84,9 +84,7 @@ def test_failed_run_is_retried_with_backoff_and_the_loop_goes_on(tmp_path):
 
 
 def test_hanging_job_is_killed_with_its_children(tmp_path):
-    proc = run_script(
-        "scheduler.py", "--once", "--job-timeout", "1.5", "--retries", "0", "--script", str(JOBS / "hang.py"), cwd=tmp_path, timeout=60
-    )
+    proc = run_script("scheduler.py", "--once", "--job-timeout", "1.5", "--retries", "0", "--script", str(JOBS / "hang.py"), cwd=tmp_path, timeout=60)
     assert proc.returncode == 124
     assert "timed out after 1.5 s and was killed" in proc.stderr
     grandchild = int((tmp_path / "pids.txt").read_text())

@@ -1,0 +1,111 @@
+"""Benchmark: A/B scoring overhead and the analysis of a 1,000,000-line prediction log.
+
+    python bench/bench_ab.py [--rows 100000] [--repeats 7] [--log-lines 1000000]
+
+Trains two versions on the shipped dataset (500 and 300 iterations) in a temporary
+folder, then in one process, interleaved, times (a) the champion's plain predict_proba on
+100,000 rows, (b) ABTest.predict in split mode with the prediction log written, (c) in
+shadow mode. Medians and ratios to (a) are printed. Then it writes a log of 1,000,000
+predictions and times ab_test.analyze on it (outcomes for every entity).
+Goals (issue #5): split <= 1.15x, shadow <= 2.2x, analysis < 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from measure import ROOT, machine, median, stamp
+
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--log-lines", type=int, default=1_000_000)
+    args = p.parse_args()
+    from catboost import Pool
+
+    from ab_test import ABTest, analyze, entity_hashes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        base = pd.read_csv(ROOT / "featured_dataset.csv")
+        base.insert(0, "customer_id", np.arange(len(base)))
+        base.to_csv(work / "data.csv", index=False)
+        for iters in ("500", "300"):
+            cmd = [
+                sys.executable,
+                str(ROOT / "retrain_model.py"),
+                "--data",
+                "data.csv",
+                "--id-column",
+                "customer_id",
+                "--iterations",
+                iters,
+                "-q",
+                "--no-report",
+                "--force",
+            ]
+            subprocess.run(cmd, cwd=work, check=True, capture_output=True)
+        reps = int(np.ceil(args.rows / len(base)))
+        frame = pd.concat([base] * reps, ignore_index=True).iloc[: args.rows]
+        frame["customer_id"] = np.arange(args.rows)
+        frame = frame.drop(columns="target")
+        tests = {
+            "split": ABTest(work / "models", work / "catboost_model.cbm", share=0.1, log_path=work / "split.jsonl"),
+            "shadow": ABTest(work / "models", work / "catboost_model.cbm", shadow=True, log_path=work / "shadow.jsonl"),
+        }
+        champion = tests["split"].model("champion")
+        X, cats = tests["split"]._features(frame, "champion")
+        ids = frame["customer_id"].to_numpy()
+        times: dict[str, list[float]] = {"plain": [], "split": [], "shadow": []}
+        for name in ("split", "shadow"):
+            tests[name].predict(frame.iloc[:1000], ids[:1000])  # load models, warm caches
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            champion.predict_proba(Pool(X, cat_features=cats))
+            times["plain"].append(time.perf_counter() - t)
+            for name, test in tests.items():
+                t = time.perf_counter()
+                test.predict(frame, ids)
+                times[name].append(time.perf_counter() - t)
+        plain, split, shadow = (median(times[k]) for k in ("plain", "split", "shadow"))
+        print(f"  all runs: { {k: [round(v, 3) for v in vs] for k, vs in times.items()} }", file=sys.stderr)
+
+        # a log of N predictions and outcomes for every entity
+        test = tests["split"]
+        big = work / "big.jsonl"
+        n = args.log_lines
+        rng = np.random.default_rng(0)
+        all_ids = np.arange(n)
+        hashes = entity_hashes(all_ids, test.salt)
+        is_ch = (hashes >> np.uint64(11)).astype(float) / float(1 << 53) < test.share
+        y = rng.integers(0, 2, n)
+        test.log_path = big
+        test._log(hashes, is_ch.astype(np.int8), np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1), None)
+        outcomes = pd.DataFrame({"customer_id": all_ids, "label": y})
+        t = time.perf_counter()
+        result = analyze(big, outcomes, "customer_id", "label")
+        analysis = time.perf_counter() - t
+        size = big.stat().st_size / 2**20
+    print("| date | machine | rows | plain predict_proba | split + log | ratio | shadow + log | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {stamp()} | {machine()} | {args.rows} | {plain:.3f} s | {split:.3f} s | {split / plain:.2f} | {shadow:.3f} s | {shadow / plain:.2f} |")
+    print()
+    print("| date | log lines | log size | analyze | recommendation |")
+    print("|---|---|---|---|---|")
+    print(f"| {stamp()} | {n} | {size:.0f} MiB | {analysis:.2f} s | {result['recommendation']['action']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""ab_test.py: sticky assignment, shadow scoring, the prediction log, and the analysis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, make_frame, retrainer, run_script, write_csv
+
+from ab_test import CHALLENGER, CHAMPION, ABTest, analyze, read_prediction_log
+from retraining.errors import DataError, UsageError, VersionNotFoundError
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """Production is a weak model (v1.1.0); v1.0.0 is strong and not in production."""
+    write_csv(tmp_path / "data.csv", make_frame(4000, seed=11))
+    retrainer(tmp_path, iterations=80, id_column="customer_id", report=False).retrain()
+    retrainer(tmp_path, iterations=1, depth=1, id_column="customer_id", report=False).retrain()
+    retrainer(tmp_path).promote_to_production("v1.1.0")
+    return tmp_path
+
+
+def ab(project, **kw) -> ABTest:
+    return ABTest(project / "models", project / "catboost_model.cbm", **kw)
+
+
+def test_defaults_and_sticky_assignment_across_processes(registry):
+    t = ab(registry, share=0.2)
+    assert t.versions == {CHAMPION: "v1.1.0", CHALLENGER: "v1.0.0"}
+    ids = np.arange(20000)
+    first = t.assign(ids)
+    assert (t.assign(ids) == first).all() and (t.assign(ids.astype(str)) == first).all()  # 42 and "42" agree
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); from ab_test import ABTest; "
+        "t = ABTest(sys.argv[2] + '/models', sys.argv[2] + '/catboost_model.cbm', share=0.2); "
+        "print(''.join('1' if v == 'challenger' else '0' for v in t.assign(np.arange(20000))))"
+    )
+    other = subprocess.run([sys.executable, "-c", code, str(ROOT), str(registry)], capture_output=True, text=True, check=True).stdout.strip()
+    assert other == "".join("1" if v == CHALLENGER else "0" for v in first)
+    observed = (first == CHALLENGER).mean()
+    assert abs(observed - 0.2) < 3 * np.sqrt(0.2 * 0.8 / 20000)  # within 3 standard errors
+    assert (ab(registry, share=0.2, salt="other").assign(ids) != first).any()  # the salt matters
+
+
+def test_split_and_shadow_scores_are_each_models_own(registry):
+    frame = make_frame(500, seed=3)
+    t = ab(registry, shadow=True, log_path=registry / "p.jsonl")
+    out = t.predict(frame, frame.customer_id)
+    from retraining.training import predict
+
+    for arm, col in ((CHAMPION, "score"), (CHALLENGER, "shadow_score")):
+        X, cats = t._features(frame, arm)
+        assert np.allclose(out[col], predict(t.model(arm), X, cats))
+    assert (out.variant == CHAMPION).all()
+    logged = read_prediction_log(registry / "p.jsonl")
+    assert len(logged) == 1000 and logged.served.sum() == 500
+    assert set(logged.loc[~logged.served, "model_version"]) == {"v1.0.0"}
+    assert np.allclose(logged.loc[~logged.served, "score"].to_numpy(), out.shadow_score, atol=1e-9)
+
+    split = ab(registry, share=0.5, log_path=registry / "s.jsonl").predict(frame, frame.customer_id)
+    own = {arm: predict(t.model(arm), *t._features(frame, arm)) for arm in (CHAMPION, CHALLENGER)}
+    for arm in (CHAMPION, CHALLENGER):
+        m = (split.variant == arm).to_numpy()
+        assert np.allclose(split.score[m], own[arm][m])
+    line = json.loads((registry / "s.jsonl").read_text().splitlines()[0])
+    assert set(line) == {"request_id", "time", "experiment", "share", "entity", "variant", "model_version", "model_sha256", "score", "served"}
+    assert line["experiment"] == "v1.1.0-vs-v1.0.0" and len(line["model_sha256"]) == 64 and str(line["entity"]) != "0"
+
+
+def simulate(project, truth: str, shadow: bool, n: int = 6000, share: float = 0.5, assign_share: float | None = None, seed: int = 0):
+    """Write a log whose challenger is truly better, worse or equal; return the outcomes."""
+    rng = np.random.default_rng(seed)
+    t = ab(project, share=share, shadow=shadow, log_path=project / f"{truth}.jsonl")
+    ids = np.arange(n)
+    y = rng.integers(0, 2, n)
+    strength = {"better": (0.6, 1.2), "worse": (1.2, 0.6), "equal": (0.9, 0.9), "slightly": (0.9, 1.0)}[truth]
+    champ = 1 / (1 + np.exp(-(strength[0] * (2 * y - 1) + rng.normal(size=n))))
+    chall = 1 / (1 + np.exp(-(strength[1] * (2 * y - 1) + rng.normal(size=n))))
+    from ab_test import entity_hashes
+
+    hashes = entity_hashes(ids, t.salt)
+    if shadow:
+        t._log(hashes, np.zeros(n, np.int8), champ, chall)
+    else:
+        u = rng.random(n) if assign_share else (hashes >> np.uint64(11)).astype(float) / float(1 << 53)
+        is_ch = u < (assign_share or share)
+        t._log(hashes, is_ch.astype(np.int8), np.where(is_ch, chall, champ), None)
+    return pd.DataFrame({"customer_id": ids, "label": np.where(y == 1, "yes", "no")})
+
+
+@pytest.mark.parametrize("shadow", [False, True])
+@pytest.mark.parametrize(
+    ("truth", "expected"), [("better", {"promote challenger"}), ("worse", {"keep champion"}), ("equal", {"keep champion", "keep collecting"})]
+)
+def test_recommendation_is_right(registry, shadow, truth, expected):
+    outcomes = simulate(registry, truth, shadow)
+    r = analyze(registry / f"{truth}.jsonl", outcomes, "customer_id", "label")
+    assert r["mode"] == ("shadow" if shadow else "split")
+    assert r["recommendation"]["action"] in expected, r["recommendation"]
+    assert r["counts"]["labelled"] == 6000
+    if not shadow:
+        assert r["srm"]["mismatch"] is False
+
+
+def test_small_sample_asks_for_more_rows(registry):
+    outcomes = simulate(registry, "slightly", False, n=400)
+    r = analyze(registry / "slightly.jsonl", outcomes, "customer_id", "label")
+    assert r["recommendation"]["action"] == "keep collecting" and r["recommendation"]["more_rows"] > 0
+
+
+def test_sample_ratio_mismatch_blocks(registry):
+    outcomes = simulate(registry, "better", False, share=0.1, assign_share=0.3)
+    r = analyze(registry / "better.jsonl", outcomes, "customer_id", "label")
+    assert r["srm"]["mismatch"] and r["recommendation"]["action"] == "blocked"
+    assert "sample ratio mismatch" in r["recommendation"]["reason"]
+
+
+def test_outcomes_that_do_not_join_are_counted(registry):
+    outcomes = simulate(registry, "better", False, n=2000)
+    outcomes.loc[:99, "label"] = None
+    extra = pd.DataFrame({"customer_id": np.arange(10_000, 10_050), "label": "yes"})
+    r = analyze(registry / "better.jsonl", pd.concat([outcomes.iloc[:1500], extra]), "customer_id", "label")
+    c = r["counts"]
+    assert c["missing_labels"] == 100 and c["unknown_ids"] == 50 and c["predictions_without_outcome"] == 600 and c["labelled"] == 1400
+    one_class = analyze(registry / "better.jsonl", outcomes.assign(label="yes"), "customer_id", "label")
+    assert one_class["recommendation"]["action"] == "keep collecting" and "1 class" in one_class["recommendation"]["reason"]
+
+
+def test_concurrent_writers_never_interleave(registry):
+    code = (
+        "import sys, numpy as np, pandas as pd; sys.path.insert(0, sys.argv[1]); from ab_test import ABTest; "
+        "t = ABTest(sys.argv[2] + '/models', sys.argv[2] + '/catboost_model.cbm', share=0.5, log_path=sys.argv[2] + '/c.jsonl'); "
+        "from ab_test import entity_hashes\n"
+        "for i in range(40):\n"
+        "    ids = np.arange(1000) + 1000 * i\n"
+        "    t._log(entity_hashes(ids, t.salt), np.zeros(1000, np.int8), np.full(1000, 0.5), None)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(registry)]) for _ in range(4)]
+    assert all(p.wait(120) == 0 for p in procs)
+    lines = (registry / "c.jsonl").read_text().splitlines()
+    assert len(lines) == 4 * 40 * 1000
+    parsed = [json.loads(line) for line in lines]
+    assert len({p["request_id"] for p in parsed}) == len(parsed)
+
+
+def test_malformed_logs_and_outcomes_give_clear_errors(registry):
+    outcomes = simulate(registry, "better", False, n=200)
+    path = registry / "better.jsonl"
+    good = path.read_text()
+    path.write_text(good + '{"request_id": "x", "time": \n')
+    with pytest.raises(DataError, match=r"line 201 is not valid JSON"):
+        analyze(path, outcomes, "customer_id", "label")
+    path.write_text('{"a": 1}\n')
+    with pytest.raises(DataError, match="fields missing"):
+        analyze(path, outcomes, "customer_id", "label")
+    path.write_text("")
+    with pytest.raises(DataError, match="no prediction log"):
+        analyze(path, outcomes, "customer_id", "label")
+    path.write_text(good)
+    with pytest.raises(DataError, match="no column 'outcome'"):
+        analyze(path, outcomes, "customer_id", "outcome")
+    with pytest.raises(UsageError, match="no experiment 'nope'"):
+        analyze(path, outcomes, "customer_id", "label", experiment="nope")
+    with pytest.raises(VersionNotFoundError, match=r"v9\.9\.9 is not in"):
+        ab(registry, challenger="v9.9.9").model(CHALLENGER)
+
+
+def test_cli_score_analyze_and_promote_winner(registry):
+    data = make_frame(6000, seed=21)
+    write_csv(registry / "incoming.csv", data.drop(columns="target"))
+    write_csv(registry / "outcomes.csv", data[["customer_id", "target"]])
+    scored = run_script(
+        "ab_test.py", "score", "incoming.csv", "--id-column", "customer_id", "--share", "0.5", "--out", "scored.csv", "--log", "p.jsonl", cwd=registry
+    )
+    assert scored.returncode == 0, scored.stderr
+    out = pd.read_csv(registry / "scored.csv")
+    assert len(out) == 6000 and set(out.variant) == {CHAMPION, CHALLENGER}
+    args = ["analyze", "--log", "p.jsonl", "--outcomes", "outcomes.csv", "--id-column", "customer_id", "--label-column", "target"]
+    plain = run_script("ab_test.py", *args, cwd=registry)
+    assert plain.returncode == 0 and "recommendation: promote challenger" in plain.stdout, plain.stdout
+    assert retrainer(registry).production_version() == "v1.1.0"  # analysis alone changes nothing
+    promoted = run_script("ab_test.py", *args, "--promote-winner", "--json", cwd=registry)
+    assert promoted.returncode == 0 and json.loads(promoted.stdout)["promoted"]["to"] == "v1.0.0"
+    log = retrainer(registry).version_history()
+    assert log["production"] == "v1.0.0" and "A/B test v1.1.0-vs-v1.0.0" in log["events"][-1]["reason"]
+    bad = run_script("ab_test.py", "score", "incoming.csv", "--id-column", "nope", "--out", "x.csv", "--log", "p.jsonl", cwd=registry)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "no id column 'nope'" in bad.stderr
