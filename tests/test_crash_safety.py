@@ -1,0 +1,134 @@
+"""Kill retrain_model.py (and --promote) at every rename and fsync, and at random moments.
+
+strace's fault injection delivers SIGKILL when the run makes its K-th rename (or fsync),
+before that call happens: every step of the write path is interrupted once. Timed kills
+(seeded) land anywhere else, training included. After every kill, and after the next
+normal run, the models folder must be consistent and the next run must succeed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT, make_frame, write_csv
+
+STRACE = shutil.which("strace")
+RUN = [sys.executable, str(ROOT / "retrain_model.py"), "--data", "data.csv", "--iterations", "15", "--threads", "1", "-q", "--lock-timeout", "5"]
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="strace and SIGKILL timing are Linux-specific")
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check(project: Path, after_recovery: bool) -> None:
+    """The promises of the core, checked on disk."""
+    from catboost import CatBoostClassifier
+
+    models = project / "models"
+    log = json.loads((models / "version_log.json").read_text())  # parses
+    prod = project / "catboost_model.cbm"
+    CatBoostClassifier().load_model(str(prod))  # loads
+    named = next(e for e in log["versions"] if e["version"] == log["production"])
+    pending = log.get("pending_promotion")
+    if after_recovery:
+        assert pending is None
+        assert sha(prod) == named["sha256"]
+    else:  # killed between replacing production and recording it: the intent names the file
+        assert sha(prod) in {named["sha256"], (pending or {}).get("sha256")}
+    for entry in log["versions"]:
+        assert sha(models / entry["file"]) == entry["sha256"], entry["version"]
+    for backup in models.glob("production_backup_*.cbm"):
+        CatBoostClassifier().load_model(str(backup))
+    if after_recovery:
+        assert not list(models.rglob("*.partial")) and not list(project.glob(".*.partial"))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write_csv(tmp_path / "data.csv", make_frame(400))
+    assert subprocess.run(RUN, cwd=tmp_path).returncode == 0  # v1.0.0 in production
+    return tmp_path
+
+
+def grow(project: Path, k: int) -> None:
+    """New rows, so that the next run has work to do."""
+    df = pd.read_csv(project / "data.csv")
+    write_csv(project / "data.csv", pd.concat([df, make_frame(20, seed=100 + k, start_id=len(df))], ignore_index=True))
+
+
+def count_calls(project: Path, argv: list[str]) -> dict[str, int]:
+    out = project / "trace.txt"
+    subprocess.run([STRACE, "-f", "-qq", "-o", str(out), "-e", "trace=rename,fsync", *argv], cwd=project, check=True)
+    text = out.read_text()
+    out.unlink()
+    return {call: text.count(f"{call}(") for call in ("rename", "fsync")}
+
+
+def kill_at(project: Path, argv: list[str], call: str, k: int) -> int:
+    proc = subprocess.run([STRACE, "-f", "-qq", "-o", "/dev/null", "-e", f"trace={call}", "-e", f"inject={call}:signal=KILL:when={k}", *argv], cwd=project)
+    return proc.returncode
+
+
+def recover_and_check(project: Path, argv: list[str]) -> None:
+    check(project, after_recovery=False)
+    nxt = subprocess.run([*argv, "--force"] if "--promote" not in argv else argv, cwd=project, capture_output=True, text=True)
+    assert nxt.returncode == 0, nxt.stderr
+    check(project, after_recovery=True)
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is needed (Debian package strace); .ci/run installs it")
+def test_kill_at_every_rename_and_fsync_of_a_retrain(project):
+    # --force on unchanged data retrains the same model: a tie, so every run deploys and
+    # makes the same calls in the same order
+    calls = count_calls(project, [*RUN, "--force"])
+    assert calls["rename"] >= 7 and calls["fsync"] >= 7, calls  # version, artefacts, log x3, backup, production
+    trials = 0
+    for call, n in calls.items():
+        for k in range(1, n + 1):
+            code = kill_at(project, [*RUN, "--force"], call, k)
+            assert code != 0, f"{call} #{k}: the run was not killed"
+            recover_and_check(project, RUN)
+            trials += 1
+    assert trials >= 14
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is needed (Debian package strace); .ci/run installs it")
+def test_kill_at_every_rename_and_fsync_of_a_promotion(project):
+    grow(project, 0)
+    assert subprocess.run([*RUN, "--force"], cwd=project).returncode == 0  # v1.1.0
+    promote = [sys.executable, str(ROOT / "retrain_model.py"), "--promote", "v1.0.0", "-q"]
+    back = [sys.executable, str(ROOT / "retrain_model.py"), "--promote", "v1.1.0", "-q"]
+    calls = count_calls(project, promote)
+    assert subprocess.run(back, cwd=project).returncode == 0
+    for call, n in calls.items():
+        for k in range(1, n + 1):
+            assert kill_at(project, promote, call, k) != 0
+            recover_and_check(project, promote)
+            assert json.loads((project / "models" / "version_log.json").read_text())["production"] == "v1.0.0"
+            assert subprocess.run(back, cwd=project).returncode == 0
+
+
+def test_timed_kills_anywhere(project):
+    rng = random.Random(20261128)
+    grow(project, 0)
+    started = time.perf_counter()
+    assert subprocess.run([*RUN, "--force"], cwd=project).returncode == 0
+    duration = time.perf_counter() - started
+    for trial in range(12):
+        grow(project, trial + 1)
+        proc = subprocess.Popen([*RUN, "--force"], cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, duration))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        recover_and_check(project, RUN)
