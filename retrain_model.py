@@ -145,6 +145,9 @@ class ModelRetrainer:
         thread_count: int = -1,
         progress_every: int = 100,
         report: bool = True,
+        mlflow_uri: str | None = None,
+        mlflow_experiment: str = "catboost-retraining",
+        mlflow_model_name: str = "catboost_model",
     ) -> None:
         self.data_path = Path(data_path)
         self.target = target
@@ -156,6 +159,11 @@ class ModelRetrainer:
         self.rule = DeployRule(min_improvement, require_significance, 0.05, min_auc)
         self.registry = Registry(models_dir, production_path, lock_timeout)
         self.report = report
+        self.mirror = None
+        if mlflow_uri:
+            from retraining.mlflow_sync import MlflowMirror
+
+            self.mirror = MlflowMirror(mlflow_uri, mlflow_experiment, mlflow_model_name)
         self._validate()
 
     def _validate(self) -> None:
@@ -215,6 +223,8 @@ class ModelRetrainer:
             data = reg.read_log()
             reg.recover(data)
             latest = reg.latest(data)
+            if data.get("mlflow_pending") and self.mirror:  # an earlier run could not reach MLflow
+                self._mirror(data)
             if not force and latest and latest.get("dataset", {}).get("sha256") == ds.sha256 and latest.get("params") == self.settings():
                 reason = f"data and settings equal those of {latest['version']} (use --force to retrain anyway)"
                 return RunResult(UNCHANGED, latest["version"], reason, data.get("production"))
@@ -261,6 +271,7 @@ class ModelRetrainer:
             t_report = time.perf_counter()
             report = self._write_report(data, entry) if self.report else None
             report_seconds = time.perf_counter() - t_report + artifact_seconds
+            self._mirror(data)
             result = RunResult(
                 status=DEPLOYED if deploy else KEPT,
                 version=version,
@@ -322,7 +333,10 @@ class ModelRetrainer:
         reg = self.registry
         prof = reg.artifact_path("profile", version)
         prof.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(prof, make_profile(ds.X[~ds.holdout], ds.cat_features))
+        profile = make_profile(ds.X[~ds.holdout], ds.cat_features)
+        example = ds.X[~ds.holdout].head(5)
+        profile["example"] = example.astype(object).where(example.notna(), None).to_dict(orient="records")
+        atomic_write_json(prof, profile)
         scores = reg.artifact_path("evaluation", version)
         scores.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"y": ev.y.astype("int8"), "candidate": ev.candidate_scores.astype("float32")}
@@ -430,7 +444,29 @@ class ModelRetrainer:
             if data.get("production") == version and reg.production_path.is_file() and sha256_file(reg.production_path) == entry["sha256"]:
                 log.info("%s is already in production; nothing changed.", version)
                 return {"event": "none", "from": version, "to": version, "reason": "already in production"}
-            return reg.promote(data, version, reason or "promoted by hand")
+            event = reg.promote(data, version, reason or "promoted by hand")
+            self._mirror(data)
+            return event
+
+    def _mirror(self, data: dict, warn: bool = True) -> bool:
+        """Push to MLflow if configured; never fails the caller. True if MLflow is up to date."""
+        if self.mirror is None:
+            return True
+        ok = self.mirror.sync(self.registry, data, warn=warn)
+        self.registry.write_log(data)
+        return ok
+
+    def sync_mlflow(self) -> None:
+        """``--mlflow-sync``: push every version and alias MLflow lacks; MirrorError if it cannot."""
+        from retraining.errors import MirrorError
+
+        if self.mirror is None:
+            raise UsageError("--mlflow-sync needs --mlflow-uri URI (or MLFLOW_TRACKING_URI).")
+        with self.registry.locked():
+            data = self.registry.read_log()
+            self.registry.recover(data)
+            if not self._mirror(data, warn=False):
+                raise MirrorError(f"{data['mlflow_pending']['reason']}; nothing lost locally, try again later.")
 
 
 # -- command line ------------------------------------------------------------------------

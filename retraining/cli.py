@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ exit codes:
   3  damaged state: corrupted version log or production model, changed version file
   4  busy: another run or promotion holds the models folder's lock
   5  CatBoost could not train (e.g. --task-type GPU without a GPU)
+  6  --mlflow-sync could not reach or write MLflow (a retrain never fails for MLflow)
   130 interrupted (Ctrl+C)
 """
 
@@ -69,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--no-report", action="store_true", help="do not write models/reports/VERSION.html after a run")
     a.add_argument("--json", action="store_true", help="print the result (or --history) as JSON on stdout")
+    ml = p.add_argument_group("MLflow mirror (optional: pip install -r requirements-mlflow.txt)")
+    ml.add_argument(
+        "--mlflow-uri", metavar="URI", default=os.environ.get("MLFLOW_TRACKING_URI"), help="mirror runs and versions here (default: $MLFLOW_TRACKING_URI)"
+    )
+    ml.add_argument("--mlflow-experiment", default="catboost-retraining", metavar="NAME", help="experiment name (default: %(default)s)")
+    ml.add_argument("--mlflow-model-name", default="catboost_model", metavar="NAME", help="registered model name (default: %(default)s)")
+    ml.add_argument("--mlflow-sync", action="store_true", help="push whatever MLflow lacks (after an outage) and exit")
     o = p.add_argument_group("output")
     o.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks on errors")
     o.add_argument("-q", "--quiet", action="store_true", help="warnings and the summary only")
@@ -132,7 +141,14 @@ def run_cli(argv: list[str] | None, retrainer_cls) -> int:
             thread_count=args.threads,
             progress_every=0 if args.quiet else 100,
             report=not args.no_report,
+            mlflow_uri=args.mlflow_uri or None,
+            mlflow_experiment=args.mlflow_experiment,
+            mlflow_model_name=args.mlflow_model_name,
         )
+        if args.mlflow_sync:
+            retrainer.sync_mlflow()
+            print(f"MLflow at {args.mlflow_uri} is up to date.")
+            return 0
         if args.history:
             retrainer.print_version_history(as_json=args.json)
             return 0

@@ -8,7 +8,8 @@
     ├── VersionNotFoundError     a version that is not in the log / malformed (exit 2)
     ├── StateError               models folder or production file damaged (exit 3)
     ├── BusyError                another run or promotion holds the lock (exit 4)
-    └── TrainingError            CatBoost refused or failed to train (exit 5)
+    ├── TrainingError            CatBoost refused or failed to train (exit 5)
+    └── MirrorError              --mlflow-sync could not reach or write MLflow (exit 6)
 
 Every message says what is wrong, where (file, column, version) and what to do.
 """
@@ -56,6 +57,12 @@ class TrainingError(RetrainError):
     """CatBoost could not train a model (for example no GPU for ``--task-type GPU``)."""
 
     exit_code = 5
+
+
+class MirrorError(RetrainError):
+    """An explicit ``--mlflow-sync`` could not push to MLflow (a run never fails for this)."""
+
+    exit_code = 6
 
 
 EXIT_OK = 0
