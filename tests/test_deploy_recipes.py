@@ -25,8 +25,6 @@ def installed_copy(tmp_path: Path) -> Path:
     for name in ("retrain_model.py", "scheduler.py", "retraining"):
         (home / name).symlink_to(ROOT / name)
     write_csv(home / "featured_dataset.csv", make_frame(400))
-    (home / "logs").mkdir()
-    (home / "models").mkdir()
     return home
 
 
