@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--log-dir", default="logs", metavar="DIR", help="where retrain.log rotates (default: %(default)s)")
     f.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS", help="wait this long for another run (default: %(default)s)")
     a = p.add_argument_group("actions (default: retrain)")
+    a.add_argument("--validate", action="store_true", help="check the data (and the flags that shape it), print a summary, exit")
     a.add_argument("--force", action="store_true", help="retrain even if data and settings are unchanged")
     a.add_argument("--history", action="store_true", help="print every version, production marked, and exit")
     a.add_argument("--promote", metavar="VERSION", help="make VERSION production (rollback) and exit")
@@ -116,8 +117,8 @@ def run_cli(argv: list[str] | None, retrainer_cls) -> int:
     args = parser.parse_args(argv)
     if args.verbose and args.quiet:
         parser.error("-v/--verbose and -q/--quiet cannot be used together")
-    if sum(bool(x) for x in (args.history, args.promote, args.report)) > 1:
-        parser.error("--history, --promote and --report cannot be used together")
+    if sum(bool(x) for x in (args.history, args.promote, args.report, args.validate, args.mlflow_sync)) > 1:
+        parser.error("--history, --promote, --report, --validate and --mlflow-sync cannot be used together")
     setup_logging(args.verbose, args.quiet, Path(args.log_dir))
     try:
         retrainer = retrainer_cls(
@@ -145,6 +146,12 @@ def run_cli(argv: list[str] | None, retrainer_cls) -> int:
             mlflow_experiment=args.mlflow_experiment,
             mlflow_model_name=args.mlflow_model_name,
         )
+        if args.validate:
+            ds = retrainer.load_data()
+            summary = {**ds.describe(), "features": ds.features, "categorical_features": ds.cat_features}
+            print(json.dumps(summary, indent=2) if args.json else f"{ds.path}: OK, {ds.rows} rows, {ds.positives} positive, "
+                  f"{len(ds.features)} features ({len(ds.cat_features)} categorical), holdout {int(ds.holdout.sum())} rows")  # fmt: skip
+            return 0
         if args.mlflow_sync:
             retrainer.sync_mlflow()
             print(f"MLflow at {args.mlflow_uri} is up to date.")

@@ -1,0 +1,128 @@
+"""Airflow 3 DAG: nightly CatBoost retraining with retrain_model.py.
+
+validate_data -> retrain -> decide -> (deployed | kept_for_review | unchanged) -> report
+
+Airflow runs in its own virtual environment; the project runs in its own. The DAG calls
+the project's interpreter as a child process, so the two never share packages.
+Configuration, from the Airflow Variable ``catboost_retrain`` (JSON), else environment:
+
+    {"project_dir": "/opt/catboost-retrain",            # RETRAIN_PROJECT_DIR: where retrain_model.py is
+     "work_dir": "/var/lib/catboost-retrain",           # RETRAIN_WORK_DIR: models/, logs/, catboost_model.cbm
+                                                        #   (default: project_dir)
+     "python": "/opt/catboost-retrain/.venv/bin/python", # RETRAIN_PYTHON (default: project_dir/.venv/bin/python)
+     "args": ["--data", "/data/new.csv"]}               # RETRAIN_ARGS (a shell-quoted string)
+
+    airflow variables set catboost_retrain '{"project_dir": "/opt/catboost-retrain"}' --json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Variable, dag, task
+from airflow.sdk.exceptions import AirflowFailException
+
+DAG_ID = "catboost_retrain"
+EXIT_CODES = {2: "bad input", 3: "damaged models folder", 4: "busy", 5: "CatBoost could not train"}
+NOT_WORTH_A_RETRY = {2, 3}  # bad data or a damaged models folder: a retry gives the same answer
+
+
+def settings() -> dict:
+    """Project folder, interpreter and extra arguments: Variable first, then environment."""
+    conf = Variable.get("catboost_retrain", default=None, deserialize_json=True) or {}
+    project = Path(conf.get("project_dir") or os.environ.get("RETRAIN_PROJECT_DIR") or ".").resolve()
+    default_python = project / (".venv/Scripts/python.exe" if os.name == "nt" else ".venv/bin/python")
+    python = conf.get("python") or os.environ.get("RETRAIN_PYTHON") or str(default_python)
+    args = conf.get("args")
+    if args is None:
+        args = shlex.split(os.environ.get("RETRAIN_ARGS", ""))
+    work = Path(conf.get("work_dir") or os.environ.get("RETRAIN_WORK_DIR") or project).resolve()
+    return {"project_dir": str(project), "work_dir": str(work), "python": python, "args": [str(a) for a in args]}
+
+
+def run_retrain(extra: list[str]) -> dict:
+    """Run retrain_model.py with --json; raise with its one-line error on failure."""
+    cfg = settings()
+    cmd = [cfg["python"], str(Path(cfg["project_dir"]) / "retrain_model.py"), *cfg["args"], *extra, "--json", "-q"]
+    proc = subprocess.run(cmd, cwd=cfg["work_dir"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        kind = EXIT_CODES.get(proc.returncode, f"exit code {proc.returncode}")
+        message = f"retrain_model.py failed ({kind}): {proc.stderr.strip()[-2000:]}"
+        if proc.returncode in NOT_WORTH_A_RETRY:
+            raise AirflowFailException(message)  # fail now, no retries
+        raise RuntimeError(message)  # busy, crash, CatBoost failure: retried with backoff
+    return json.loads(proc.stdout)
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule="0 3 * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["catboost", "retraining"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(hours=1),
+        "execution_timeout": timedelta(hours=2),
+    },
+    doc_md=__doc__,
+)
+def catboost_retrain():
+    @task
+    def validate_data() -> dict:
+        """Fail fast (and clearly) on bad data, before any training."""
+        return run_retrain(["--validate"])
+
+    @task
+    def retrain(validated: dict) -> dict:
+        print(f"data OK: {validated['rows']} rows, {validated['positives']} positive")
+        return run_retrain([])
+
+    @task.branch
+    def decide(result: dict) -> str:
+        return {"deployed": "deployed", "kept for review": "kept_for_review"}.get(result["status"], "unchanged")
+
+    @task
+    def deployed(result: dict) -> None:
+        print(f"{result['version']} is now in production: {result['reason']}")
+
+    @task
+    def kept_for_review(result: dict) -> None:
+        print(f"{result['version']} was kept for manual review, production stays {result['production']}: {result['reason']}")
+
+    @task
+    def unchanged(result: dict) -> None:
+        print(f"nothing to do: {result['reason']}")
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def report(result: dict) -> dict:
+        """The outcome in one place (also the XCom other DAGs can read)."""
+        outcome = {
+            "version": result["version"],
+            "status": result["status"],
+            "deployed": result["status"] == "deployed",
+            "candidate_auc": result.get("candidate_auc"),
+            "champion_auc": result.get("champion_auc"),
+            "p_value": (result.get("delong") or {}).get("p_value"),
+            "production": result["production"],
+            "report": result.get("report_path"),
+        }
+        print(json.dumps(outcome))
+        return outcome
+
+    result = retrain(validate_data())
+    branch = decide(result)
+    ends = [deployed(result), kept_for_review(result), unchanged(result)]
+    branch >> ends
+    ends >> report(result)
+
+
+catboost_retrain()

@@ -1,0 +1,105 @@
+"""The Airflow DAG, run by real Airflow 3 in its own virtual environment.
+
+The fixture builds that environment (.venv-airflow, or $AIRFLOW_VENV) from
+requirements-airflow.txt the first time, then: a DagBag import check, and
+`airflow db migrate` on SQLite + `airflow dags test` of the DAG on a small dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, make_frame, write_csv
+
+DAGS = ROOT / "deploy" / "airflow"
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="Airflow does not run on Windows")
+
+
+@pytest.fixture(scope="module")
+def airflow_python() -> Path:
+    venv = Path(os.environ.get("AIRFLOW_VENV", ROOT / ".venv-airflow"))
+    python = venv / "bin" / "python"
+    probe = subprocess.run([str(python), "-c", "import airflow.sdk"], capture_output=True) if python.exists() else None
+    if probe is None or probe.returncode != 0:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-airflow.txt")], check=True, timeout=1800)
+    return python
+
+
+def airflow_env(home: Path, project: Path, args: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTHON"))}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        RETRAIN_PROJECT_DIR=str(ROOT),  # the checkout holding retrain_model.py
+        RETRAIN_WORK_DIR=str(project),  # where models/, logs/ and catboost_model.cbm go
+        RETRAIN_PYTHON=sys.executable,  # the app's own environment, not Airflow's
+        RETRAIN_ARGS=args,
+    )
+    return env
+
+
+def test_dagbag_imports_and_settings_match_the_readme(airflow_python, tmp_path):
+    script = (
+        "import json; from airflow.models.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        "d = bag.get_dag('catboost_retrain')\n"
+        "print(json.dumps({'errors': {k: str(v) for k, v in bag.import_errors.items()}, 'timetable': repr(d.timetable) + str(vars(d.timetable)),"
+        " 'catchup': d.catchup, 'max_active_runs': d.max_active_runs, 'tasks': sorted(t.task_id for t in d.tasks),"
+        " 'default_args': {k: str(v) for k, v in d.default_args.items()}}))\n"
+    )
+    env = airflow_env(tmp_path / "home", tmp_path, "")
+    assert subprocess.run([str(airflow_python), "-m", "airflow", "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+    proc = subprocess.run([str(airflow_python), "-c", script], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["errors"] == {}
+    assert "0 3 * * *" in info["timetable"] and info["catchup"] is False and info["max_active_runs"] == 1
+    assert info["tasks"] == ["decide", "deployed", "kept_for_review", "report", "retrain", "unchanged", "validate_data"]
+    args = info["default_args"]
+    assert args["retries"] == "2" and args["retry_exponential_backoff"] == "True" and args["execution_timeout"] == "2:00:00"
+    readme = (ROOT / "README.md").read_text()
+    assert "`0 3 * * *`" in readme and "catchup=False" in readme and "max_active_runs=1" in readme
+
+
+def test_dags_test_retrains_deploys_then_keeps_for_review(airflow_python, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    write_csv(project / "data.csv", make_frame(600))
+    home = tmp_path / "home"
+    env = airflow_env(home, project, "--data data.csv --iterations 40 --no-report")
+    airflow = [str(airflow_python), "-m", "airflow"]
+    migrate = subprocess.run([*airflow, "db", "migrate"], capture_output=True, text=True, env=env, timeout=300)
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    first = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-28"], capture_output=True, text=True, env=env, timeout=600)
+    out = first.stdout + first.stderr
+    assert first.returncode == 0 and "state=success" in out, out[-4000:]
+    assert "v1.0.0 is now in production" in out
+    log = json.loads((project / "models" / "version_log.json").read_text())
+    assert log["production"] == "v1.0.0" and (project / "catboost_model.cbm").is_file()
+    env["RETRAIN_ARGS"] = "--data data.csv --iterations 1 --depth 1 --no-report"
+    second = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-29"], capture_output=True, text=True, env=env, timeout=600)
+    out = second.stdout + second.stderr
+    assert second.returncode == 0, out[-4000:]
+    assert "v1.1.0 was kept for manual review, production stays v1.0.0" in out
+    log = json.loads((project / "models" / "version_log.json").read_text())
+    assert log["production"] == "v1.0.0" and [v["decision"] for v in log["versions"]] == ["deployed", "kept for review"]
+
+
+def test_bad_data_fails_the_validate_task_with_the_error_line(airflow_python, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    write_csv(project / "data.csv", make_frame(600).drop(columns="target"))
+    env = airflow_env(tmp_path / "home", project, "--data data.csv")
+    airflow = [str(airflow_python), "-m", "airflow"]
+    assert subprocess.run([*airflow, "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+    proc = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-28"], capture_output=True, text=True, env=env, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert "retrain_model.py failed (bad input): error: " in out and "no target column 'target'" in out
+    assert not (project / "models").exists()
