@@ -30,21 +30,31 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import numpy
-
-from retraining.data import Dataset, load_dataset
-from retraining.drift import compare as drift_compare
-from retraining.drift import profile as make_profile
-from retraining.drift import summary_line
 from retraining.errors import StateError, UsageError, VersionNotFoundError
-from retraining.evaluation import AucComparison, DeployRule, compare_auc, decide, holdout_metrics
 from retraining.fsutil import atomic_write_json, commit_temp, sha256_file, temp_path_beside
 from retraining.registry import Registry, bump, format_history, utc_now
+from retraining.rules import DeployRule, decide
 from retraining.training import TrainParams
 
-__all__ = ["ModelRetrainer", "RunResult", "compare_auc", "main"]
+if TYPE_CHECKING:  # numpy, pandas and the data modules load only when a run needs them
+    import numpy
+
+    from retraining.data import Dataset
+    from retraining.evaluation import AucComparison
+
+
+def __getattr__(name: str):
+    """``from retrain_model import compare_auc`` without importing numpy for --history."""
+    if name == "compare_auc":
+        from retraining.evaluation import compare_auc
+
+        return compare_auc
+    raise AttributeError(f"module 'retrain_model' has no attribute {name!r}")
+
+
+__all__ = ["ModelRetrainer", "RunResult", "compare_auc", "main"]  # noqa: F822 - compare_auc comes from __getattr__
 __version__ = "0.1.0"
 
 log = logging.getLogger("retrain_model")
@@ -108,6 +118,12 @@ class _Evaluation:
     champion_auc: float | None = None
     comparison: AucComparison | None = None
     note: str = ""
+
+
+def _drift_line(drift: dict) -> str | None:
+    from retraining.drift import summary_line
+
+    return summary_line(drift)
 
 
 def _preload_report() -> None:
@@ -205,6 +221,8 @@ class ModelRetrainer:
 
     # -- the run --------------------------------------------------------------------
     def load_data(self) -> Dataset:
+        from retraining.data import load_dataset
+
         return load_dataset(self.data_path, self.target, self.positive_class, self.id_column, self.time_column, self.drop_columns)
 
     def retrain(self, force: bool = False) -> RunResult:
@@ -265,9 +283,7 @@ class ModelRetrainer:
             entry = self._entry(version, path, ds, model, train_seconds, ev, champ_entry, champion is not None, deploy, reason, latest)
             entry["drift"] = drift
             entry["bump"] = "first" if latest is None else ("major" if schema_changed else "minor")
-            reg.add_version(data, entry)
-            if deploy:
-                reg.promote(data, version, reason, kind="deploy")
+            reg.add_version(data, entry, deploy_reason=reason if deploy else None)
             t_report = time.perf_counter()
             report = self._write_report(data, entry) if self.report else None
             report_seconds = time.perf_counter() - t_report + artifact_seconds
@@ -283,7 +299,7 @@ class ModelRetrainer:
                 delong=ev.comparison.to_dict() if ev.comparison else None,
                 model_path=str(path),
                 report_path=str(report) if report else None,
-                drift=summary_line(drift),
+                drift=_drift_line(drift),
                 seconds=round(time.perf_counter() - started, 3),
                 timings={"training": round(train_seconds, 3), "report_and_drift": round(report_seconds, 3)},
             )
@@ -297,6 +313,7 @@ class ModelRetrainer:
     def _evaluate(self, ds: Dataset, model, champion, champ_entry: dict | None) -> _Evaluation:
         """Candidate and champion on the same holdout; DeLong when both can be scored."""
         from retraining import training
+        from retraining.evaluation import compare_auc, holdout_metrics
 
         y = ds.y[ds.holdout]
         cand = training.predict(model, ds.X.loc[ds.holdout], ds.cat_features)
@@ -322,6 +339,8 @@ class ModelRetrainer:
         if champ_entry is None:
             why = "no production model in the version log" if has_champion else "no production model yet"
             return {"reference": None, "note": f"no reference profile ({why})"}
+        from retraining.drift import compare as drift_compare
+
         ref_path = self.registry.artifact_path("profile", champ_entry["version"])
         if not ref_path.is_file():
             return {"reference": None, "note": f"no reference profile ({champ_entry['version']} was made before profiles were stored)"}
@@ -330,6 +349,10 @@ class ModelRetrainer:
 
     def _save_artifacts(self, version: str, ds: Dataset, ev: _Evaluation) -> None:
         """The training-data profile and the holdout scores (for drift and the report)."""
+        import numpy
+
+        from retraining.drift import profile as make_profile
+
         reg = self.registry
         prof = reg.artifact_path("profile", version)
         prof.parent.mkdir(parents=True, exist_ok=True)
@@ -376,6 +399,7 @@ class ModelRetrainer:
 
     def _entry(self, version, path, ds, model, train_seconds, ev, champ_entry, had_champion, deploy, reason, latest) -> dict:
         import catboost
+        import numpy
         import pandas
 
         from retraining import training

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .errors import BusyError, StateError, VersionNotFoundError
-from .fsutil import atomic_copy, atomic_write_json, remove_stale_temp_files, sha256_file
+from .fsutil import atomic_copy, atomic_write_bytes, remove_stale_temp_files, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class Registry:
         data["format"] = LOG_FORMAT
         data["updated_at"] = utc_now()
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.log_path, data)
+        atomic_write_bytes(self.log_path, dumps_log(data).encode("utf-8"))
 
     # -- versions -------------------------------------------------------------------
     ARTIFACTS: ClassVar[dict[str, tuple[str, str]]] = {
@@ -169,9 +169,20 @@ class Registry:
             raise StateError(f"{entry['version']}: {path} does not match the sha256 in the version log (the file was changed); refusing to promote it.")
         return path
 
-    def add_version(self, data: dict, entry: dict) -> None:
+    def add_version(self, data: dict, entry: dict, deploy_reason: str | None = None) -> dict | None:
+        """Record a new version; with ``deploy_reason`` also deploy it (one log write fewer).
+
+        Returns the deploy event, if any. Call with the lock held.
+        """
         data["versions"].append(entry)
-        self.write_log(data)
+        if deploy_reason is None:
+            self.write_log(data)
+            return None
+        pending = {"kind": "deploy", "from": data.get("production"), "to": entry["version"], "sha256": entry["sha256"],
+                   "reason": deploy_reason, "started_at": utc_now()}  # fmt: skip
+        data["pending_promotion"] = pending
+        self.write_log(data)  # the version and the intent to deploy it, in one atomic write
+        return self._complete(data, pending, interrupted=False)
 
     # -- production -----------------------------------------------------------------
     def recover(self, data: dict) -> list[str]:
@@ -247,6 +258,21 @@ class Registry:
         if not name:
             return None
         return next((e for e in data["versions"] if e["version"] == name), None)
+
+
+def dumps_log(data: dict) -> str:
+    """The log as JSON with one line per version and per event: compact, yet diff- and grep-able."""
+    compact = {"ensure_ascii": False, "separators": (",", ":")}
+    lines = ["{"]
+    head = [k for k in data if k not in ("versions", "events")]
+    for key in head:
+        lines.append(f"  {json.dumps(key)}: {json.dumps(data[key], **compact)},")
+    for key, last in (("events", False), ("versions", True)):
+        items = data.get(key, [])
+        body = ",\n".join("    " + json.dumps(item, **compact) for item in items)
+        lines.append(f"  {json.dumps(key)}: [" + ("\n" + body + "\n  ]" if items else "]") + ("" if last else ","))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def format_history(data: dict) -> str:

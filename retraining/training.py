@@ -11,12 +11,15 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from .data import Dataset
 from .errors import StateError, TrainingError
+
+if TYPE_CHECKING:  # numpy, pandas and the data module load only when a model is trained
+    import numpy as np
+    import pandas as pd
+
+    from .data import Dataset
 
 log = logging.getLogger(__name__)
 
