@@ -87,3 +87,13 @@ def snapshot(folder: Path, skip: tuple[str, ...] = ("logs",)) -> dict[str, str]:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_stays_clean():
+    """No test may leave files in the repository's top folder (mlflow.db once slipped in)."""
+    allowed = {".pytest_cache", ".hypothesis", "test-artifacts", "__pycache__", ".venv-airflow", ".venv-ci-airflow"}
+    before = set(os.listdir(ROOT))
+    yield
+    stray = set(os.listdir(ROOT)) - before - allowed
+    assert not stray, f"tests left files in {ROOT}: {sorted(stray)}"
