@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from retraining.errors import StateError, UsageError, VersionNotFoundError
 from retraining.fsutil import atomic_write_json, commit_temp, sha256_file, temp_path_beside
-from retraining.registry import Registry, bump, format_history, utc_now
+from retraining.registry import Registry, bump, entry_schema, format_history, utc_now
 from retraining.rules import DeployRule, decide
 from retraining.training import TrainParams
 
@@ -254,7 +254,7 @@ class ModelRetrainer:
             elif data.get("production"):
                 log.warning("The log names %s as production but %s is missing; treating it as absent.", data["production"], reg.production_path)
 
-            schema_changed = bool(latest) and latest.get("schema") != ds.schema()
+            schema_changed = bool(latest) and entry_schema(latest) != ds.schema()
             version = bump(latest["version"] if latest else None, schema_changed)
             log.info(
                 "Training %s: %d iterations on %d rows (%s)",
@@ -285,7 +285,7 @@ class ModelRetrainer:
             entry["bump"] = "first" if latest is None else ("major" if schema_changed else "minor")
             reg.add_version(data, entry, deploy_reason=reason if deploy else None)
             t_report = time.perf_counter()
-            report = self._write_report(data, entry) if self.report else None
+            report = self._write_report(data, entry, full=entry) if self.report else None
             report_seconds = time.perf_counter() - t_report + artifact_seconds
             self._mirror(data)
             result = RunResult(
@@ -370,11 +370,13 @@ class ModelRetrainer:
             numpy.savez_compressed(fh, **arrays)
         commit_temp(tmp, scores)
 
-    def _write_report(self, data: dict, entry: dict) -> Path | None:
+    def _write_report(self, data: dict, entry: dict, full: dict | None = None) -> Path | None:
         from retraining import report
 
         try:
-            champ = next((e for e in data["versions"] if e["version"] == (entry.get("champion") or {}).get("version")), None)
+            entry = full or self.registry.full_entry(data, entry["version"])
+            champ_version = (entry.get("champion") or {}).get("version")
+            champ = self.registry.full_entry(data, champ_version) if champ_version else None
             html = report.render(entry, data, report.load_evaluation(self.registry.artifact_path("evaluation", entry["version"])), champ)
             path = report.write(self.registry.artifact_path("report", entry["version"]), html)
         except (OSError, ValueError, KeyError) as exc:  # the model is safe; a report failure must not fail the run

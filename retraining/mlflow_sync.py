@@ -99,7 +99,7 @@ class MlflowMirror:
         for entry in data["versions"]:
             if (entry.get("mlflow") or {}).get("uri") == self.uri:
                 continue
-            entry["mlflow"] = self._push_version(client, exp_id, registry, data["registry_id"], entry)
+            entry["mlflow"] = self._push_version(client, exp_id, registry, data["registry_id"], registry.full_entry(data, entry["version"]))
             pushed += 1
         self._aliases(client, data)
         data.pop("mlflow_pending", None)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .errors import BusyError, StateError, VersionNotFoundError
-from .fsutil import atomic_copy, atomic_write_bytes, remove_stale_temp_files, sha256_file
+from .fsutil import atomic_copy, atomic_write_bytes, atomic_write_json, remove_stale_temp_files, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,32 @@ def bump(latest: str | None, schema_changed: bool) -> str:
         return FIRST_VERSION
     major, minor, _ = parse_version(latest)
     return f"v{major + 1}.0.0" if schema_changed else f"v{major}.{minor + 1}.0"
+
+
+LOG_KEYS = ("version", "file", "sha256", "created_at", "bump", "decision", "reason", "features", "categorical_features", "params", "metrics",
+            "champion", "delong", "training_seconds")  # fmt: skip
+DATASET_KEYS = ("path", "sha256", "rows", "positives", "positive_rate", "positive_class", "holdout_rows")
+
+
+def slim_entry(entry: dict) -> dict:
+    """What the version log keeps of a full entry (the rest is in models/metadata/)."""
+    slim = {k: entry[k] for k in LOG_KEYS if k in entry}
+    slim["dataset"] = {k: v for k, v in entry.get("dataset", {}).items() if k in DATASET_KEYS}
+    env = entry.get("environment", {})
+    slim["environment"] = {k: env[k] for k in ("python", "catboost", "retrain_model") if k in env}
+    drift = entry.get("drift")
+    if drift is not None:
+        slim["drift"] = {k: drift[k] for k in ("reference", "note", "drifted_share", "significant", "max_psi") if k in drift}
+    slim["metadata"] = f"metadata/{entry['version']}.json"
+    return slim
+
+
+def entry_schema(entry: dict) -> list[list[str]]:
+    """The feature schema of a log entry (older entries stored it; newer ones derive it)."""
+    if "schema" in entry:
+        return entry["schema"]
+    cats = set(entry.get("categorical_features", []))
+    return [[f, "categorical" if f in cats else "numeric"] for f in entry.get("features", [])]
 
 
 def empty_log() -> dict:
@@ -100,8 +126,13 @@ class Registry:
         if not self.log_path.exists():
             return empty_log()
         try:
-            data = json.loads(self.log_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raw = self.log_path.read_bytes()
+            data = _loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            try:  # the fast parser says little about where: ask the standard one
+                json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as detail:
+                exc = detail
             where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
             raise StateError(
                 f"{self.log_path} is corrupted{where}: not valid JSON. Restore it from a backup, "
@@ -133,6 +164,7 @@ class Registry:
         "profile": ("profiles", "json"),
         "evaluation": ("evaluations", "npz"),
         "report": ("reports", "html"),
+        "metadata": ("metadata", "json"),
     }
 
     def artifact_path(self, kind: str, version: str) -> Path:
@@ -169,12 +201,27 @@ class Registry:
             raise StateError(f"{entry['version']}: {path} does not match the sha256 in the version log (the file was changed); refusing to promote it.")
         return path
 
+    def full_entry(self, data: dict, version: str) -> dict:
+        """Everything recorded about a version: its metadata file, else its log entry."""
+        entry = self.find(data, version)
+        path = self.artifact_path("metadata", version)
+        if path.is_file():
+            full = _loads(path.read_bytes())
+            full.update({k: v for k, v in entry.items() if k in ("mlflow",)})
+            return full
+        return entry
+
     def add_version(self, data: dict, entry: dict, deploy_reason: str | None = None) -> dict | None:
         """Record a new version; with ``deploy_reason`` also deploy it (one log write fewer).
 
+        The full entry goes to ``models/metadata/VERSION.json`` (written once); the log keeps
+        the summary that ``slim_entry`` picks, so the log stays small as versions pile up.
         Returns the deploy event, if any. Call with the lock held.
         """
-        data["versions"].append(entry)
+        meta = self.artifact_path("metadata", entry["version"])
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(meta, entry)
+        data["versions"].append(slim_entry(entry))
         if deploy_reason is None:
             self.write_log(data)
             return None
@@ -260,16 +307,33 @@ class Registry:
         return next((e for e in data["versions"] if e["version"] == name), None)
 
 
+try:  # orjson parses and writes a 10,000-version log several times faster than json
+    import orjson
+
+    def _loads(raw: bytes):
+        return orjson.loads(raw)
+
+    def _dumps(obj) -> str:
+        return orjson.dumps(obj).decode("utf-8")
+
+except ImportError:  # pragma: no cover - the standard library does the same, slower
+
+    def _loads(raw: bytes):
+        return json.loads(raw.decode("utf-8"))
+
+    def _dumps(obj) -> str:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps_log(data: dict) -> str:
     """The log as JSON with one line per version and per event: compact, yet diff- and grep-able."""
-    compact = {"ensure_ascii": False, "separators": (",", ":")}
     lines = ["{"]
     head = [k for k in data if k not in ("versions", "events")]
     for key in head:
-        lines.append(f"  {json.dumps(key)}: {json.dumps(data[key], **compact)},")
+        lines.append(f"  {json.dumps(key)}: {_dumps(data[key])},")
     for key, last in (("events", False), ("versions", True)):
         items = data.get(key, [])
-        body = ",\n".join("    " + json.dumps(item, **compact) for item in items)
+        body = ",\n".join("    " + _dumps(item) for item in items)
         lines.append(f"  {json.dumps(key)}: [" + ("\n" + body + "\n  ]" if items else "]") + ("" if last else ","))
     lines.append("}")
     return "\n".join(lines) + "\n"

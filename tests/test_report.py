@@ -111,8 +111,10 @@ def test_reports_for_first_rejected_schema_change_and_no_profile(project):
     write_csv(project / "data.csv", pd.concat([df, make_frame(100, seed=9).drop(columns=["x3"]).assign(x4=1)], ignore_index=True))
     old = retrainer(project).retrain()
     assert "no reference profile" in Path(old.report_path).read_text()
-    entry = r.version_history()["versions"][-1]
-    assert entry["drift"]["reference"] is None and entry["artifacts"]["report"] == f"reports/{old.version}.html"
+    log = r.version_history()
+    assert log["versions"][-1]["drift"]["reference"] is None
+    full = r.registry.full_entry(log, old.version)
+    assert full["artifacts"]["report"] == f"reports/{old.version}.html" and full["drift"]["reference"] is None
 
 
 def test_significant_drift_is_one_summary_line(project):
@@ -125,7 +127,9 @@ def test_significant_drift_is_one_summary_line(project):
     drift_lines = [ln for ln in proc.stdout.splitlines() if "drift:" in ln]
     assert len(drift_lines) == 1 and "x1" in drift_lines[0] and "v1.0.0" in drift_lines[0]
     log = json.loads((project / "models" / "version_log.json").read_text())
-    assert log["versions"][-1]["drift"]["features"]["x1"]["band"] == "significant"
+    assert log["versions"][-1]["drift"]["significant"] == ["x1"]
+    meta = json.loads((project / "models" / log["versions"][-1]["metadata"]).read_text())
+    assert meta["drift"]["features"]["x1"]["band"] == "significant"
 
 
 def test_report_flag_regenerates_and_no_report_skips(project):
