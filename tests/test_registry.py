@@ -128,3 +128,21 @@ def test_second_run_waits_then_reports_busy(project):
     finally:
         release.set()
         t.join()
+
+
+def test_logs_written_before_slim_entries_still_work(project):
+    """Format 1 logs from before models/metadata/ existed: indented, full entries, with 'schema'."""
+    r = retrainer(project)
+    r.retrain()
+    log_path = project / "models" / "version_log.json"
+    data = json.loads(log_path.read_text())
+    full = json.loads((project / "models" / "metadata" / "v1.0.0.json").read_text())
+    assert "schema" in full and "schema" not in data["versions"][0]  # the log keeps a summary only
+    data["versions"] = [full]
+    log_path.write_text(json.dumps(data, indent=2))  # the old layout
+    (project / "models" / "metadata" / "v1.0.0.json").unlink()
+    assert r.registry.full_entry(r.version_history(), "v1.0.0")["schema"] == full["schema"]
+    again = r.retrain(force=True)
+    assert again.version == "v1.1.0"  # same schema: a minor bump, read from the old entry
+    assert r.promote_to_production("v1.0.0")["event"] == "rollback"
+    assert "v1.0.0" in r.regenerate_report("v1.0.0").name
