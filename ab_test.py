@@ -164,9 +164,15 @@ class ABTest:
             for arm, mask in ((CHAMPION, ~is_ch), (CHALLENGER, is_ch)):
                 if mask.any():
                     scores[mask] = self._score(frame[mask] if not mask.all() else frame, arm)
-        variant = np.where(is_ch, CHALLENGER, CHAMPION)
-        out = pd.DataFrame({"id": ids, "variant": variant, "model_version": np.where(is_ch, self.versions[CHALLENGER], self.versions[CHAMPION])})
-        out["score"] = scores
+        codes = is_ch.astype(np.int8)
+        out = pd.DataFrame(
+            {
+                "id": ids,
+                "variant": pd.Categorical.from_codes(codes, [CHAMPION, CHALLENGER]),  # categoricals: no 100k strings to build
+                "model_version": pd.Categorical.from_codes(codes, [self.versions[CHAMPION], self.versions[CHALLENGER]]),
+                "score": scores,
+            }
+        )
         self._log(hashes, is_ch.astype(np.int8), scores, None)
         return out
 

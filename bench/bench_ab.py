@@ -31,6 +31,7 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--log-lines", type=int, default=1_000_000)
+    p.add_argument("--log-dir", type=Path, help="where the scoring runs write their prediction logs (default: the temp folder)")
     args = p.parse_args()
     from catboost import Pool
 
@@ -60,9 +61,10 @@ def main() -> int:
         frame = pd.concat([base] * reps, ignore_index=True).iloc[: args.rows]
         frame["customer_id"] = np.arange(args.rows)
         frame = frame.drop(columns="target")
+        logs = args.log_dir or work
         tests = {
-            "split": ABTest(work / "models", work / "catboost_model.cbm", share=0.1, log_path=work / "split.jsonl"),
-            "shadow": ABTest(work / "models", work / "catboost_model.cbm", shadow=True, log_path=work / "shadow.jsonl"),
+            "split": ABTest(work / "models", work / "catboost_model.cbm", share=0.1, log_path=logs / "split.jsonl"),
+            "shadow": ABTest(work / "models", work / "catboost_model.cbm", shadow=True, log_path=logs / "shadow.jsonl"),
         }
         champion = tests["split"].model("champion")
         X, cats = tests["split"]._features(frame, "champion")
