@@ -316,8 +316,16 @@ def _first_bad_line(path: Path) -> str | None:
     return None
 
 
-def analyze(log_path: Path, outcomes: pd.DataFrame, id_column: str, label_column: str, experiment: str | None = None,
-            salt: str | None = None, positive_class: str | None = None, where: str = "outcomes") -> dict:  # fmt: skip
+def analyze(
+    log_path: Path,
+    outcomes: pd.DataFrame,
+    id_column: str,
+    label_column: str,
+    experiment: str | None = None,
+    salt: str | None = None,
+    positive_class: str | None = None,
+    where: str = "outcomes",
+) -> dict:
     """Join the log with outcomes; per-arm AUCs, the difference, SRM, a recommendation."""
     preds = read_prediction_log(log_path)
     experiments = sorted(preds["experiment"].unique())

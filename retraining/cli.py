@@ -149,8 +149,12 @@ def run_cli(argv: list[str] | None, retrainer_cls) -> int:
         if args.validate:
             ds = retrainer.load_data()
             summary = {**ds.describe(), "features": ds.features, "categorical_features": ds.cat_features}
-            print(json.dumps(summary, indent=2) if args.json else f"{ds.path}: OK, {ds.rows} rows, {ds.positives} positive, "
-                  f"{len(ds.features)} features ({len(ds.cat_features)} categorical), holdout {int(ds.holdout.sum())} rows")  # fmt: skip
+            print(
+                json.dumps(summary, indent=2)
+                if args.json
+                else f"{ds.path}: OK, {ds.rows} rows, {ds.positives} positive, "
+                f"{len(ds.features)} features ({len(ds.cat_features)} categorical), holdout {int(ds.holdout.sum())} rows"
+            )
             return 0
         if args.mlflow_sync:
             retrainer.sync_mlflow()

@@ -60,8 +60,22 @@ def bump(latest: str | None, schema_changed: bool) -> str:
     return f"v{major + 1}.0.0" if schema_changed else f"v{major}.{minor + 1}.0"
 
 
-LOG_KEYS = ("version", "file", "sha256", "created_at", "bump", "decision", "reason", "features", "categorical_features", "params", "metrics",
-            "champion", "delong", "training_seconds")  # fmt: skip
+LOG_KEYS = (
+    "version",
+    "file",
+    "sha256",
+    "created_at",
+    "bump",
+    "decision",
+    "reason",
+    "features",
+    "categorical_features",
+    "params",
+    "metrics",
+    "champion",
+    "delong",
+    "training_seconds",
+)
 DATASET_KEYS = ("path", "sha256", "rows", "positives", "positive_rate", "positive_class", "holdout_rows")
 
 
@@ -225,8 +239,14 @@ class Registry:
         if deploy_reason is None:
             self.write_log(data)
             return None
-        pending = {"kind": "deploy", "from": data.get("production"), "to": entry["version"], "sha256": entry["sha256"],
-                   "reason": deploy_reason, "started_at": utc_now()}  # fmt: skip
+        pending = {
+            "kind": "deploy",
+            "from": data.get("production"),
+            "to": entry["version"],
+            "sha256": entry["sha256"],
+            "reason": deploy_reason,
+            "started_at": utc_now(),
+        }
         data["pending_promotion"] = pending
         self.write_log(data)  # the version and the intent to deploy it, in one atomic write
         return self._complete(data, pending, interrupted=False)
