@@ -21,7 +21,6 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 from .errors import UsageError
 
@@ -128,7 +127,9 @@ class MlflowMirror:
             for mv in mvs:  # half-written by an interrupted sync: start again
                 client.delete_model_version(self.model_name, mv.version)
             client.delete_run(run.info.run_id)
-        model = _load(registry.verify(entry))
+        from .training import load_model
+
+        model = load_model(registry.verify(entry), f"version {version}")
         example = _example(registry, version)
         tags = {
             "retrain.version": version,
@@ -170,12 +171,6 @@ class MlflowMirror:
                 except Exception:
                     log.debug("no %s alias to delete", alias)
         data["mlflow_aliases"] = {"uri": self.uri, **wanted}
-
-
-def _load(path: Path):
-    from catboost import CatBoostClassifier
-
-    return CatBoostClassifier().load_model(str(path))
 
 
 def _example(registry, version: str):

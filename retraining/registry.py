@@ -239,17 +239,7 @@ class Registry:
         if deploy_reason is None:
             self.write_log(data)
             return None
-        pending = {
-            "kind": "deploy",
-            "from": data.get("production"),
-            "to": entry["version"],
-            "sha256": entry["sha256"],
-            "reason": deploy_reason,
-            "started_at": utc_now(),
-        }
-        data["pending_promotion"] = pending
-        self.write_log(data)  # the version and the intent to deploy it, in one atomic write
-        return self._complete(data, pending, interrupted=False)
+        return self._switch(data, entry, deploy_reason, "deploy")  # the version and the intent, in one write
 
     # -- production -----------------------------------------------------------------
     def recover(self, data: dict) -> list[str]:
@@ -278,7 +268,11 @@ class Registry:
         if kind is None:
             older = current is not None and parse_version(version) < parse_version(current)
             kind = "rollback" if older else "promotion"
-        pending = {"kind": kind, "from": current, "to": version, "sha256": entry["sha256"], "reason": reason, "started_at": utc_now()}
+        return self._switch(data, entry, reason, kind)
+
+    def _switch(self, data: dict, entry: dict, reason: str, kind: str) -> dict:
+        """Record the intent to make ``entry`` production (one log write), then do it."""
+        pending = {"kind": kind, "from": data.get("production"), "to": entry["version"], "sha256": entry["sha256"], "reason": reason, "started_at": utc_now()}
         data["pending_promotion"] = pending
         self.write_log(data)
         return self._complete(data, pending, interrupted=False)
