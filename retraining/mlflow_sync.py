@@ -47,9 +47,6 @@ class MlflowMirror:
         self.experiment = experiment
         self.model_name = model_name
         self.warn = True
-        # fail fast instead of MLflow's minutes of retries when the server is down
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
     def reachable(self) -> str | None:
         """None if the server answers /health, else why not."""
@@ -69,7 +66,7 @@ class MlflowMirror:
             self._defer(data, f"MLflow at {self.uri} is unreachable ({why})")
             return False
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # MLflow prints "View run ..." links; stdout is for results
+            with contextlib.redirect_stdout(sys.stderr), self._scoped():  # MLflow prints "View run ..." links; stdout is for results
                 return self._sync(registry, data)
         except Exception as exc:  # any MLflow/HTTP failure: the local result stands, retry later
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -78,16 +75,42 @@ class MlflowMirror:
             log.debug("MLflow sync failure", exc_info=True)
             return False
 
+    @contextlib.contextmanager
+    def _scoped(self):
+        """Point MLflow at our server for one sync, then put the caller's settings back.
+
+        ``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` in ``os.environ``; a
+        notebook or service that uses ModelRetrainer must not find its MLflow settings (or
+        its child processes' environment) changed afterwards.
+        """
+        import mlflow
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        names = ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+        saved_env = {k: os.environ.get(k) for k in names}
+        saved_uri = getattr(tracking_utils, "_tracking_uri", None)
+        # fail fast instead of MLflow's minutes of retries when the server goes away mid-sync
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved_uri)
+            for k, v in saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
     def _defer(self, data: dict, why: str) -> None:
         data["mlflow_pending"] = {"uri": self.uri, "reason": why}
         if self.warn:
             log.warning("%s; the run is complete locally and will be pushed on the next run or with --mlflow-sync.", why)
 
     def _sync(self, registry, data: dict) -> bool:
-        import mlflow
         from mlflow import MlflowClient
 
-        mlflow.set_tracking_uri(self.uri)
         client = MlflowClient(self.uri)
         data.setdefault("registry_id", uuid.uuid4().hex)
         exp = client.get_experiment_by_name(self.experiment)
@@ -100,7 +123,7 @@ class MlflowMirror:
                 continue
             entry["mlflow"] = self._push_version(client, exp_id, registry, data["registry_id"], registry.full_entry(data, entry["version"]))
             pushed += 1
-        self._aliases(client, data)
+        self._aliases(client, registry, data)
         data.pop("mlflow_pending", None)
         if pushed:
             log.info("MLflow: pushed %d version(s) to %s (experiment %s, model %s).", pushed, self.uri, self.experiment, self.model_name)
@@ -153,7 +176,7 @@ class MlflowMirror:
             client.set_tag(run.info.run_id, "retrain.synced", "true")
         return {"uri": self.uri, "run_id": run.info.run_id, "model_version": mv.version}
 
-    def _aliases(self, client, data: dict) -> None:
+    def _aliases(self, client, registry, data: dict) -> None:
         """champion -> the production version; challenger -> the newest version kept for review."""
         by_version = {e["version"]: (e.get("mlflow") or {}).get("model_version") for e in data["versions"]}
         wanted = {"champion": data.get("production")}
@@ -162,6 +185,8 @@ class MlflowMirror:
         kept = [e["version"] for e in data["versions"] if e.get("decision") != "deployed" and e["version"] != data.get("production")]
         wanted["challenger"] = max(kept, key=parse_version) if kept else None
         for alias, version in wanted.items():
+            if version and version not in by_version:  # moved to history/ (see Registry.archived)
+                by_version[version] = (registry.find(data, version).get("mlflow") or {}).get("model_version")
             mv = by_version.get(version) if version else None
             if mv:
                 client.set_registered_model_alias(self.model_name, alias, mv)

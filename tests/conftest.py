@@ -89,6 +89,16 @@ def sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def environment_restored():
+    """A test that changes os.environ (MLflow's set_tracking_uri does) must not leak it into later tests' subprocesses."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def repository_stays_clean():
     """No test may leave files in the repository's top folder (mlflow.db once slipped in)."""

@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import ROOT, make_frame, run_script, write_csv
+from conftest import ROOT, make_frame, retrainer, run_script, write_csv
 
 # No importorskip: a skipped integration test would hide a missing install. requirements-dev.txt
 # pulls in requirements-mlflow.txt, so `pip install -r requirements-dev.txt` brings mlflow.
@@ -129,6 +129,22 @@ def test_outage_then_recovery_without_duplicates(project, mlflow_uri):
     write_csv(project / "data.csv", make_frame(700, seed=5))
     assert retrain(project, mlflow_uri, model="outage").returncode == 0
     assert sorted(mv.tags["semver"] for mv in client.search_model_versions("name='outage'")) == ["v1.0.0", "v1.1.0"]
+
+
+def test_a_sync_leaves_the_callers_mlflow_settings_alone(project, mlflow_uri, monkeypatch):
+    """mlflow.set_tracking_uri writes os.environ; a library call must not leave that behind."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(None)
+    before = mlflow.get_tracking_uri(), dict(os.environ)
+    result = retrainer(project, mlflow_uri=mlflow_uri, mlflow_model_name="scoped", report=False).retrain()
+    assert result.deployed
+    assert alias(MlflowClient(mlflow_uri), "scoped", "champion") == "v1.0.0"  # the sync happened
+    after = mlflow.get_tracking_uri(), dict(os.environ)
+    assert after[0] == before[0]
+    public = [{k: v for k, v in env.items() if not k.startswith("_MLFLOW_")} for env in (before[1], after[1])]  # MLflow's own telemetry id comes and goes
+    assert public[0] == public[1]
 
 
 def test_half_written_sync_is_redone_not_duplicated(project, mlflow_uri):
