@@ -444,8 +444,9 @@ class ModelRetrainer:
 
     # -- history and promotion --------------------------------------------------------
     def version_history(self) -> dict:
-        """The whole version log as a dict (versions, events, production)."""
-        return self.registry.read_log()
+        """The whole version log as a dict (versions, events, production), archived parts included."""
+        reg = self.registry
+        return reg.whole_log(reg.read_log())
 
     def production_version(self) -> str | None:
         return self.registry.read_log().get("production")

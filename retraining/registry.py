@@ -4,6 +4,8 @@ Layout of a models folder::
 
     models/
       version_log.json              the history (format number, versions, events)
+      history/version_log_0001.json older versions and events, moved out once the log
+                                    holds more than 1,000 (written once, never changed)
       catboost_model_v1.0.0.cbm     one file per version, never modified once written
       production_backup_<UTC>.cbm   the production file as it was before each replacement
       .retrain.lock                 held by one run or promotion at a time
@@ -14,6 +16,13 @@ in the log (``pending_promotion``), then backs up and replaces production, then 
 the result. A run killed in between leaves the intent behind, and the next run (or
 promotion) finishes it before doing anything else, so production and the log can never
 disagree for longer than one interrupted step.
+
+Size: every run reads and rewrites version_log.json, so it must not grow without bound.
+When it holds more than ``Registry.archive_at`` versions (or events), all but the newest
+``archive_keep`` move into a new file under ``history/``, written before the log that
+names it (a run killed in between leaves an unnamed file that the next archiving
+overwrites). A run's bookkeeping therefore costs the same at 10 or 100,000 versions;
+``--history`` and :meth:`Registry.whole_log` put the archived parts back in front.
 """
 
 from __future__ import annotations
@@ -32,8 +41,10 @@ from .fsutil import atomic_copy, atomic_write_bytes, atomic_write_json, remove_s
 
 log = logging.getLogger(__name__)
 
-LOG_FORMAT = 1
+LOG_FORMAT = 2  # 2: may name archived parts under history/ ("archive"); 1: everything in one file
 LOG_NAME = "version_log.json"
+ARCHIVE_DIR = "history"
+ARCHIVE_RE = re.compile(r"^history/version_log_\d{4,}\.json$")
 LOCK_NAME = ".retrain.lock"
 VERSION_RE = re.compile(r"^v(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
 FIRST_VERSION = "v1.0.0"
@@ -107,12 +118,16 @@ def empty_log() -> dict:
 class Registry:
     """The models folder and the production file, guarded by one lock."""
 
+    archive_at = 1000  # versions (or events) in version_log.json before the oldest move to history/
+    archive_keep = 500  # how many of the newest stay in version_log.json when they do
+
     def __init__(self, models_dir: str | Path, production_path: str | Path, lock_timeout: float = 60.0) -> None:
         self.models_dir = Path(models_dir)
         self.production_path = Path(production_path)
         self.lock_timeout = lock_timeout
         self.log_path = self.models_dir / LOG_NAME
         self.lock_path = self.models_dir / LOCK_NAME
+        self._archive_cache: tuple[tuple[str, ...], dict] | None = None
 
     # -- the lock -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -162,16 +177,64 @@ class Registry:
         for entry in data["versions"]:
             if not isinstance(entry, dict) or not VERSION_RE.match(str(entry.get("version", ""))) or "sha256" not in entry:
                 raise StateError(f"{self.log_path} is corrupted: a version entry lacks a valid version name or sha256.")
+        archive = data.get("archive", [])
+        if not isinstance(archive, list) or not all(isinstance(n, str) and ARCHIVE_RE.match(n) for n in archive):
+            raise StateError(f"{self.log_path} is corrupted: 'archive' must list files like history/version_log_0001.json. Restore it from a backup.")
         data.setdefault("events", [])
         data.setdefault("pending_promotion", None)
         data.setdefault("production", None)
         return data
 
     def write_log(self, data: dict) -> None:
-        data["format"] = LOG_FORMAT
-        data["updated_at"] = utc_now()
         self.models_dir.mkdir(parents=True, exist_ok=True)
+        self._archive_oldest(data)
+        data["format"] = LOG_FORMAT if data.get("archive") else 1  # older programs still read a log without archive
+        data["updated_at"] = utc_now()
         atomic_write_bytes(self.log_path, dumps_log(data).encode("utf-8"))
+
+    def _archive_oldest(self, data: dict) -> None:
+        """Move all but the newest ``archive_keep`` versions and events to a new history/ file."""
+        versions, events = data["versions"], data.setdefault("events", [])
+        if len(versions) <= self.archive_at and len(events) <= self.archive_at:
+            return
+        if data.get("pending_promotion") or data.get("mlflow_pending"):  # finish those first (next write)
+            return
+        nv, ne = max(0, len(versions) - self.archive_keep), max(0, len(events) - self.archive_keep)
+        names = data.setdefault("archive", [])
+        name = f"{ARCHIVE_DIR}/version_log_{len(names) + 1:04d}.json"
+        part = {"format": 1, "archived_from": LOG_NAME, "archived_at": utc_now(), "versions": versions[:nv], "events": events[:ne]}
+        (self.models_dir / ARCHIVE_DIR).mkdir(exist_ok=True)
+        atomic_write_bytes(self.models_dir / name, dumps_log(part).encode("utf-8"))  # before the log names it
+        names.append(name)
+        del versions[:nv], events[:ne]
+        self._archive_cache = None
+        log.info("Moved %d older versions and %d events from %s to %s", nv, ne, LOG_NAME, name)
+
+    def archived(self, data: dict) -> dict:
+        """The versions and events of the history/ files the log names, oldest first."""
+        names = tuple(data.get("archive") or ())
+        if self._archive_cache is None or self._archive_cache[0] != names:
+            versions: list[dict] = []
+            events: list[dict] = []
+            for name in names:
+                path = self.models_dir / name
+                try:
+                    part = _loads(path.read_bytes())
+                    versions += part["versions"]
+                    events += part["events"]
+                except FileNotFoundError as exc:
+                    raise StateError(f"{path} is missing; {self.log_path} names it as holding older versions. Restore it from a backup.") from exc
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise StateError(f"{path} is corrupted (it holds older versions of {self.log_path}). Restore it from a backup.") from exc
+            self._archive_cache = (names, {"versions": versions, "events": events})
+        return self._archive_cache[1]
+
+    def whole_log(self, data: dict) -> dict:
+        """The log with its archived versions and events put back in front."""
+        if not data.get("archive"):
+            return data
+        old = self.archived(data)
+        return {**data, "versions": old["versions"] + data["versions"], "events": old["events"] + data["events"]}
 
     # -- versions -------------------------------------------------------------------
     ARTIFACTS: ClassVar[dict[str, tuple[str, str]]] = {
@@ -201,6 +264,9 @@ class Registry:
         """The log entry of ``version``; a clear error if malformed or unknown."""
         parse_version(version)
         for entry in data["versions"]:
+            if entry["version"] == version:
+                return entry
+        for entry in self.archived(data)["versions"] if data.get("archive") else ():
             if entry["version"] == version:
                 return entry
         known = ", ".join(e["version"] for e in data["versions"][-8:]) or "none yet"
@@ -244,7 +310,7 @@ class Registry:
     # -- production -----------------------------------------------------------------
     def recover(self, data: dict) -> list[str]:
         """Tidy up after a killed run; call with the lock held. Returns what was done."""
-        folders = [self.models_dir] + [self.models_dir / f for f, _ in self.ARTIFACTS.values()]
+        folders = [self.models_dir, self.models_dir / ARCHIVE_DIR] + [self.models_dir / f for f, _ in self.ARTIFACTS.values()]
         notes = [f"removed leftover temporary file {p.name}" for d in folders for p in remove_stale_temp_files(d)]
         if self.production_path.parent != self.models_dir:
             notes += [f"removed leftover temporary file {p.name}" for p in remove_stale_temp_files(self.production_path.parent)]
@@ -318,7 +384,10 @@ class Registry:
         name = data.get("production")
         if not name:
             return None
-        return next((e for e in data["versions"] if e["version"] == name), None)
+        try:
+            return self.find(data, name)
+        except VersionNotFoundError:
+            return None
 
 
 try:  # orjson parses and writes a 10,000-version log several times faster than json

@@ -37,21 +37,29 @@ def check(project: Path, after_recovery: bool) -> None:
 
     models = project / "models"
     log = json.loads((models / "version_log.json").read_text())  # parses
+    versions = all_versions(models)
+    assert len({e["version"] for e in versions}) == len(versions)  # none listed twice
     prod = project / "catboost_model.cbm"
     CatBoostClassifier().load_model(str(prod))  # loads
-    named = next(e for e in log["versions"] if e["version"] == log["production"])
+    named = next(e for e in versions if e["version"] == log["production"])
     pending = log.get("pending_promotion")
     if after_recovery:
         assert pending is None
         assert sha(prod) == named["sha256"]
     else:  # killed between replacing production and recording it: the intent names the file
         assert sha(prod) in {named["sha256"], (pending or {}).get("sha256")}
-    for entry in log["versions"]:
+    for entry in versions:
         assert sha(models / entry["file"]) == entry["sha256"], entry["version"]
     for backup in models.glob("production_backup_*.cbm"):
         CatBoostClassifier().load_model(str(backup))
     if after_recovery:
         assert not list(models.rglob("*.partial")) and not list(project.glob(".*.partial"))
+
+
+def all_versions(models: Path) -> list[dict]:
+    """Every version the log lists, the parts moved to models/history/ included, read independently."""
+    log = json.loads((models / "version_log.json").read_text())
+    return [e for name in log.get("archive", []) for e in json.loads((models / name).read_text())["versions"]] + log["versions"]
 
 
 @pytest.fixture
@@ -132,3 +140,40 @@ def test_timed_kills_anywhere(project):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         recover_and_check(project, RUN)
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is needed (Debian package strace); .ci/run installs it")
+def test_kill_at_every_rename_of_a_run_that_archives_the_log(project):
+    """A run that moves 1,000 old versions to models/history/ (issue #7's 10,000-version log)."""
+    models = project / "models"
+    log = json.loads((models / "version_log.json").read_text())
+    first = log["versions"][0]
+    log["versions"] += [{**first, "version": f"v1.{i}.0"} for i in range(1, 1001)]  # all share v1.0.0's file
+    (models / "version_log.json").write_text(json.dumps(log))
+    before = [e["version"] for e in log["versions"]]
+    saved = project / "saved"
+    shutil.copytree(models, saved / "models")
+    shutil.copy(project / "catboost_model.cbm", saved)
+
+    def restore() -> None:
+        shutil.rmtree(models)
+        shutil.copytree(saved / "models", models)
+        shutil.copy(saved / "catboost_model.cbm", project)
+
+    renames = count_calls(project, [*RUN, "--force"])["rename"]
+    assert json.loads((models / "version_log.json").read_text())["archive"] == ["history/version_log_0001.json"]
+    states = set()
+    for k in range(1, renames + 1):
+        restore()
+        assert kill_at(project, [*RUN, "--force"], "rename", k) != 0
+        check(project, after_recovery=False)
+        assert [e["version"] for e in all_versions(models)][: len(before)] == before  # nothing lost, order kept
+        named = bool(json.loads((models / "version_log.json").read_text()).get("archive"))
+        states.add("named" if named else "unnamed file" if (models / "history" / "version_log_0001.json").exists() else "not yet")
+        nxt = subprocess.run([*RUN, "--force"], cwd=project, capture_output=True, text=True)
+        assert nxt.returncode == 0, nxt.stderr
+        check(project, after_recovery=True)
+        listed = [e["version"] for e in all_versions(models)]
+        assert listed[: len(before)] == before and set(listed[len(before) :]) <= {"v1.1001.0", "v1.1002.0"}
+        assert len(json.loads((models / "version_log.json").read_text())["versions"]) <= 502
+    assert states == {"not yet", "unnamed file", "named"}  # killed before, between and after the two writes

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import threading
 
 import pytest
@@ -146,3 +148,44 @@ def test_logs_written_before_slim_entries_still_work(project):
     assert again.version == "v1.1.0"  # same schema: a minor bump, read from the old entry
     assert r.promote_to_production("v1.0.0")["event"] == "rollback"
     assert "v1.0.0" in r.regenerate_report("v1.0.0").name
+
+
+def test_old_versions_move_to_history_and_still_work(project):
+    """Past archive_at versions, all but the newest archive_keep move to models/history/."""
+    r = retrainer(project, report=False)
+    r.registry.archive_at, r.registry.archive_keep = 4, 2
+    for _ in range(6):  # --force on equal data: a tie every time, so every version deploys
+        assert r.retrain(force=True).deployed
+    models = project / "models"
+    live = json.loads((models / "version_log.json").read_text())
+    assert live["format"] == 2 and live["archive"] == ["history/version_log_0001.json"]
+    assert [e["version"] for e in live["versions"]] == ["v1.3.0", "v1.4.0", "v1.5.0"]
+    part = json.loads((models / "history" / "version_log_0001.json").read_text())
+    assert [e["version"] for e in part["versions"]] == ["v1.0.0", "v1.1.0", "v1.2.0"]
+    whole = r.version_history()
+    assert [e["version"] for e in whole["versions"]] == [f"v1.{i}.0" for i in range(6)]
+    assert [ev["to"] for ev in whole["events"]] == [f"v1.{i}.0" for i in range(6)]  # none lost, none twice
+    # an archived version can still be promoted, and --history still shows it
+    event = r.promote_to_production("v1.0.0")
+    assert event["event"] == "rollback" and sha(project / "catboost_model.cbm") == part["versions"][0]["sha256"]
+    out = io.StringIO()
+    r.print_version_history(file=out)
+    assert re.search(r"^\*\s+v1\.0\.0\s", out.getvalue(), re.M) and re.search(r"^\s+v1\.5\.0\s", out.getvalue(), re.M)
+    # with production archived, the next run compares against it all the same
+    result = r.retrain(force=True)
+    assert result.champion_version == "v1.0.0" and result.version == "v1.6.0"
+    # a missing or damaged archive file is one clear error, not a traceback or a silent gap
+    (models / "history" / "version_log_0001.json").rename(models / "aside.json")
+    with pytest.raises(StateError, match=r"version_log_0001\.json is missing"):
+        retrainer(project).print_version_history(file=io.StringIO())
+    (models / "history" / "version_log_0001.json").write_text("{not json")
+    with pytest.raises(StateError, match=r"version_log_0001\.json is corrupted"):
+        retrainer(project).promote_to_production("v1.1.0")
+
+
+def test_archive_names_outside_history_are_refused(project):
+    r = retrainer(project)
+    (project / "models").mkdir()
+    (project / "models" / "version_log.json").write_text(json.dumps({"format": 2, "versions": [], "archive": ["../../etc/passwd"]}))
+    with pytest.raises(StateError, match="'archive' must list files like history/"):
+        r.print_version_history(file=io.StringIO())
