@@ -1,6 +1,6 @@
 """Benchmark: A/B scoring overhead and the analysis of a 1,000,000-line prediction log.
 
-    python bench/bench_ab.py [--rows 100000] [--repeats 7] [--log-lines 1000000]
+    python bench/bench_ab.py [--rows 100000] [--repeats 7] [--log-lines 1000000] [--log-dir DIR] [--warm-memory MB]
 
 Trains two versions on the shipped dataset (500 and 300 iterations) in a temporary
 folder, then in one process, interleaved, times (a) the champion's plain predict_proba on
@@ -26,12 +26,29 @@ from measure import ROOT, machine, median, stamp
 sys.path.insert(0, str(ROOT))
 
 
+def warm_memory(path: Path, megabytes: int) -> None:
+    """Write and delete ``megabytes`` of scratch data: the kernel then reuses those pages."""
+    block = b"\0" * (1 << 20)
+    with path.open("wb") as fh:
+        for _ in range(megabytes):
+            fh.write(block)
+    path.unlink()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--log-lines", type=int, default=1_000_000)
     p.add_argument("--log-dir", type=Path, help="where the scoring runs write their prediction logs (default: the temp folder)")
+    p.add_argument(
+        "--warm-memory",
+        type=int,
+        default=0,
+        metavar="MB",
+        help="first write and delete a scratch file of MB megabytes, so that the log's page cache lands on memory the machine has used before "
+        "(on a freshly booted VM, first-touched memory makes new page cache several times slower; see bench/README.md)",
+    )
     args = p.parse_args()
     from catboost import Pool
 
@@ -67,21 +84,37 @@ def main() -> int:
             "shadow": ABTest(work / "models", work / "catboost_model.cbm", shadow=True, log_path=logs / "shadow.jsonl"),
         }
         champion = tests["split"].model("champion")
-        X, cats = tests["split"]._features(frame, "champion")
+        names = list(champion.feature_names_)
+        cats = [names[i] for i in champion.get_cat_feature_indices()]
+        X = frame[names]  # the rows as a user has them: categorical columns hold Python strings
         ids = frame["customer_id"].to_numpy()
-        times: dict[str, list[float]] = {"plain": [], "split": [], "shadow": []}
+        times: dict[str, list[float]] = {"plain": [], "by hand": [], "split": [], "shadow": []}
         for name in ("split", "shadow"):
             tests[name].predict(frame.iloc[:1000], ids[:1000])  # load models, warm caches
+        if args.warm_memory:
+            warm_memory(logs / "scratch.bin", args.warm_memory)
         for _ in range(args.repeats):
             t = time.perf_counter()
             champion.predict_proba(Pool(X, cat_features=cats))
             times["plain"].append(time.perf_counter() - t)
+            t = time.perf_counter()  # the same with the categorical columns made pandas categoricals first, as ABTest does
+            champion.predict_proba(Pool(X.assign(**{c: X[c].astype("category") for c in cats}), cat_features=cats))
+            times["by hand"].append(time.perf_counter() - t)
             for name, test in tests.items():
                 t = time.perf_counter()
                 test.predict(frame, ids)
                 times[name].append(time.perf_counter() - t)
-        plain, split, shadow = (median(times[k]) for k in ("plain", "split", "shadow"))
+        plain, hand, split, shadow = (median(times[k]) for k in ("plain", "by hand", "split", "shadow"))
         print(f"  all runs: { {k: [round(v, 3) for v in vs] for k, vs in times.items()} }", file=sys.stderr)
+        warm = f", memory warmed ({args.warm_memory} MB)" if args.warm_memory else ""
+        head = "| date | machine | rows | plain predict_proba | split + log | ratio | shadow + log | ratio | categoricals by hand | split, shadow vs that |"
+        row = (
+            f"| {stamp()}{warm} | {machine()} | {args.rows} | {plain:.3f} s | {split:.3f} s | {split / plain:.2f} | {shadow:.3f} s | {shadow / plain:.2f} "
+            f"| {hand:.3f} s | {split / hand:.2f}, {shadow / hand:.2f} |"
+        )
+        if not args.log_lines:
+            print(head + "\n|" + "---|" * 10 + "\n" + row)
+            return 0
 
         # a log of N predictions and outcomes for every entity
         test = tests["split"]
@@ -99,9 +132,7 @@ def main() -> int:
         result = analyze(big, outcomes, "customer_id", "label")
         analysis = time.perf_counter() - t
         size = big.stat().st_size / 2**20
-    print("| date | machine | rows | plain predict_proba | split + log | ratio | shadow + log | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| {stamp()} | {machine()} | {args.rows} | {plain:.3f} s | {split:.3f} s | {split / plain:.2f} | {shadow:.3f} s | {shadow / plain:.2f} |")
+    print(head + "\n|" + "---|" * 10 + "\n" + row)
     print()
     print("| date | log lines | log size | analyze | recommendation |")
     print("|---|---|---|---|---|")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, make_frame, retrainer, run_script, write_csv
 
-from ab_test import CHALLENGER, CHAMPION, ABTest, analyze, read_prediction_log
+from ab_test import CHALLENGER, CHAMPION, ABTest, analyze, entity_hashes, read_prediction_log
 from retraining.errors import DataError, UsageError, VersionNotFoundError
 
 
@@ -47,26 +47,68 @@ def test_defaults_and_sticky_assignment_across_processes(registry):
     assert (ab(registry, share=0.2, salt="other").assign(ids) != first).any()  # the salt matters
 
 
-def test_split_and_shadow_scores_are_each_models_own(registry):
-    frame = make_frame(500, seed=3)
+def reference_hash(text: str, salt: str) -> int:
+    """The documented algorithm of entity_hashes, one id at a time in plain Python."""
+    import hashlib
+
+    mask = (1 << 64) - 1
+
+    def fmix64(h: int) -> int:
+        h ^= h >> 33
+        h = (h * 0xFF51AFD7ED558CCD) & mask
+        h ^= h >> 33
+        h = (h * 0xC4CEB9FE1A85EC53) & mask
+        return h ^ (h >> 33)
+
+    data = text.strip().encode("utf-8")
+    h = int.from_bytes(hashlib.blake2b(salt.encode("utf-8"), digest_size=8).digest(), "little")
+    padded = data + b"\0" * (-len(data) % 8)
+    for i in range(0, len(padded), 8):
+        h = fmix64(h ^ int.from_bytes(padded[i : i + 8], "little"))
+    return fmix64(h ^ ((len(data) * 0x9E3779B97F4A7C15) & mask))
+
+
+def test_entity_hash_follows_its_documented_definition():
+    ints = np.array([0, 7, 42, 9_999_999, 12_345_678, 123_456_789_012_345_678, 2**63 - 1])
+    texts = ["", "a", " 42 ", "customer-00017", "x" * 8, "y" * 9, "ümlaut-ß-客户", "-5", "3.5", "1e3"]
+    assert [int(h) for h in entity_hashes(ints, "s1")] == [reference_hash(str(i), "s1") for i in ints]
+    assert [int(h) for h in entity_hashes(texts, "s1")] == [reference_hash(t, "s1") for t in texts]
+    assert (entity_hashes(ints.astype(float)[:5], "s") == entity_hashes([str(i) for i in ints[:5]], "s")).all()  # 42.0 == "42"
+    assert (entity_hashes(pd.Series(ints[:5], dtype="Int64"), "s") == entity_hashes(ints[:5], "s")).all()
+    with pytest.raises(UsageError, match="1 rows have no entity id"):
+        entity_hashes([1.0, np.nan], "s")
+
+
+@pytest.mark.parametrize("n", [500, 5000])  # 5000 >= PARALLEL_ROWS: the log is prepared and written on a second thread
+def test_split_and_shadow_scores_are_each_models_own(registry, n):
+    frame = make_frame(n, seed=3)
+    frame.loc[::7, "c1"] = None  # missing categories take the path training used
+    frame["c2"] = frame["c2"].astype("category")  # categorical input stays as it is
     t = ab(registry, shadow=True, log_path=registry / "p.jsonl")
     out = t.predict(frame, frame.customer_id)
     from retraining.training import predict
 
-    for arm, col in ((CHAMPION, "score"), (CHALLENGER, "shadow_score")):
+    def own(arm: str) -> np.ndarray:  # the model on plain string columns, as training scored it
         X, cats = t._features(frame, arm)
-        assert np.allclose(out[col], predict(t.model(arm), X, cats))
+        assert all(isinstance(X[c].dtype, pd.CategoricalDtype) for c in cats)
+        return predict(t.model(arm), X.astype({c: str for c in cats}).astype({c: object for c in cats}), cats)
+
+    for arm, col in ((CHAMPION, "score"), (CHALLENGER, "shadow_score")):
+        assert np.array_equal(out[col], own(arm))
     assert (out.variant == CHAMPION).all()
     logged = read_prediction_log(registry / "p.jsonl")
-    assert len(logged) == 1000 and logged.served.sum() == 500
+    assert len(logged) == 2 * n and logged.served.sum() == n
     assert set(logged.loc[~logged.served, "model_version"]) == {"v1.0.0"}
     assert np.allclose(logged.loc[~logged.served, "score"].to_numpy(), out.shadow_score, atol=1e-9)
 
     split = ab(registry, share=0.5, log_path=registry / "s.jsonl").predict(frame, frame.customer_id)
-    own = {arm: predict(t.model(arm), *t._features(frame, arm)) for arm in (CHAMPION, CHALLENGER)}
     for arm in (CHAMPION, CHALLENGER):
         m = (split.variant == arm).to_numpy()
-        assert np.allclose(split.score[m], own[arm][m])
+        assert np.array_equal(split.score[m], own(arm)[m])
+    logged = read_prediction_log(registry / "s.jsonl")  # every row once, in order, with the score it was served
+    assert logged.served.all() and np.allclose(logged.score.to_numpy(), split.score, atol=1e-9)
+    assert (logged.variant.to_numpy() == split.variant.astype(str).to_numpy()).all()
+    assert [int(r.split("-")[1], 16) for r in logged.request_id] == list(range(n))
     line = json.loads((registry / "s.jsonl").read_text().splitlines()[0])
     assert set(line) == {"request_id", "time", "experiment", "share", "entity", "variant", "model_version", "model_sha256", "score", "served"}
     assert line["experiment"] == "v1.1.0-vs-v1.0.0" and len(line["model_sha256"]) == 64 and str(line["entity"]) != "0"
@@ -132,20 +174,20 @@ def test_outcomes_that_do_not_join_are_counted(registry):
 
 
 def test_concurrent_writers_never_interleave(registry):
+    """Four processes scoring 20 batches each (shadow mode: large batches write their served lines on a second thread)."""
     code = (
-        "import sys, numpy as np, pandas as pd; sys.path.insert(0, sys.argv[1]); from ab_test import ABTest; "
-        "t = ABTest(sys.argv[2] + '/models', sys.argv[2] + '/catboost_model.cbm', share=0.5, log_path=sys.argv[2] + '/c.jsonl'); "
-        "from ab_test import entity_hashes\n"
-        "for i in range(40):\n"
-        "    ids = np.arange(1000) + 1000 * i\n"
-        "    t._log(entity_hashes(ids, t.salt), np.zeros(1000, np.int8), np.full(1000, 0.5), None)\n"
+        "import sys, numpy as np; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests']; from ab_test import ABTest; "
+        "from conftest import make_frame; frame = make_frame(5000, seed=5); "
+        "t = ABTest(sys.argv[2] + '/models', sys.argv[2] + '/catboost_model.cbm', shadow=True, log_path=sys.argv[2] + '/c.jsonl')\n"
+        "for i in range(20):\n"
+        "    t.predict(frame.iloc[:500 if i % 2 else 5000], np.arange(500 if i % 2 else 5000) + 5000 * i)\n"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(registry)]) for _ in range(4)]
     assert all(p.wait(120) == 0 for p in procs)
     lines = (registry / "c.jsonl").read_text().splitlines()
-    assert len(lines) == 4 * 40 * 1000
-    parsed = [json.loads(line) for line in lines]
-    assert len({p["request_id"] for p in parsed}) == len(parsed)
+    assert len(lines) == 4 * 10 * (5000 + 500) * 2  # a served and a shadow line per row
+    parsed = [json.loads(line) for line in lines]  # every line whole
+    assert len({(p["request_id"], p["served"]) for p in parsed}) == len(parsed)
 
 
 def test_malformed_logs_and_outcomes_give_clear_errors(registry):
