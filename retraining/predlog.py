@@ -65,7 +65,9 @@ def _id_text(ids) -> tuple[np.ndarray, np.ndarray]:
     if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
         values = values.astype("Int64")
     if values.isna().any():
-        raise UsageError(f"{int(values.isna().sum())} rows have no entity id; every row needs one.")
+        missing = values.isna().to_numpy()
+        what = "1 row has" if missing.sum() == 1 else f"{int(missing.sum())} rows have"
+        raise UsageError(f"{what} no entity id (first: row {int(np.argmax(missing)) + 1}); every row needs one.")
     if pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values) and (len(values) == 0 or values.min() >= 0):
         return _decimal_text(values.to_numpy(dtype=np.uint64))
     encoded = [s.encode("utf-8") for s in values.astype(str).str.strip()]

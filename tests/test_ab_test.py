@@ -75,7 +75,7 @@ def test_entity_hash_follows_its_documented_definition():
     assert [int(h) for h in entity_hashes(texts, "s1")] == [reference_hash(t, "s1") for t in texts]
     assert (entity_hashes(ints.astype(float)[:5], "s") == entity_hashes([str(i) for i in ints[:5]], "s")).all()  # 42.0 == "42"
     assert (entity_hashes(pd.Series(ints[:5], dtype="Int64"), "s") == entity_hashes(ints[:5], "s")).all()
-    with pytest.raises(UsageError, match="1 rows have no entity id"):
+    with pytest.raises(UsageError, match=r"1 row has no entity id \(first: row 2\)"):
         entity_hashes([1.0, np.nan], "s")
 
 
