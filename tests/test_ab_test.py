@@ -86,12 +86,16 @@ def test_split_and_shadow_scores_are_each_models_own(registry, n):
     frame["c2"] = frame["c2"].astype("category")  # categorical input stays as it is
     t = ab(registry, shadow=True, log_path=registry / "p.jsonl")
     out = t.predict(frame, frame.customer_id)
-    from retraining.training import predict
+    from catboost import Pool
 
-    def own(arm: str) -> np.ndarray:  # the model on plain string columns, as training scored it
+    from retraining.data import categorical_values
+    from retraining.training import as_categoricals
+
+    def own(arm: str) -> np.ndarray:  # the model on plain string columns, as training saw them
         X, cats = t._features(frame, arm)
-        assert all(isinstance(X[c].dtype, pd.CategoricalDtype) for c in cats)
-        return predict(t.model(arm), X.astype({c: str for c in cats}).astype({c: object for c in cats}), cats)
+        assert all(isinstance(as_categoricals(X, cats)[c].dtype, pd.CategoricalDtype) for c in cats)
+        plain = X.assign(**{c: categorical_values(X[c]).astype(object) for c in cats})
+        return t.model(arm).predict_proba(Pool(plain, cat_features=cats))[:, 1]
 
     for arm, col in ((CHAMPION, "score"), (CHALLENGER, "shadow_score")):
         assert np.array_equal(out[col], own(arm))
