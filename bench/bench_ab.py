@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from measure import ROOT, machine, median, stamp
+from measure import ROOT, machine, median, stamp, table_head, table_row
 
 sys.path.insert(0, str(ROOT))
 
@@ -53,6 +53,7 @@ def main() -> int:
     from catboost import Pool
 
     from ab_test import ABTest, analyze, entity_hashes
+    from retraining.training import as_categoricals
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -98,7 +99,7 @@ def main() -> int:
             champion.predict_proba(Pool(X, cat_features=cats))
             times["plain"].append(time.perf_counter() - t)
             t = time.perf_counter()  # the same with the categorical columns made pandas categoricals first, as ABTest does
-            champion.predict_proba(Pool(X.assign(**{c: X[c].astype("category") for c in cats}), cat_features=cats))
+            champion.predict_proba(Pool(as_categoricals(X, cats), cat_features=cats))
             times["by hand"].append(time.perf_counter() - t)
             for name, test in tests.items():
                 t = time.perf_counter()
@@ -107,13 +108,22 @@ def main() -> int:
         plain, hand, split, shadow = (median(times[k]) for k in ("plain", "by hand", "split", "shadow"))
         print(f"  all runs: { {k: [round(v, 3) for v in vs] for k, vs in times.items()} }", file=sys.stderr)
         warm = f", memory warmed ({args.warm_memory} MB)" if args.warm_memory else ""
-        head = "| date | machine | rows | plain predict_proba | split + log | ratio | shadow + log | ratio | categoricals by hand | split, shadow vs that |"
-        row = (
-            f"| {stamp()}{warm} | {machine()} | {args.rows} | {plain:.3f} s | {split:.3f} s | {split / plain:.2f} | {shadow:.3f} s | {shadow / plain:.2f} "
-            f"| {hand:.3f} s | {split / hand:.2f}, {shadow / hand:.2f} |"
+        columns = ["date", "machine", "rows", "plain predict_proba", "split + log", "ratio", "shadow + log", "ratio"]
+        head = table_head(*columns, "categoricals by hand", "split, shadow vs that")
+        row = table_row(
+            f"{stamp()}{warm}",
+            machine(),
+            args.rows,
+            f"{plain:.3f} s",
+            f"{split:.3f} s",
+            f"{split / plain:.2f}",
+            f"{shadow:.3f} s",
+            f"{shadow / plain:.2f}",
+            f"{hand:.3f} s",
+            f"{split / hand:.2f}, {shadow / hand:.2f}",
         )
         if not args.log_lines:
-            print(head + "\n|" + "---|" * 10 + "\n" + row)
+            print(head + "\n" + row)
             return 0
 
         # a log of N predictions and outcomes for every entity
@@ -132,11 +142,9 @@ def main() -> int:
         result = analyze(big, outcomes, "customer_id", "label")
         analysis = time.perf_counter() - t
         size = big.stat().st_size / 2**20
-    print(head + "\n|" + "---|" * 10 + "\n" + row)
-    print()
-    print("| date | log lines | log size | analyze | recommendation |")
-    print("|---|---|---|---|---|")
-    print(f"| {stamp()} | {n} | {size:.0f} MiB | {analysis:.2f} s | {result['recommendation']['action']} |")
+    print(head + "\n" + row + "\n")
+    print(table_head("date", "log lines", "log size", "analyze", "recommendation"))
+    print(table_row(stamp(), n, f"{size:.0f} MiB", f"{analysis:.2f} s", result["recommendation"]["action"]))
     return 0
 
 

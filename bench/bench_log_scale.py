@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import ROOT, machine, median, stamp
+from measure import ROOT, machine, median, stamp, table_head, table_row
 
 sys.path.insert(0, str(ROOT))
 
@@ -67,9 +67,7 @@ def main() -> int:
 
     print(f"{stamp()}, {machine()}, medians of {args.repeats}")
     cols = ["versions", "log file(s)", "first run (archives)", "`--history`", "`--promote` (model copy)"]
-    cols += ["small retrain, 1-version log", "small retrain, N-version log", "growth"]
-    print("| " + " | ".join(cols) + " |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(table_head(*cols, "small retrain, 1-version log", "small retrain, N-version log", "growth"))
     for n in args.versions:
         with tempfile.TemporaryDirectory() as big_dir, tempfile.TemporaryDirectory() as small_dir:
             big, small = Path(big_dir), Path(small_dir)
@@ -93,10 +91,8 @@ def main() -> int:
                 r1.append(timed(run, small))
                 rn.append(timed(run, big))
             h, pr, cp, m1, mn = median(history), median(promote), median(copies), median(r1), median(rn)
-            print(
-                f"| {n} | {live:.2f} MiB live, {total:.1f} MiB in all | {first:.2f} s | {h:.2f} s | {pr:.2f} s ({cp * 1000:.1f} ms) "
-                f"| {m1:.2f} s | {mn:.2f} s | {mn - m1:+.2f} s |"
-            )
+            sizes = f"{live:.2f} MiB live, {total:.1f} MiB in all"
+            print(table_row(n, sizes, f"{first:.2f} s", f"{h:.2f} s", f"{pr:.2f} s ({cp * 1000:.1f} ms)", f"{m1:.2f} s", f"{mn:.2f} s", f"{mn - m1:+.2f} s"))
     print("Goals (issue #7, at 10,000 versions): --history < 0.5 s, promotion < 1 s beyond the copy, growth flat.")
     return 0
 

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import ROOT, machine, median, run_measured, stamp
+from measure import ROOT, machine, median, run_measured, stamp, table_head, table_row
 
 
 def main() -> int:
@@ -50,9 +50,8 @@ def main() -> int:
             print(f"  report step {inside[-1]:.3f} s (measured inside the run)", file=sys.stderr)
     bare, plain, full = (median(walls[k]) for k in ("bare", "no-report", "report"))
     step = median(inside)
-    print("| date | machine | bare | retrain --no-report | retrain with report | report step (inside the run) | share of bare |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| {stamp()} | {machine()} | {bare:.2f} s | {plain:.2f} s | {full:.2f} s | {step:.3f} s | {step / bare:.1%} |")
+    print(table_head("date", "machine", "bare", "retrain --no-report", "retrain with report", "report step (inside the run)", "share of bare"))
+    print(table_row(stamp(), machine(), f"{bare:.2f} s", f"{plain:.2f} s", f"{full:.2f} s", f"{step:.3f} s", f"{step / bare:.1%}"))
     return 0
 
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import ROOT, machine, median, run_measured, stamp
+from measure import ROOT, machine, median, run_measured, stamp, table_head, table_row
 
 
 def main() -> int:
@@ -44,10 +44,9 @@ def main() -> int:
                 print(f"  {name:<8} {wall:7.2f} s  {peak:7.1f} MiB", file=sys.stderr)
     bw, rw = median(walls["bare"]), median(walls["retrain"])
     bp, rp = median(peaks["bare"]), median(peaks["retrain"])
-    print("| date | machine | rows | bare wall | retrain wall | ratio | bare peak | retrain peak | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(table_head("date", "machine", "rows", "bare wall", "retrain wall", "ratio", "bare peak", "retrain peak", "ratio"))
     rows = sum(1 for _ in data.open()) - 1
-    print(f"| {stamp()} | {machine()} | {rows} | {bw:.2f} s | {rw:.2f} s | {rw / bw:.3f} | {bp:.0f} MiB | {rp:.0f} MiB | {rp / bp:.3f} |")
+    print(table_row(stamp(), machine(), rows, f"{bw:.2f} s", f"{rw:.2f} s", f"{rw / bw:.3f}", f"{bp:.0f} MiB", f"{rp:.0f} MiB", f"{rp / bp:.3f}"))
     return 0
 
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import ROOT, machine, median, run_measured, stamp
+from measure import ROOT, machine, median, run_measured, stamp, table_head, table_row
 
 
 def main() -> int:
@@ -43,10 +43,9 @@ def main() -> int:
                     print(f"  {n:>9} {name:<8} {wall:8.2f} s {peak:8.0f} MiB", file=sys.stderr, flush=True)
         bw, bp = median([w for w, _ in res["bare"]]), median([p for _, p in res["bare"]])
         rw, rp = median([w for w, _ in res["retrain"]]), median([p for _, p in res["retrain"]])
-        rows_out.append(f"| {n:,} | {bw:.1f} s | {rw:.1f} s | {rw / bw:.3f} | {bp:.0f} MiB | {rp:.0f} MiB | {rp / bp:.3f} |")
+        rows_out.append(table_row(f"{n:,}", f"{bw:.1f} s", f"{rw:.1f} s", f"{rw / bw:.3f}", f"{bp:.0f} MiB", f"{rp:.0f} MiB", f"{rp / bp:.3f}"))
     print(f"{stamp()}, {machine()}, repeats {args.repeats}")
-    print("| rows | bare wall | retrain wall | ratio | bare peak | retrain peak | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print(table_head("rows", "bare wall", "retrain wall", "ratio", "bare peak", "retrain peak", "ratio"))
     print("\n".join(rows_out))
     return 0
 

@@ -37,6 +37,15 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def table_head(*columns: str) -> str:
+    """The header and separator lines of a Markdown table (bench/README.md keeps the results)."""
+    return "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
+
+
+def table_row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
 def stamp() -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
