@@ -21,14 +21,27 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass, field
 
 from .errors import UsageError
+from .records import Decision
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "MLflow is not installed: pip install -r requirements-mlflow.txt"
 DEFAULT_EXPERIMENT = "catboost-retraining"
 DEFAULT_MODEL_NAME = "catboost_model"
+
+
+@dataclass
+class SyncResult:
+    """What one sync changed; :meth:`Registry.apply_mirror` records it in the log."""
+
+    ok: bool
+    versions: dict[str, dict] = field(default_factory=dict)  # version -> {"uri", "run_id", "model_version"}
+    aliases: dict | None = None
+    registry_id: str | None = None
+    pending: dict | None = None  # why MLflow still lacks something (None: up to date)
 
 
 def require_mlflow() -> None:
@@ -58,22 +71,25 @@ class MlflowMirror:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             return str(getattr(exc, "reason", exc))
 
-    def sync(self, registry, data: dict, warn: bool = True) -> bool:
-        """Push what MLflow lacks; update ``data`` (the caller writes it). True if all is synced."""
+    def sync(self, registry, data: dict, warn: bool = True) -> SyncResult:
+        """Push what MLflow lacks; return what changed (``data`` is only read)."""
         self.warn = warn
         why = self.reachable()
         if why is not None:
-            self._defer(data, f"MLflow at {self.uri} is unreachable ({why})")
-            return False
+            return self._defer(f"MLflow at {self.uri} is unreachable ({why})")
+        result = SyncResult(ok=False, registry_id=data.get("registry_id") or uuid.uuid4().hex)
         try:
             with contextlib.redirect_stdout(sys.stderr), self._scoped():  # MLflow prints "View run ..." links; stdout is for results
-                return self._sync(registry, data)
+                self._sync(registry, data, result)
         except Exception as exc:  # any MLflow/HTTP failure: the local result stands, retry later
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            self._defer(data, f"MLflow sync to {self.uri} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
             log.debug("MLflow sync failure", exc_info=True)
-            return False
+            failed = self._defer(f"MLflow sync to {self.uri} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            result.ok, result.pending = False, failed.pending  # keep what was pushed before the failure
+            return result
+        result.ok = True
+        return result
 
     @contextlib.contextmanager
     def _scoped(self):
@@ -103,31 +119,27 @@ class MlflowMirror:
                 else:
                     os.environ[k] = v
 
-    def _defer(self, data: dict, why: str) -> None:
-        data["mlflow_pending"] = {"uri": self.uri, "reason": why}
+    def _defer(self, why: str) -> SyncResult:
         if self.warn:
             log.warning("%s; the run is complete locally and will be pushed on the next run or with --mlflow-sync.", why)
+        return SyncResult(ok=False, pending={"uri": self.uri, "reason": why})
 
-    def _sync(self, registry, data: dict) -> bool:
+    def _sync(self, registry, data: dict, result: SyncResult) -> None:
         from mlflow import MlflowClient
 
         client = MlflowClient(self.uri)
-        data.setdefault("registry_id", uuid.uuid4().hex)
         exp = client.get_experiment_by_name(self.experiment)
         exp_id = exp.experiment_id if exp else client.create_experiment(self.experiment)
         if not self._model_exists(client):
             client.create_registered_model(self.model_name, description="CatBoost models from retrain_model.py")
-        pushed = 0
         for entry in data["versions"]:
             if (entry.get("mlflow") or {}).get("uri") == self.uri:
                 continue
-            entry["mlflow"] = self._push_version(client, exp_id, registry, data["registry_id"], registry.full_entry(data, entry["version"]))
-            pushed += 1
-        self._aliases(client, registry, data)
-        data.pop("mlflow_pending", None)
-        if pushed:
-            log.info("MLflow: pushed %d version(s) to %s (experiment %s, model %s).", pushed, self.uri, self.experiment, self.model_name)
-        return True
+            full = registry.full_entry(data, entry["version"])
+            result.versions[entry["version"]] = self._push_version(client, exp_id, registry, result.registry_id, full)
+        result.aliases = self._aliases(client, registry, data, result.versions)
+        if result.versions:
+            log.info("MLflow: pushed %d version(s) to %s (experiment %s, model %s).", len(result.versions), self.uri, self.experiment, self.model_name)
 
     def _model_exists(self, client) -> bool:
         from mlflow.exceptions import MlflowException
@@ -160,7 +172,10 @@ class MlflowMirror:
             "retrain.decision": entry.get("decision", ""),
             "retrain.reason": str(entry.get("reason", ""))[:4900],
             "retrain.dataset_sha256": entry.get("dataset", {}).get("sha256", ""),
+            "retrain.checks": ", ".join(f"{c.get('name')}:{c.get('severity')}" for c in entry.get("checks") or []) or "none",
         }
+        for check in entry.get("checks") or []:  # one tag per finding, e.g. retrain.check.label_rate = "block: ..."
+            tags[f"retrain.check.{check.get('name')}"] = f"{check.get('severity')}: {check.get('message', '')}"[:4900]
         with mlflow.start_run(experiment_id=exp_id, run_name=version, tags=tags) as run:
             mlflow.log_params({k: ("" if v is None else str(v)) for k, v in {**entry.get("params", {}), **entry.get("catboost_params", {})}.items()})
             mlflow.log_metrics(_metrics(entry))
@@ -176,13 +191,13 @@ class MlflowMirror:
             client.set_tag(run.info.run_id, "retrain.synced", "true")
         return {"uri": self.uri, "run_id": run.info.run_id, "model_version": mv.version}
 
-    def _aliases(self, client, registry, data: dict) -> None:
+    def _aliases(self, client, registry, data: dict, pushed: dict[str, dict]) -> dict:
         """champion -> the production version; challenger -> the newest version kept for review."""
-        by_version = {e["version"]: (e.get("mlflow") or {}).get("model_version") for e in data["versions"]}
+        by_version = {e["version"]: (pushed.get(e["version"]) or e.get("mlflow") or {}).get("model_version") for e in data["versions"]}
         wanted = {"champion": data.get("production")}
         from .registry import parse_version
 
-        kept = [e["version"] for e in data["versions"] if e.get("decision") != "deployed" and e["version"] != data.get("production")]
+        kept = [e["version"] for e in data["versions"] if e.get("decision") != Decision.DEPLOYED and e["version"] != data.get("production")]
         wanted["challenger"] = max(kept, key=parse_version) if kept else None
         for alias, version in wanted.items():
             if version and version not in by_version:  # moved to history/ (see Registry.archived)
@@ -195,7 +210,7 @@ class MlflowMirror:
                     client.delete_registered_model_alias(self.model_name, alias)
                 except Exception:
                     log.debug("no %s alias to delete", alias)
-        data["mlflow_aliases"] = {"uri": self.uri, **wanted}
+        return {"uri": self.uri, **wanted}
 
 
 def _example(registry, version: str):

@@ -38,6 +38,7 @@ from typing import ClassVar
 
 from .errors import BusyError, StateError, VersionNotFoundError
 from .fsutil import atomic_copy, atomic_write_bytes, atomic_write_json, remove_stale_temp_files, sha256_file
+from .records import Event, VersionEntry
 
 log = logging.getLogger(__name__)
 
@@ -71,44 +72,9 @@ def bump(latest: str | None, schema_changed: bool) -> str:
     return f"v{major + 1}.0.0" if schema_changed else f"v{major}.{minor + 1}.0"
 
 
-LOG_KEYS = (
-    "version",
-    "file",
-    "sha256",
-    "created_at",
-    "bump",
-    "decision",
-    "reason",
-    "features",
-    "categorical_features",
-    "params",
-    "metrics",
-    "champion",
-    "delong",
-    "training_seconds",
-)
-DATASET_KEYS = ("path", "sha256", "rows", "positives", "positive_rate", "positive_class", "holdout_rows")
-
-
-def slim_entry(entry: dict) -> dict:
-    """What the version log keeps of a full entry (the rest is in models/metadata/)."""
-    slim = {k: entry[k] for k in LOG_KEYS if k in entry}
-    slim["dataset"] = {k: v for k, v in entry.get("dataset", {}).items() if k in DATASET_KEYS}
-    env = entry.get("environment", {})
-    slim["environment"] = {k: env[k] for k in ("python", "catboost", "retrain_model") if k in env}
-    drift = entry.get("drift")
-    if drift is not None:
-        slim["drift"] = {k: drift[k] for k in ("reference", "note", "drifted_share", "significant", "max_psi") if k in drift}
-    slim["metadata"] = f"metadata/{entry['version']}.json"
-    return slim
-
-
 def entry_schema(entry: dict) -> list[list[str]]:
     """The feature schema of a log entry (older entries stored it; newer ones derive it)."""
-    if "schema" in entry:
-        return entry["schema"]
-    cats = set(entry.get("categorical_features", []))
-    return [[f, "categorical" if f in cats else "numeric"] for f in entry.get("features", [])]
+    return VersionEntry.from_json(entry).feature_schema
 
 
 def empty_log() -> dict:
@@ -148,6 +114,18 @@ class Registry:
             yield
         finally:
             lock.release()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[dict]:
+        """Lock, read the log, finish what a killed run left: what every writer starts with.
+
+        Yields the log (a dict in its on-disk form); the caller writes it through the
+        registry's methods while the lock is held.
+        """
+        with self.locked():
+            data = self.read_log()
+            self.recover(data)
+            yield data
 
     # -- the log --------------------------------------------------------------------
     def read_log(self) -> dict:
@@ -291,21 +269,37 @@ class Registry:
             return full
         return entry
 
-    def add_version(self, data: dict, entry: dict, deploy_reason: str | None = None) -> dict | None:
+    def add_version(self, data: dict, entry: VersionEntry, deploy_reason: str | None = None) -> dict | None:
         """Record a new version; with ``deploy_reason`` also deploy it (one log write fewer).
 
         The full entry goes to ``models/metadata/VERSION.json`` (written once); the log keeps
-        the summary that ``slim_entry`` picks, so the log stays small as versions pile up.
-        Returns the deploy event, if any. Call with the lock held.
+        the summary :meth:`VersionEntry.to_log_json` picks, so the log stays small as versions
+        pile up. Returns the deploy event, if any. Call with the lock held.
         """
-        meta = self.artifact_path("metadata", entry["version"])
+        meta = self.artifact_path("metadata", entry.version)
         meta.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(meta, entry)
-        data["versions"].append(slim_entry(entry))
+        atomic_write_json(meta, entry.to_json())
+        data["versions"].append(entry.to_log_json())
         if deploy_reason is None:
             self.write_log(data)
             return None
-        return self._switch(data, entry, deploy_reason, "deploy")  # the version and the intent, in one write
+        return self._switch(data, entry.to_log_json(), deploy_reason, "deploy")  # the version and the intent, in one write
+
+    def apply_mirror(self, data: dict, synced) -> None:
+        """Record what an MLflow sync pushed (:class:`retraining.mlflow_sync.SyncResult`) and write the log."""
+        for entry in data["versions"]:
+            info = synced.versions.get(entry["version"])
+            if info is not None:
+                entry["mlflow"] = info
+        if synced.registry_id:
+            data["registry_id"] = synced.registry_id
+        if synced.aliases is not None:
+            data["mlflow_aliases"] = synced.aliases
+        if synced.pending is None:
+            data.pop("mlflow_pending", None)
+        else:
+            data["mlflow_pending"] = synced.pending
+        self.write_log(data)
 
     # -- production -----------------------------------------------------------------
     def recover(self, data: dict) -> list[str]:
@@ -354,14 +348,14 @@ class Registry:
                 backup = self._backup()
             prod.parent.mkdir(parents=True, exist_ok=True)
             atomic_copy(source, prod)
-        event = {
-            "event": pending["kind"],
-            "from": pending["from"],
-            "to": pending["to"],
-            "at": utc_now(),
-            "reason": pending["reason"] + (" (completed after an interrupted run)" if interrupted else ""),
-            "backup": backup.name if backup else None,
-        }
+        event = Event(
+            event=pending["kind"],
+            from_=pending["from"],
+            to=pending["to"],
+            at=utc_now(),
+            reason=pending["reason"] + (" (completed after an interrupted run)" if interrupted else ""),
+            backup=backup.name if backup else None,
+        ).to_json()
         data["production"] = pending["to"]
         data["pending_promotion"] = None
         data["events"].append(event)
@@ -420,42 +414,3 @@ def dumps_log(data: dict) -> str:
         lines.append(f"  {json.dumps(key)}: [" + ("\n" + body + "\n  ]" if items else "]") + ("" if last else ","))
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def format_history(data: dict) -> str:
-    """A readable table of every version, production marked with ``*``."""
-    if not data["versions"]:
-        return "No versions yet. Run `python retrain_model.py` to train the first one."
-    prod = data.get("production")
-    head = ("", "version", "created (UTC)", "rows", "ROC-AUC", "champion", "p-value", "decision")
-    rows = [head]
-    for e in sorted(data["versions"], key=lambda e: parse_version(e["version"])):
-        cand = e.get("metrics", {}).get("candidate", {}).get("roc_auc")
-        champ = e.get("metrics", {}).get("champion", {}) or {}
-        delong = e.get("delong") or {}
-        rows.append(
-            (
-                "*" if e["version"] == prod else "",
-                e["version"],
-                str(e.get("created_at", "")).replace("T", " ").rstrip("Z"),
-                str(e.get("dataset", {}).get("rows", "")),
-                f"{cand:.4f}" if isinstance(cand, (int, float)) else "-",
-                f"{champ['roc_auc']:.4f}" if isinstance(champ.get("roc_auc"), (int, float)) else "-",
-                f"{delong['p_value']:.3g}" if isinstance(delong.get("p_value"), (int, float)) else "-",
-                e.get("decision", ""),
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("")
-    lines.append(f"* = production ({prod or 'none'})")
-    events = data.get("events", [])
-    if events:
-        lines.append("")
-        lines.append("Production changes:")
-        for ev in events[-20:]:
-            lines.append(f"  {ev['at']}  {ev['event']:<9} {ev['from'] or '-'} -> {ev['to']}  {ev['reason']}")
-        if len(events) > 20:
-            lines.append(f"  ... {len(events) - 20} earlier changes in the JSON (--history --json)")
-    return "\n".join(lines)

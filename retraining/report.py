@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .fsutil import atomic_write_bytes
+from .records import Decision
 
 BLUE, GREY, RED, GREEN = "#1f6feb", "#8b949e", "#cf222e", "#1a7f37"
 
@@ -51,20 +52,18 @@ def _fig(width: float = 5.2, height: float = 3.8, left: float = 0.13, bottom: fl
 
 
 def roc_points(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(-s, kind="mergesort")
-    y, s = y[order].astype(bool), s[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tp = np.cumsum(y)[last]
-    fp = (last + 1) - tp
-    return np.r_[0.0, fp / max(1, (~y).sum())], np.r_[0.0, tp / max(1, y.sum())]
+    from .evaluation import threshold_counts
+
+    tp, fp = threshold_counts(y, s)
+    positives = int(np.asarray(y).astype(bool).sum())
+    return np.r_[0.0, fp / max(1, len(y) - positives)], np.r_[0.0, tp / max(1, positives)]
 
 
 def pr_points(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(-s, kind="mergesort")
-    y, s = y[order].astype(bool), s[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tp = np.cumsum(y)[last]
-    return tp / max(1, y.sum()), tp / (last + 1)
+    from .evaluation import threshold_counts
+
+    tp, fp = threshold_counts(y, s)
+    return tp / max(1, int(np.asarray(y).astype(bool).sum())), tp / (tp + fp)
 
 
 def calibration_points(y: np.ndarray, s: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +133,7 @@ def _history(log: dict) -> str:
     fig, ax = _fig(7.5, 3.8, left=0.1, bottom=0.18)
     xs = np.arange(len(versions))
     aucs = [e["metrics"]["candidate"]["roc_auc"] for e in versions]
-    deployed = np.array([e.get("decision") == "deployed" for e in versions])
+    deployed = np.array([e.get("decision") == Decision.DEPLOYED for e in versions])
     ax.plot(xs, aucs, "-", color=GREY, lw=1)
     ax.scatter(xs[deployed], np.array(aucs)[deployed], color=BLUE, label="deployed", zorder=3)
     ax.scatter(xs[~deployed], np.array(aucs)[~deployed], facecolor="white", edgecolor=GREY, label="kept for review", zorder=3)
@@ -199,8 +198,24 @@ def _fmt(x: object) -> str:
 
 
 def decision_sentence(entry: dict) -> str:
-    verb = "was deployed to production" if entry.get("decision") == "deployed" else "was kept for manual review (not deployed)"
+    verb = "was deployed to production" if entry.get("decision") == Decision.DEPLOYED else "was kept for manual review (not deployed)"
     return f"{entry['version']} {verb}: {entry.get('reason', '')}."
+
+
+def _checks(entry: dict) -> str:
+    """The data checks' findings, blocking ones first; and the row counts they judged."""
+    e = html.escape
+    checks = sorted(entry.get("checks") or [], key=lambda c: c.get("severity") != "block")
+    rows = entry.get("rows") or {}
+    counted = f" Rows: {rows.get('total')} in all, {rows.get('new')} new, {rows.get('seen')} seen before, {rows.get('gone')} gone." if rows else ""
+    if not checks:
+        return f"<p class='checks-ok'>Data checks: no findings.{e(counted)}</p>"
+    items = "".join(
+        f"<li class='{e(str(c.get('severity')))}'><b>{e(str(c.get('severity')))}</b> {e(str(c.get('name')))}"
+        f"{' (' + e(', '.join(c.get('columns') or [])) + ')' if c.get('columns') else ''}: {e(str(c.get('message', '')))}</li>"
+        for c in checks
+    )
+    return f"<div class='checks'><h2>Data checks</h2><ul>{items}</ul><p>{e(counted)}</p></div>"
 
 
 def render(entry: dict, log: dict, evaluation: dict | None, champion: dict | None) -> str:
@@ -210,10 +225,13 @@ def render(entry: dict, log: dict, evaluation: dict | None, champion: dict | Non
     metrics = entry.get("metrics", {})
     cand, champ = metrics.get("candidate") or {}, metrics.get("champion") or {}
     parts.append(f"<p class='decision'>{e(decision_sentence(entry))}</p>")
+    parts.append(_checks(entry))
     rows = [[k, cand.get(k), champ.get(k) if champ else None] for k in ("roc_auc", "pr_auc", "log_loss", "brier")]
     parts.append("<h2>Holdout metrics</h2>")
     parts.append(_table(["metric", f"candidate {entry['version']}", f"champion {(entry.get('champion') or {}).get('version') or '-'}"], rows))
-    parts.append(f"<p>Same holdout for both: {metrics.get('holdout_rows', '-')} rows, {metrics.get('holdout_positives', '-')} positive.</p>")
+    dropped = metrics.get("holdout_dropped_trained_on") or 0
+    left_out = f" ({dropped} holdout rows the champion trained on were left out)" if dropped else ""
+    parts.append(f"<p>Same holdout for both: {metrics.get('holdout_rows', '-')} rows, {metrics.get('holdout_positives', '-')} positive{left_out}.</p>")
     d = entry.get("delong")
     if d:
         parts.append(
@@ -283,6 +301,7 @@ def render(entry: dict, log: dict, evaluation: dict | None, champion: dict | Non
 
 CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328}"
+    ".checks li.block{color:#b42318}.checks li.warn{color:#9a6700}"
     ".decision{font-size:1.25em;font-weight:600;padding:.6em;border-left:5px solid #1f6feb;background:#f6f8fa}"
     "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;font-size:.9em}"
     ".grid{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:100%}.note,.meta{color:#59636e}"

@@ -131,8 +131,8 @@ def load_model(path: Path, what: str = "model"):
     return model
 
 
-def score_champion(champion, ds: Dataset) -> tuple[np.ndarray | None, str]:
-    """The champion's scores on the holdout, or ``None`` and why it cannot score them."""
+def score_champion(champion, ds: Dataset, rows: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
+    """The champion's scores on ``rows`` (default: the holdout), or ``None`` and why it cannot score them."""
     names = list(champion.feature_names_ or [])
     cat_idx = set(champion.get_cat_feature_indices())
     kinds = dict(ds.schema())
@@ -145,7 +145,7 @@ def score_champion(champion, ds: Dataset) -> tuple[np.ndarray | None, str]:
         if wrong:
             parts.append(f"columns {', '.join(wrong[:5])} changed kind")
         return None, "the champion cannot score the new data (" + "; ".join(parts or ["no feature names"]) + ")"
-    X = ds.X.loc[ds.holdout, names]
+    X = ds.X.loc[ds.holdout if rows is None else rows, names]
     cats = [names[i] for i in sorted(cat_idx)]
     return predict(champion, X, cats), ""
 

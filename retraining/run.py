@@ -1,0 +1,384 @@
+"""The steps of one retraining run, each returning a small record the next one takes.
+
+:meth:`retrain_model.ModelRetrainer.retrain` tells the story; the work is here::
+
+    plan      the version number, skip-if-unchanged, the champion and its entry
+    guard     which rows are new, which the champion trained on, the data checks
+    evaluate  train the candidate; score it and the champion on the same holdout
+              (minus the rows the champion trained on); DeLong
+    decide    the deploy rule, blocked by a blocking data-check finding
+    record    version file, ledger, artifacts, log entry, deploy (under the lock)
+    publish   report, MLflow mirror (never fails the run)
+
+Each step is a plain function of the retrainer's settings and the records before it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .fsutil import atomic_write_json, commit_temp, sha256_file, temp_path_beside
+from .records import Decision, VersionEntry
+from .registry import bump, entry_schema, utc_now
+from .rules import decide as apply_rule
+
+if TYPE_CHECKING:
+    import numpy
+
+    from retrain_model import ModelRetrainer
+
+    from .data import Dataset
+    from .evaluation import AucComparison
+
+log = logging.getLogger("retrain_model")
+T = TypeVar("T")
+
+
+class Timer:
+    """Seconds per step, for ``RunResult.timings``."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        t = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t, 3)
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+
+@dataclass
+class RunResult:
+    """What one :meth:`ModelRetrainer.retrain` did."""
+
+    status: str  # a Decision value: "deployed", "kept for review" or "unchanged"
+    version: str | None
+    reason: str
+    production: str | None
+    candidate_auc: float | None = None
+    champion_auc: float | None = None
+    champion_version: str | None = None
+    delong: dict | None = None
+    model_path: str | None = None
+    report_path: str | None = None
+    drift: str | None = None
+    seconds: float | None = None
+    timings: dict | None = None
+    checks: list[dict] = field(default_factory=list)
+    rows: dict | None = None
+    holdout_dropped_trained_on: int = 0
+    production_before: str | None = None
+
+    @property
+    def deployed(self) -> bool:
+        return self.status == Decision.DEPLOYED
+
+    @property
+    def blocked(self) -> bool:
+        return any(c.get("severity") == "block" for c in self.checks) and not self.deployed
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["status"] = str(self.status)
+        return out
+
+    def summary(self) -> str:
+        if self.status == Decision.UNCHANGED:
+            return f"Nothing to do: {self.reason}. Production stays {self.production or 'empty'}."
+        where = f" -> production ({self.production})" if self.deployed else f" (production stays {self.production or 'empty'})"
+        lines = [f"{self.version}: {self.status}{where}"]
+        auc = f"  ROC-AUC candidate {self.candidate_auc:.4f}"
+        if self.champion_auc is not None:
+            auc += f" | champion {self.champion_version or 'external'} {self.champion_auc:.4f}"
+        if self.delong:
+            d = self.delong
+            auc += f" | delta {d['delta']:+.4f}, 95% CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], DeLong p = {d['p_value']:.3g}"
+        lines += [auc, f"  why: {self.reason}"]
+        if self.rows:
+            r = self.rows
+            dropped = f"; {self.holdout_dropped_trained_on} holdout rows the champion trained on left out" if self.holdout_dropped_trained_on else ""
+            lines.append(f"  rows: {r.get('total')} in all, {r.get('new')} new, {r.get('seen')} seen before, {r.get('gone')} gone{dropped}")
+        lines += [f"  check {c['severity']}: {c['message']}" for c in self.checks]
+        lines.append(f"  model: {self.model_path}")
+        if self.report_path:
+            lines.append(f"  report: {self.report_path}")
+        if self.drift:
+            lines.append(f"  {self.drift}")
+        return "\n".join(lines)
+
+
+# -- step records --------------------------------------------------------------------
+@dataclass
+class Plan:
+    ds: Dataset
+    latest: dict | None
+    champ_entry: dict | None
+    champion: Any  # CatBoostClassifier | None
+    version: str
+    schema_changed: bool
+
+
+@dataclass
+class Guard:
+    """Rows and findings: what the data checks saw before the decision."""
+
+    drift: dict
+    findings: list = field(default_factory=list)  # checks.Finding
+    rows: dict | None = None
+    new_mask: numpy.ndarray | None = None
+    champion_trained: numpy.ndarray | None = None  # rows the champion trained on (None: unknown)
+
+
+@dataclass
+class Evaluation:
+    model: Any
+    train_seconds: float
+    y: numpy.ndarray
+    candidate_scores: numpy.ndarray
+    metrics: dict
+    champion_scores: numpy.ndarray | None = None
+    champion_auc: float | None = None
+    comparison: AucComparison | None = None
+    note: str = ""
+    dropped_trained_on: int = 0
+
+
+@dataclass
+class Verdict:
+    decision: Decision
+    reason: str
+
+
+@dataclass
+class Recorded:
+    entry: VersionEntry
+    path: Path
+
+
+# -- plan ------------------------------------------------------------------------------
+def plan(r: ModelRetrainer, ds: Dataset, data: dict, force: bool) -> Plan | str:
+    """The version to train, or the reason there is nothing to do."""
+    from . import training
+
+    reg = r.registry
+    latest = reg.latest(data)
+    if not force and latest and latest.get("dataset", {}).get("sha256") == ds.sha256 and latest.get("params") == r.settings():
+        return f"data and settings equal those of {latest['version']} (use --force to retrain anyway)"
+    champion = None
+    if reg.production_path.is_file():
+        champion = training.load_model(reg.production_path, "production model")
+    elif data.get("production"):
+        log.warning("The log names %s as production but %s is missing; treating it as absent.", data["production"], reg.production_path)
+    schema_changed = bool(latest) and entry_schema(latest) != ds.schema()
+    version = bump(latest["version"] if latest else None, schema_changed)
+    return Plan(ds, latest, reg.production_entry(data), champion, version, schema_changed)
+
+
+# -- guard -----------------------------------------------------------------------------
+def guard(r: ModelRetrainer, p: Plan) -> Guard:
+    """Drift of the data against the production model's training profile."""
+    return Guard(drift=_drift(r, p))
+
+
+def _drift(r: ModelRetrainer, p: Plan) -> dict:
+    if p.champ_entry is None:
+        why = "no production model in the version log" if p.champion is not None else "no production model yet"
+        return {"reference": None, "note": f"no reference profile ({why})"}
+    from .drift import compare as drift_compare
+
+    version = p.champ_entry["version"]
+    ref_path = r.registry.artifact_path("profile", version)
+    if not ref_path.is_file():
+        return {"reference": None, "note": f"no reference profile ({version} was made before profiles were stored)"}
+    reference = json.loads(ref_path.read_text(encoding="utf-8"))
+    return drift_compare(reference, p.ds.X, p.ds.cat_features, version)
+
+
+# -- evaluate --------------------------------------------------------------------------
+def evaluate(r: ModelRetrainer, p: Plan, g: Guard) -> Evaluation:
+    """Train the candidate; score it and the champion on the same holdout rows."""
+    from . import training
+    from .evaluation import compare_auc, holdout_metrics
+
+    ds = p.ds
+    log.info("Training %s: %d iterations on %d rows (%s)", p.version, r.params.iterations, int((~ds.holdout).sum()), r.params.task_type)
+    if r.report:
+        threading.Thread(target=_preload_report, daemon=True).start()  # overlaps matplotlib's import with training
+    model, seconds = training.train(ds, r.params)
+    mask = ds.holdout if g.champion_trained is None else ds.holdout & ~g.champion_trained
+    dropped = int(ds.holdout.sum() - mask.sum())
+    if dropped:
+        log.info("Left %d holdout rows out of the comparison: the champion trained on them.", dropped)
+    y = ds.y[mask]
+    cand = training.predict(model, ds.X.loc[mask], ds.cat_features)
+    ev = Evaluation(model, seconds, y, cand, {"candidate": holdout_metrics(y, cand), "champion": None}, dropped_trained_on=dropped)
+    if p.champion is None:
+        return ev
+    ev.champion_scores, ev.note = training.score_champion(p.champion, ds, mask)
+    if ev.champion_scores is not None:
+        ev.metrics["champion"] = holdout_metrics(y, ev.champion_scores)
+        ev.comparison = compare_auc(y, cand, ev.champion_scores)
+        ev.champion_auc = ev.metrics["champion"]["roc_auc"]
+        if p.champ_entry is None:
+            ev.note = f"{r.production_path} is not in the version log"
+    elif p.champ_entry is not None:
+        ev.champion_auc = p.champ_entry["metrics"]["candidate"]["roc_auc"]
+        ev.note += f"; compared with its recorded ROC-AUC {ev.champion_auc:.4f}"
+    else:
+        ev.note += " and it has no recorded ROC-AUC, so the candidate replaces it"
+    return ev
+
+
+def _preload_report() -> None:
+    from . import report
+
+    report.preload()
+
+
+# -- decide ----------------------------------------------------------------------------
+def decide(r: ModelRetrainer, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
+    """The user's rule (ROC-AUC >= the champion's), unless a blocking data check says no."""
+    deploy, reason = apply_rule(r.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note)
+    blocking = [f for f in g.findings if f.severity == "block"]
+    if blocking and r.data_checks == "block":
+        names = ", ".join(f.name for f in blocking)
+        verdict = "would deploy" if deploy else "would not deploy either"
+        reason = f"blocked by data check {names}: {blocking[0].message} (the AUC rule {verdict}: {reason}; overrule with --promote VERSION)"
+        deploy = False
+    if p.schema_changed:
+        reason += "; feature schema changed, so the major version went up"
+    return Verdict(Decision.DEPLOYED if deploy else Decision.KEPT, reason)
+
+
+# -- record ----------------------------------------------------------------------------
+def record(r: ModelRetrainer, data: dict, p: Plan, g: Guard, ev: Evaluation, v: Verdict) -> Recorded:
+    """Version file, artifacts, log entry and (if deployed) production; under the lock."""
+    reg = r.registry
+    path = reg.version_path(p.version)
+    tmp = temp_path_beside(path)
+    ev.model.save_model(str(tmp))
+    commit_temp(tmp, path)
+    _save_artifacts(r, p, ev)
+    entry = _entry(r, p, g, ev, v, path)
+    reg.add_version(data, entry, deploy_reason=v.reason if v.decision == Decision.DEPLOYED else None)
+    return Recorded(entry, path)
+
+
+def _save_artifacts(r: ModelRetrainer, p: Plan, ev: Evaluation) -> None:
+    """The training-data profile and the holdout scores (for drift and the report)."""
+    import numpy
+
+    from .drift import profile as make_profile
+
+    reg, ds = r.registry, p.ds
+    prof = reg.artifact_path("profile", p.version)
+    prof.parent.mkdir(parents=True, exist_ok=True)
+    train = ~ds.holdout
+    profile = make_profile(ds.X[train], ds.cat_features)
+    example = ds.X[train].head(5)
+    profile["example"] = example.astype(object).where(example.notna(), None).to_dict(orient="records")
+    atomic_write_json(prof, profile)
+    scores = reg.artifact_path("evaluation", p.version)
+    scores.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"y": ev.y.astype("int8"), "candidate": ev.candidate_scores.astype("float32")}
+    if ev.champion_scores is not None:
+        arrays["champion"] = ev.champion_scores.astype("float32")
+    tmp = temp_path_beside(scores)
+    with tmp.open("wb") as fh:
+        numpy.savez_compressed(fh, **arrays)
+    commit_temp(tmp, scores)
+
+
+def _entry(r: ModelRetrainer, p: Plan, g: Guard, ev: Evaluation, v: Verdict, path: Path) -> VersionEntry:
+    from . import training
+
+    all_params = ev.model.get_all_params()
+    ds = p.ds
+    return VersionEntry(
+        version=p.version,
+        file=path.name,
+        sha256=sha256_file(path),
+        created_at=utc_now(),
+        decision=v.decision,
+        reason=v.reason,
+        bump="first" if p.latest is None else ("major" if p.schema_changed else "minor"),
+        dataset=ds.describe(),
+        schema=ds.schema(),
+        features=ds.features,
+        categorical_features=ds.cat_features,
+        params=r.settings(),
+        catboost_params={k: all_params.get(k) for k in ("learning_rate", "depth", "l2_leaf_reg", "loss_function", "iterations")},
+        rule=r.rule.to_dict(),
+        metrics={
+            **ev.metrics,
+            "holdout_rows": len(ev.y),
+            "holdout_positives": int(ev.y.sum()),
+            "holdout_dropped_trained_on": ev.dropped_trained_on,
+        },
+        champion={
+            "version": p.champ_entry["version"] if p.champ_entry else None,
+            "present": p.champion is not None,
+            "scored_on_holdout": ev.comparison is not None,
+            "note": ev.note,
+        },
+        delong=ev.comparison.to_dict() if ev.comparison else None,
+        training_seconds=round(ev.train_seconds, 3),
+        feature_importance=training.feature_importance(ev.model),
+        artifacts={k: str(r.registry.artifact_path(k, p.version).relative_to(r.models_dir)) for k in ("profile", "evaluation", "report")},
+        environment=_environment(),
+        drift=g.drift,
+        checks=[f.to_json() for f in g.findings],
+        rows=g.rows,
+    )
+
+
+def _environment() -> dict:
+    import catboost
+    import numpy
+    import pandas
+
+    from . import __version__
+
+    return {
+        "python": platform.python_version(),
+        "catboost": catboost.__version__,
+        "pandas": pandas.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "retrain_model": __version__,
+    }
+
+
+# -- result ----------------------------------------------------------------------------
+def result(data: dict, p: Plan, g: Guard, ev: Evaluation, rec: Recorded, before: str | None) -> RunResult:
+    from .drift import summary_line
+
+    return RunResult(
+        status=rec.entry.decision,
+        version=p.version,
+        reason=rec.entry.reason,
+        production=data.get("production"),
+        candidate_auc=ev.metrics["candidate"]["roc_auc"],
+        champion_auc=ev.champion_auc,
+        champion_version=p.champ_entry["version"] if p.champ_entry else None,
+        delong=ev.comparison.to_dict() if ev.comparison else None,
+        model_path=str(rec.path),
+        drift=summary_line(g.drift),
+        checks=[f.to_json() for f in g.findings],
+        rows=g.rows,
+        holdout_dropped_trained_on=ev.dropped_trained_on,
+        production_before=before,
+    )
