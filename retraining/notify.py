@@ -1,0 +1,432 @@
+"""Tell a person when a run needs them: notifications through Apprise URLs.
+
+Targets are Apprise URLs (``slack://...``, ``mailto://...``, ``json://...``; one URL
+each, some 100 services). ``apprise`` is optional: ``pip install -r requirements-notify.txt``.
+
+API (stable; the CLI, ``retrain_model.py``, ``scheduler.py`` and the Airflow DAG use it)::
+
+    EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift")
+    DEFAULT_EVENTS                      # every event except "deployed"
+    ENV_VAR = "RETRAIN_NOTIFY"          # targets, comma or space separated
+    mask(url) -> str                    # a target as it may be shown: tokens and passwords hidden
+    mask_text(text) -> str              # any URL passwords in a free-text line hidden
+    add_notify_arguments(group)         # --notify URL (repeatable), --notify-config PATH, --notify-on EVENTS
+    notifier_from_args(args, environ=None, logger=None) -> Notifier
+        # targets: --notify and --notify-config; when neither is given, $RETRAIN_NOTIFY.
+        # Raises UsageError (exit 2) for a missing apprise, a URL Apprise does not know,
+        # a missing config file. No targets: a Notifier that does nothing (bool(n) is False).
+    notifier_from_argv(argv, environ=None, logger=None) -> Notifier
+        # the same from retrain_model.py's argument list, other arguments ignored (scheduler.py, Airflow)
+    Notifier(urls=(), config_path=None, events=None, *, budget=10.0, logger=None)
+        .targets -> list[str]           # masked, for logs and --json
+        .wants(event) -> bool
+        .notify_run(result: dict) -> list[str]         # RunResult.to_dict(); returns the events sent
+        .notify_promotion(event: dict) -> list[str]    # {event, from, to, reason, backup, at}
+        .notify_failure(error_line, exit_code, script="retrain_model.py", attempts=None) -> list[str]
+        .notify_text(event, head, lines) -> bool        # any other message: head line, then lines
+        .send(event, title, body, attach=None) -> bool # the one primitive; True if every target took it
+
+Every method returns quickly and never raises: all sends of one Notifier share a 10 s
+budget (each target in its own daemon thread, joined against one deadline), and a
+failure is one warning line on the ``retraining.notify`` logger (or ``logger``) that
+names the targets masked. Apprise's own log lines, which can carry URLs, are kept out
+of every log (its logger is routed to a NullHandler).
+
+``python -m retraining.notify --failed LINE --exit-code N [--script NAME] [--notify URL ...]``
+sends a ``failed`` message from outside a run (the Airflow DAG's failure callback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+from .errors import UsageError
+
+EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift")
+DEFAULT_EVENTS = tuple(e for e in EVENTS if e != "deployed")
+ENV_VAR = "RETRAIN_NOTIFY"
+BUDGET_SECONDS = 10.0
+INSTALL_HINT = "pip install -r requirements-notify.txt"
+APP = "catboost-retrain"
+EXIT_MEANINGS = {
+    1: "internal error",
+    2: "bad input",
+    3: "damaged models folder",
+    4: "busy",
+    5: "CatBoost could not train",
+    6: "MLflow",
+    124: "timed out",
+    130: "interrupted",
+}
+
+log = logging.getLogger(__name__)
+
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?:(?P<userinfo>[^@/?#]*)@)?(?P<host>[^/:?#]*)(?::(?P<port>\d+))?(?P<rest>.*)$", re.S)
+_HOSTNAME = re.compile(r"^(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]|([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24})$")
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@")
+
+
+def mask(url: str) -> str:
+    """A target as it may appear anywhere: scheme and a plain host name only.
+
+    ``json://127.0.0.1:8080/hook/TOKEN`` -> ``json://127.0.0.1:8080/****``,
+    ``slack://T1/B2/SECRET`` -> ``slack://****``, ``mailto://me:pw@smtp.x.org?to=a@b.c``
+    -> ``mailto://****@smtp.x.org/****``. A host that is not a host name (a token, as in
+    ``slack://`` and ``tgram://``) is hidden too.
+    """
+    m = _URL.match(url.strip())
+    if not m:
+        return "****"
+    host, port = m["host"], m["port"]
+    shown = _HOSTNAME.match(host) is not None
+    out = f"{m['scheme'].lower()}://" + ("****@" if m["userinfo"] is not None and shown else "")
+    out += (host + (f":{port}" if port else "")) if shown else "****"
+    return out + ("/****" if shown and (m["rest"] not in ("", "/")) else "")
+
+
+def mask_text(text: str) -> str:
+    """Hide the password of any ``scheme://user:password@`` in a line of free text."""
+    return _URL_PASSWORD.sub(lambda m: m["head"] + "****@", text)
+
+
+def parse_events(text: str) -> tuple[str, ...]:
+    """``review,failed`` or ``all`` -> the events; raises ValueError naming the valid ones."""
+    names = [n for n in re.split(r"[,\s]+", text.strip().lower()) if n]
+    if names == ["all"]:
+        return EVENTS
+    unknown = [n for n in names if n not in EVENTS]
+    if unknown or not names:
+        raise ValueError(f"unknown event {', '.join(unknown) or repr(text)}; choose from {', '.join(EVENTS)} or all")
+    return tuple(dict.fromkeys(names))
+
+
+def split_targets(text: str | None) -> tuple[str, ...]:
+    """The targets in ``$RETRAIN_NOTIFY``: comma or whitespace separated URLs."""
+    return tuple(u for u in re.split(r"[,\s]+", text or "") if u)
+
+
+def _events_arg(text: str) -> tuple[str, ...]:
+    try:
+        return parse_events(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def add_notify_arguments(group) -> None:
+    """Add --notify, --notify-config and --notify-on to an argparse parser or group."""
+    group.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help=f"send notifications to this Apprise URL, e.g. slack://... or mailto://... (repeatable; default: ${ENV_VAR}, comma separated)",
+    )
+    group.add_argument("--notify-config", metavar="PATH", help="Apprise config file (text or YAML) with more targets")
+    group.add_argument(
+        "--notify-on",
+        type=_events_arg,
+        metavar="EVENTS",
+        help=f"comma-separated events to send: {', '.join(EVENTS)} or all (default: all but deployed)",
+    )
+
+
+def notifier_from_args(args: argparse.Namespace, environ: dict | None = None, logger: logging.Logger | None = None) -> Notifier:
+    """The Notifier the flags ask for (``$RETRAIN_NOTIFY`` when no target flag is given)."""
+    urls = tuple(getattr(args, "notify", None) or ())
+    config = getattr(args, "notify_config", None)
+    if not urls and not config:
+        urls = split_targets((os.environ if environ is None else environ).get(ENV_VAR))
+    return Notifier(urls, config, getattr(args, "notify_on", None), logger=logger)
+
+
+def notifier_from_argv(argv: list[str], environ: dict | None = None, logger: logging.Logger | None = None) -> Notifier:
+    """The same, from retrain_model.py's argument list (the rest ignored): for scheduler.py and Airflow."""
+    args = argparse.Namespace(notify=[], notify_config=None, notify_on=None)
+    flags = {"--notify": "notify", "--notify-config": "notify_config", "--notify-on": "notify_on"}
+    it = iter(argv)
+    for arg in it:
+        name, eq, value = arg.partition("=")
+        if name not in flags:
+            continue
+        if not eq:
+            value = next(it, None)
+            if value is None:
+                raise UsageError(f"{name} needs a value")
+        if name == "--notify":
+            args.notify.append(value)
+        elif name == "--notify-on":
+            try:
+                args.notify_on = parse_events(value)
+            except ValueError as exc:
+                raise UsageError(f"--notify-on: {exc}") from exc
+        else:
+            args.notify_config = value
+    return notifier_from_args(args, environ, logger)
+
+
+def _apprise():
+    quiet = logging.getLogger("apprise")  # its lines name target URLs, tokens included: keep them out of every log
+    if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+        quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    try:
+        import apprise
+    except ImportError as exc:
+        raise UsageError(f"notifications (--notify, --notify-config, ${ENV_VAR}) need apprise: {INSTALL_HINT}") from exc
+    return apprise
+
+
+def _load_targets(urls: tuple[str, ...], config_path: str | None) -> list:
+    """Apprise service objects for the URLs and the config file; UsageError for a bad one."""
+    with warnings.catch_warnings():  # Apprise's plugins import deprecated stdlib modules (imghdr) on first use
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _load_services(_apprise(), urls, config_path)
+
+
+def _load_services(apprise, urls: tuple[str, ...], config_path: str | None) -> list:
+    services = []
+    for url in urls:
+        service = apprise.Apprise.instantiate(url)
+        if service is None:
+            raise UsageError(f"--notify {mask(url)}: not a notification URL Apprise understands; see docs/notifications.md for the forms")
+        services.append(service)
+    if config_path:
+        path = Path(config_path)
+        if not path.is_file():
+            raise UsageError(f"--notify-config {path}: no such file; give an Apprise config file (one URL a line, or YAML)")
+        config = apprise.AppriseConfig()
+        config.add(str(path.resolve()))
+        bundle = apprise.Apprise()
+        bundle.add(config)
+        found = list(bundle)
+        if not found:
+            raise UsageError(f"--notify-config {path}: no notification URL Apprise understands in it")
+        services.extend(found)
+    return services
+
+
+def _is_mail(service) -> bool:
+    protocols = [getattr(service, "secure_protocol", None), getattr(service, "protocol", None)]
+    names = {p for entry in protocols for p in (entry if isinstance(entry, (list, tuple)) else [entry]) if p}
+    return bool(names & {"mailto", "mailtos"})
+
+
+class Notifier:
+    """Sends run outcomes to the targets; never raises, never takes more than ``budget`` seconds."""
+
+    def __init__(
+        self,
+        urls: tuple[str, ...] | list[str] = (),
+        config_path: str | None = None,
+        events: tuple[str, ...] | list[str] | None = None,
+        *,
+        budget: float = BUDGET_SECONDS,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.events = tuple(events) if events else DEFAULT_EVENTS
+        self._services = _load_targets(tuple(urls), config_path) if (urls or config_path) else []
+        self.targets = [mask(s.url(privacy=True)) for s in self._services]
+        self._deadline: float | None = None
+        self._budget = budget
+        self.log = logger or log
+
+    def __bool__(self) -> bool:
+        return bool(self._services)
+
+    def wants(self, event: str) -> bool:
+        return bool(self._services) and event in self.events
+
+    # -- messages from plain dicts ------------------------------------------------------
+    def notify_run(self, result: dict) -> list[str]:
+        """After a run: review / blocked / deployed, and drift, as one message."""
+        events = [e for e in run_events(result) if self.wants(e)]
+        if not events:
+            return []
+        title, body = run_message(result, events)
+        report = result.get("report_path")
+        return events if self.send(events[0], title, body, attach=Path(report) if report else None) else []
+
+    def notify_promotion(self, event: dict) -> list[str]:
+        """After ``--promote`` (or a deploy recorded as an event): the ``rollback`` event."""
+        name = {"none": None, "deploy": "deployed"}.get(event.get("event"), "rollback")
+        if name is None or not self.wants(name):
+            return []
+        title, body = promotion_message(event)
+        return [name] if self.send(name, title, body) else []
+
+    def notify_failure(self, error_line: str, exit_code: int, script: str = "retrain_model.py", attempts: int | None = None) -> list[str]:
+        """A non-zero exit: the ``failed`` event with the error line."""
+        if not self.wants("failed"):
+            return []
+        title, body = failure_message(error_line, exit_code, script, attempts)
+        return ["failed"] if self.send("failed", title, body) else []
+
+    def notify_text(self, event: str, head: str, lines: list[str]) -> bool:
+        """Any other message (scheduler.py: a kill, a crash, an unclean stop): ``head``, then ``lines``."""
+        if not self.wants(event):
+            return False
+        body = [head, *lines, f"host: {socket.gethostname()}"]
+        return self.send(event, f"[{APP}] {head}", "\n".join(mask_text(line) for line in body))
+
+    # -- the one primitive --------------------------------------------------------------
+    def send(self, event: str, title: str, body: str, attach: Path | None = None) -> bool:
+        """Send to every target in parallel; mail targets get ``attach``. Never raises."""
+        if not self._services:
+            return False
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self._budget
+        if now >= self._deadline:
+            self.log.warning("Notification %r not sent: the %g s notification budget of this run is used up.", event, self._budget)
+            return False
+        attachment = str(attach) if attach is not None and Path(attach).is_file() else None
+        outcomes: dict[int, bool] = {}
+        threads = []
+        for i, service in enumerate(self._services):
+            files = attachment if attachment and _is_mail(service) else None
+            t = threading.Thread(target=_deliver, args=(service, title, body, files, outcomes, i), name=f"notify-{i}", daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(max(0.0, self._deadline - time.monotonic()))
+        failed = [self.targets[i] for i in range(len(self._services)) if not outcomes.get(i)]
+        if failed:
+            late = [self.targets[i] for i in range(len(self._services)) if i not in outcomes]
+            why = f"no answer within {self._budget:g} s" if late else "refused or unreachable"
+            self.log.warning("Notification %r not delivered to %s (%s); the run itself is unaffected.", event, ", ".join(failed), why)
+        return not failed
+
+
+def _deliver(service, title: str, body: str, attach: str | None, outcomes: dict, index: int) -> None:
+    """One target, in its own daemon thread: record True/False; an error in Apprise is a failure."""
+    import apprise
+
+    ok = False
+    try:
+        bundle = apprise.Apprise()
+        bundle.add(service)
+        ok = bool(bundle.notify(body=body, title=title, attach=attach))
+    except Exception:  # whatever Apprise raises must not escape a daemon thread: it counts as "not delivered"
+        ok = False
+    outcomes[index] = ok
+
+
+# -- what a message says ----------------------------------------------------------------
+KEPT = ("kept for review", "kept_for_review", "review")
+
+
+def blocking_findings(result: dict) -> list[dict]:
+    return [c for c in result.get("checks") or [] if isinstance(c, dict) and c.get("severity") == "block"]
+
+
+def drift_line(result: dict) -> str | None:
+    drift = result.get("drift")
+    if isinstance(drift, dict):
+        names = drift.get("significant") or []
+        return f"drift: {len(names)} feature(s) shifted significantly: {', '.join(names[:5])}" if names else None
+    return drift or None
+
+
+def run_events(result: dict) -> list[str]:
+    """The events a run's result dict stands for, the main one first."""
+    status = str(result.get("status") or "")
+    events = []
+    if status == "blocked" or (status in KEPT and blocking_findings(result)):
+        events.append("blocked")
+    elif status in KEPT:
+        events.append("review")
+    elif status == "deployed":
+        events.append("deployed")
+    if drift_line(result) and status != "unchanged":
+        events.append("drift")
+    return events
+
+
+def _fmt_auc(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+def run_message(result: dict, events: list[str]) -> tuple[str, str]:
+    """Title and body for a run: what happened, then the numbers, the reason, findings, report."""
+    version = result.get("version") or "-"
+    after = result.get("production") or "none"
+    before = result.get("production_before") or (result.get("champion_version") if result.get("status") == "deployed" else after) or "none"
+    blocked = ", ".join(str(f.get("name")) for f in blocking_findings(result)) or "see findings"
+    head = {
+        "blocked": f"{version} was NOT deployed: blocked by a data check ({blocked}); production stays {after}",
+        "review": f"{version} kept for manual review; production stays {after}",
+        "deployed": f"{version} deployed to production (was {before})",
+        "drift": f"{version}: significant drift in the training data",
+    }[events[0]]
+    delong = result.get("delong") or {}
+    p = delong.get("p_value")
+    auc = f"ROC-AUC: candidate {_fmt_auc(result.get('candidate_auc'))}, champion {result.get('champion_version') or '-'} {_fmt_auc(result.get('champion_auc'))}"
+    auc += f", DeLong p = {p:.3g}" if isinstance(p, (int, float)) else ""
+    lines = [head, f"version: {version}", f"production: {before} -> {after}", auc, f"reason: {result.get('reason') or '-'}"]
+    findings = [c for c in result.get("checks") or [] if isinstance(c, dict)]
+    if findings:
+        lines.append("findings:")
+        for f in findings:
+            cols = f" ({', '.join(f.get('columns') or [])})" if f.get("columns") else ""
+            lines.append(f"  - [{f.get('severity', '?')}] {f.get('name', '?')}{cols}: {f.get('message', '')}")
+    if drift_line(result):
+        lines.append(drift_line(result))
+    lines += [f"report: {result.get('report_path') or '-'}", f"host: {socket.gethostname()}"]
+    return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
+
+
+def promotion_message(event: dict) -> tuple[str, str]:
+    kind = event.get("event") or "promotion"
+    head = f"{kind}: production {event.get('from') or 'none'} -> {event.get('to')}"
+    lines = [head, f"version: {event.get('to')}", f"production: {event.get('from') or 'none'} -> {event.get('to')}", f"reason: {event.get('reason') or '-'}"]
+    if event.get("backup"):
+        lines.append(f"backup of the previous production model: {event['backup']}")
+    lines += [f"at: {event.get('at') or '-'}", f"host: {socket.gethostname()}"]
+    return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
+
+
+def failure_message(error_line: str, exit_code: int, script: str = "retrain_model.py", attempts: int | None = None) -> tuple[str, str]:
+    meaning = EXIT_MEANINGS.get(exit_code)
+    code = f"exit code {exit_code}" + (f", {meaning}" if meaning else "")
+    head = f"{script} failed ({code})" + (f" after {attempts} attempts" if attempts and attempts > 1 else "")
+    lines = [head, f"error: {error_line.strip() or '(no error line)'}", f"host: {socket.gethostname()}"]
+    return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
+
+
+# -- python -m retraining.notify: a failed message from outside a run (Airflow) ------------
+def main(argv: list[str] | None = None) -> int:
+    """Send one ``failed`` message; exit 0 even if it could not be delivered (2 for bad flags)."""
+    from .argparse_util import OneLineParser
+
+    p = OneLineParser(
+        prog="python -m retraining.notify",
+        description="Send a 'failed' notification for a run that could not report itself; other arguments (retrain_model.py's) are ignored.",
+        allow_abbrev=False,
+    )
+    p.add_argument("--failed", required=True, metavar="LINE", help="the error line")
+    p.add_argument("--exit-code", type=int, default=1, help="the run's exit code (default: %(default)s)")
+    p.add_argument("--script", default="retrain_model.py", help="what failed (default: %(default)s)")
+    p.add_argument("--attempts", type=int, help="attempts made, retries included")
+    add_notify_arguments(p)
+    args, _unknown = p.parse_known_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    try:
+        notifier = notifier_from_args(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    notifier.notify_failure(args.failed, args.exit_code, args.script, args.attempts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
