@@ -1,0 +1,177 @@
+"""The README as a newcomer uses it: the five-minute block runs as written, its links resolve.
+
+The commands come from the README's own fenced block, so the test and the README cannot
+drift: change the block and this test runs the new one. They run in a copy of the project
+under tmp_path (a fresh checkout: the scripts, ``retraining/``, ``scripts/`` and the shipped
+``featured_dataset.csv``), with ``python`` standing for this interpreter.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from retraining.errors import ExitCode
+
+README = ROOT / "README.md"
+BLOCK_HEADING = "## Try it in five minutes"
+
+
+def five_minute_block() -> list[str]:
+    """The command lines of the first ```bash block under the five-minute heading."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index(BLOCK_HEADING) :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, f"no ```bash block under {BLOCK_HEADING!r}"
+    return [line for line in block.group(1).splitlines() if shlex.split(line, comments=True)]
+
+
+def argv_of(line: str) -> list[str]:
+    """The line as an argument list; ``python`` is this interpreter (what ``pip install`` set up)."""
+    return [sys.executable if word == "python" else word for word in shlex.split(line, comments=True)]
+
+
+def copy_project(dest: Path) -> None:
+    """What a fresh checkout holds that the block uses, and nothing a run has made."""
+    for script in ROOT.glob("*.py"):
+        shutil.copy2(script, dest / script.name)
+    for folder in ("retraining", "scripts"):
+        shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "featured_dataset.csv", dest / "featured_dataset.csv")
+
+
+def the_line(lines: list[str], command: str) -> str:
+    """The one line that is exactly ``command`` (comments aside)."""
+    found = [line for line in lines if shlex.split(line, comments=True) == shlex.split(command)]
+    assert len(found) == 1, f"the five-minute block should have the line {command!r} once; it has {found}"
+    return found[0]
+
+
+def line_with(lines: list[str], *fragments: str) -> str:
+    """The one line holding every fragment: the README must keep each step the test checks."""
+    found = [line for line in lines if all(f in line for f in fragments)]
+    assert len(found) == 1, f"the five-minute block should have one line with {fragments}; it has {found}"
+    return found[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("timeout") is None, reason="the block bounds the scheduler with coreutils' timeout (Linux)")
+def test_five_minute_block_runs_as_written(tmp_path):
+    copy_project(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RETRAIN_NOTIFY")}
+    lines = five_minute_block()
+    out: dict[str, subprocess.CompletedProcess] = {}
+    for line in lines:
+        proc = subprocess.run(argv_of(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        # `timeout` exits 124 when it stopped the command; everything else succeeds
+        expected = 124 if line.startswith("timeout ") else 0
+        assert proc.returncode == expected, f"{line}\nexit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        out[line] = proc
+
+    first = out[the_line(lines, "python retrain_model.py")]
+    assert first.stdout.startswith("v1.0.0: deployed"), first.stdout
+
+    scheduler = out[line_with(lines, "scheduler.py", "--every 10 --unit seconds", "--run-now")].stderr
+    assert scheduler.count("Run started") >= 2 and "no new version (data unchanged)" in scheduler, scheduler
+    assert "Scheduler stopped (SIGINT)" in scheduler, scheduler
+
+    smaller = out[line_with(lines, "--depth 4")].stdout
+    assert smaller.startswith("v1.1.0: kept for review (production stays v1.0.0)"), smaller  # what the README says
+    history = out[line_with(lines, "--history")].stdout
+    assert re.search(r"^\*\s+v1\.0\.0", history, re.M) and "v1.1.0" in history, history
+    report = Path(out[line_with(lines, "--report")].stdout.strip())
+    assert report.name == "v1.1.0.html" and (tmp_path / report).is_file()
+    assert "v1.0.0 -> v1.1.0 is now production" in out[line_with(lines, "--promote v1.1.0")].stdout
+    assert out[line_with(lines, "--promote v1.0.0")].stdout.startswith("rollback: v1.1.0 -> v1.0.0 is now production")
+    log = json.loads((tmp_path / "models" / "version_log.json").read_text(encoding="utf-8"))
+    assert log["production"] == "v1.0.0"
+
+    with (tmp_path / "incoming.csv").open(newline="", encoding="utf-8") as f:
+        incoming = list(csv.DictReader(f))
+    assert len(incoming) == 10_000 and "target" not in incoming[0] and incoming[0]["customer_id"] == "C00001"
+    assert len((tmp_path / "predictions.jsonl").read_text(encoding="utf-8").splitlines()) == 10_000
+    assert out[line_with(lines, "ab_test.py score")].stdout.startswith("scored 10000 rows (v1.0.0-vs-v1.1.0, split)")
+    analysis = out[line_with(lines, "ab_test.py analyze")].stdout
+    assert "joined 10000 labelled entities" in analysis and "recommendation: keep champion" in analysis, analysis
+
+
+def test_the_block_covers_what_a_newcomer_needs():
+    lines = five_minute_block()
+    the_line(lines, "python retrain_model.py")
+    for fragments in [
+        ("--history",),
+        ("--report",),
+        ("--promote v1.0.0",),
+        ("scheduler.py", "--every 10 --unit seconds", "--run-now"),
+        ("make_ab_demo.py",),
+        ("ab_test.py score",),
+        ("ab_test.py analyze",),
+    ]:
+        line_with(lines, *fragments)
+
+
+def test_setup_commands_and_ci_agree():
+    text = README.read_text(encoding="utf-8")
+    assert "pip install -r requirements.txt && python retrain_model.py" in text
+    assert "python -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest" in text
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "-m venv" in ci and "install -q -r requirements-dev.txt" in ci and "-m pytest" in ci
+
+
+def test_readme_names_every_exit_code():
+    section = README.read_text(encoding="utf-8").split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    assert {int(c) for c in re.findall(r"\*\*(\d+)\*\*", section)} == {int(c) for c in ExitCode}
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_in_the_readme_and_docs_resolve():
+    pages = [README, *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # https://..., mailto:...
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md":
+                anchors = {_anchor(h) for h in re.findall(r"^#+ (.+)$", dest.read_text(encoding="utf-8"), re.M)}
+                if anchor not in anchors:
+                    broken.append(f"{page.relative_to(ROOT)}: {target} (no heading for #{anchor})")
+    assert not broken, "\n".join(broken)
+
+
+def test_ab_demo_helper_refuses_bad_input_and_writes_nothing(tmp_path):
+    helper = [sys.executable, str(ROOT / "scripts" / "make_ab_demo.py")]
+    missing = subprocess.run([*helper, "--data", "nope.csv"], cwd=tmp_path, capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: nope.csv: file not found")
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    no_target = subprocess.run([*helper, "--data", "data.csv"], cwd=tmp_path, capture_output=True, text=True)
+    assert no_target.returncode == 2 and "no column 'target'" in no_target.stderr and len(no_target.stderr.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]
+
+
+def test_ab_demo_helper_takes_the_newest_rows(tmp_path):
+    (tmp_path / "data.csv").write_text("x,target,c\n1,0,a\n2,1,b\n3,0,c\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_ab_demo.py"), "--data", "data.csv", "--rows", "2"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "incoming.csv").read_text(encoding="utf-8").splitlines() == ["customer_id,x,c", "C00001,2,b", "C00002,3,c"]
+    assert (tmp_path / "outcomes.csv").read_text(encoding="utf-8").splitlines() == ["customer_id,converted", "C00001,1", "C00002,0"]
