@@ -20,9 +20,10 @@ API (stable; the CLI, ``retrain_model.py``, ``scheduler.py`` and the Airflow DAG
     Notifier(urls=(), config_path=None, events=None, *, budget=10.0, logger=None)
         .targets -> list[str]           # masked, for logs and --json
         .wants(event) -> bool
-        .notify_run(result: dict) -> list[str]         # RunResult.to_dict(); returns the events sent
-        .notify_promotion(event: dict) -> list[str]    # {event, from, to, reason, backup, at}
+        .notify_run(result: dict) -> list[str]         # RunResult.to_dict(): review/blocked/deployed + drift, one message
+        .notify_promotion(event: dict) -> list[str]    # {event, from, to, reason, backup, at}: rollback (deploy -> deployed)
         .notify_failure(error_line, exit_code, script="retrain_model.py", attempts=None) -> list[str]
+            # each returns the events delivered to every target ([] if none wanted, or not delivered)
         .notify_text(event, head, lines) -> bool        # any other message: head line, then lines
         .send(event, title, body, attach=None) -> bool # the one primitive; True if every target took it
 
