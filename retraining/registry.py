@@ -8,6 +8,9 @@ Layout of a models folder::
                                     holds more than 1,000 (written once, never changed)
       catboost_model_v1.0.0.cbm     one file per version, never modified once written
       production_backup_<UTC>.cbm   the production file as it was before each replacement
+      metadata/vX.Y.Z.json          everything recorded about a version (the log keeps a summary)
+      profiles/, evaluations/,      its training-data profile, holdout scores, HTML report
+      reports/, ledgers/            and row ledger (which rows it trained on / held out)
       .retrain.lock                 held by one run or promotion at a time
 
 Crash safety: every file is written to a temporary file in the same folder, fsynced and
@@ -220,6 +223,7 @@ class Registry:
         "evaluation": ("evaluations", "npz"),
         "report": ("reports", "html"),
         "metadata": ("metadata", "json"),
+        "ledger": ("ledgers", "npz"),  # the row keys it trained on and held out (retraining.ledger)
     }
 
     def artifact_path(self, kind: str, version: str) -> Path:

@@ -154,6 +154,7 @@ class Evaluation:
     comparison: AucComparison | None = None
     note: str = ""
     dropped_trained_on: int = 0
+    findings: list = field(default_factory=list)  # the champion-drop check (needs the champion's scores)
 
 
 @dataclass
@@ -189,8 +190,36 @@ def plan(r: ModelRetrainer, ds: Dataset, data: dict, force: bool) -> Plan | str:
 
 # -- guard -----------------------------------------------------------------------------
 def guard(r: ModelRetrainer, p: Plan) -> Guard:
-    """Drift of the data against the production model's training profile."""
-    return Guard(drift=_drift(r, p))
+    """Which rows are new and which the champion trained on; the data checks on the new rows.
+
+    The champion's training rows are found whatever ``--data-checks`` says (no model is
+    scored on rows it learned); ``off`` skips the new-row split and the checks and judges
+    drift on the whole file, as before the checks existed.
+    """
+    from . import ledger
+
+    reg = r.registry
+    champ_ledger = ledger.load_ledger(reg.artifact_path("ledger", p.champ_entry["version"])) if p.champ_entry else None
+    trained = ledger.in_training(p.ds, champ_ledger) if champ_ledger is not None else None
+    if r.data_checks == "off":
+        return Guard(drift=_drift(r, p), champion_trained=trained)
+    from .checks import run_checks
+
+    previous = ledger.load_ledger(reg.artifact_path("ledger", p.latest["version"])) if p.latest else None
+    rows = ledger.split_rows(p.ds, previous)
+    log.info("%s", rows.line())
+    reference = _reference_profile(r, p)
+    report = run_checks(p.ds, reference, rows, mode=r.data_checks, reference_version=p.champ_entry["version"] if p.champ_entry else None)
+    drift = report.drift if reference is not None else _drift(r, p)
+    return Guard(drift=drift, findings=list(report.findings), rows=rows.to_json(), new_mask=rows.new, champion_trained=trained)
+
+
+def _reference_profile(r: ModelRetrainer, p: Plan) -> dict | None:
+    """The production model's training profile, or None (no champion, or made before profiles)."""
+    if p.champ_entry is None:
+        return None
+    path = r.registry.artifact_path("profile", p.champ_entry["version"])
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _drift(r: ModelRetrainer, p: Plan) -> dict:
@@ -203,8 +232,7 @@ def _drift(r: ModelRetrainer, p: Plan) -> dict:
     ref_path = r.registry.artifact_path("profile", version)
     if not ref_path.is_file():
         return {"reference": None, "note": f"no reference profile ({version} was made before profiles were stored)"}
-    reference = json.loads(ref_path.read_text(encoding="utf-8"))
-    return drift_compare(reference, p.ds.X, p.ds.cat_features, version)
+    return drift_compare(_reference_profile(r, p), p.ds.X, p.ds.cat_features, version)
 
 
 # -- evaluate --------------------------------------------------------------------------
@@ -234,12 +262,23 @@ def evaluate(r: ModelRetrainer, p: Plan, g: Guard) -> Evaluation:
         ev.champion_auc = ev.metrics["champion"]["roc_auc"]
         if p.champ_entry is None:
             ev.note = f"{r.production_path} is not in the version log"
+        elif r.data_checks != "off":
+            ev.findings = _champion_drop(r, p, y, ev.champion_scores)
     elif p.champ_entry is not None:
         ev.champion_auc = p.champ_entry["metrics"]["candidate"]["roc_auc"]
         ev.note += f"; compared with its recorded ROC-AUC {ev.champion_auc:.4f}"
     else:
         ev.note += " and it has no recorded ROC-AUC, so the candidate replaces it"
     return ev
+
+
+def _champion_drop(r: ModelRetrainer, p: Plan, y, scores) -> list:
+    from .checks import champion_drop
+
+    found = champion_drop(y, scores, p.champ_entry.get("metrics") or {}, version=p.champ_entry["version"])
+    if found is not None and r.data_checks == "warn":
+        found.severity = "warn"
+    return [found] if found is not None else []
 
 
 def _preload_report() -> None:
@@ -252,6 +291,9 @@ def _preload_report() -> None:
 def decide(r: ModelRetrainer, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
     """The user's rule (ROC-AUC >= the champion's), unless a blocking data check says no."""
     deploy, reason = apply_rule(r.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note)
+    g.findings += ev.findings
+    for finding in g.findings:
+        log.warning("%s", finding.line())
     blocking = [f for f in g.findings if f.severity == "block"]
     if blocking and r.data_checks == "block":
         names = ", ".join(f.name for f in blocking)
@@ -272,6 +314,9 @@ def record(r: ModelRetrainer, data: dict, p: Plan, g: Guard, ev: Evaluation, v: 
     ev.model.save_model(str(tmp))
     commit_temp(tmp, path)
     _save_artifacts(r, p, ev)
+    from .ledger import make_ledger, save_ledger
+
+    save_ledger(make_ledger(p.version, p.ds), reg.artifact_path("ledger", p.version))
     entry = _entry(r, p, g, ev, v, path)
     reg.add_version(data, entry, deploy_reason=v.reason if v.decision == Decision.DEPLOYED else None)
     return Recorded(entry, path)
@@ -287,7 +332,7 @@ def _save_artifacts(r: ModelRetrainer, p: Plan, ev: Evaluation) -> None:
     prof = reg.artifact_path("profile", p.version)
     prof.parent.mkdir(parents=True, exist_ok=True)
     train = ~ds.holdout
-    profile = make_profile(ds.X[train], ds.cat_features)
+    profile = make_profile(ds.X[train], ds.cat_features, y=ds.y[train])
     example = ds.X[train].head(5)
     profile["example"] = example.astype(object).where(example.notna(), None).to_dict(orient="records")
     atomic_write_json(prof, profile)
@@ -337,7 +382,7 @@ def _entry(r: ModelRetrainer, p: Plan, g: Guard, ev: Evaluation, v: Verdict, pat
         delong=ev.comparison.to_dict() if ev.comparison else None,
         training_seconds=round(ev.train_seconds, 3),
         feature_importance=training.feature_importance(ev.model),
-        artifacts={k: str(r.registry.artifact_path(k, p.version).relative_to(r.models_dir)) for k in ("profile", "evaluation", "report")},
+        artifacts={k: str(r.registry.artifact_path(k, p.version).relative_to(r.models_dir)) for k in ("profile", "evaluation", "report", "ledger")},
         environment=_environment(),
         drift=g.drift,
         checks=[f.to_json() for f in g.findings],
