@@ -361,7 +361,8 @@ def test_runs_promotions_and_failures_notify_and_the_token_is_written_nowhere(re
         assert proc.returncode == code, proc.stderr[-3000:]
         return json.loads(proc.stdout) if code == 0 else None
 
-    first = run("--iterations", "30", "--notify-on", "all")
+    mlflow = ("--mlflow-uri", f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}")  # its tags and params are scanned too
+    first = run("--iterations", "30", "--notify-on", "all", *mlflow)
     assert first["status"] == "deployed" and receiver.posts[-1]["body"]["message"].startswith(f"{first['version']} deployed to production")
     second = run("--iterations", "1", "--depth", "1")
     assert second["status"] == "kept for review", second
@@ -373,7 +374,7 @@ def test_runs_promotions_and_failures_notify_and_the_token_is_written_nowhere(re
     blocked = receiver.posts[-1]["body"]["message"]
     assert third["status"] != "deployed" and blocked.startswith(f"{third['version']} was NOT deployed: blocked by a data check"), blocked
     assert "[block] label" in blocked and third["reason"] in blocked
-    run("--promote", second["version"])
+    run("--promote", second["version"], *mlflow)
     rollback = receiver.posts[-1]["body"]["message"]
     assert rollback.startswith(f"promotion: production {first['version']} -> {second['version']}") and "reason: " in rollback
     write_csv(tmp_path / "data.csv", frame.drop(columns="target"))
