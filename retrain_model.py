@@ -143,6 +143,7 @@ class ModelRetrainer:
             from retraining.mlflow_sync import require_mlflow
 
             require_mlflow()
+        _ = self.notifier  # a bad target or a missing apprise fails here, before any work
 
     @property
     def models_dir(self) -> Path:

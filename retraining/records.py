@@ -109,9 +109,8 @@ class VersionEntry:
 
     @classmethod
     def from_json(cls, raw: dict) -> VersionEntry:
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in raw.items() if k in names}
-        extra = {k: v for k, v in raw.items() if k not in names}
+        known = {k: v for k, v in raw.items() if k in _ENTRY_FIELDS}
+        extra = {k: v for k, v in raw.items() if k not in _ENTRY_FIELDS}
         known.setdefault("file", f"catboost_model_{raw.get('version')}.cbm")
         known.setdefault("created_at", "")
         known.setdefault("decision", "")
@@ -142,6 +141,9 @@ class VersionEntry:
             slim["mlflow"] = self.mlflow
         slim["metadata"] = self.metadata or f"metadata/{self.version}.json"
         return slim
+
+
+_ENTRY_FIELDS = frozenset(f.name for f in dataclasses.fields(VersionEntry)) - {"extra"}
 
 
 @dataclass
