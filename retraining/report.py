@@ -219,15 +219,30 @@ def _checks(entry: dict) -> str:
 
 
 def render(entry: dict, log: dict, evaluation: dict | None, champion: dict | None) -> str:
-    """The whole report as one HTML string."""
-    parts: list[str] = []
+    """The whole report as one HTML string: decision and data checks first, then the evidence."""
+    e = html.escape
+    parts = [f"<p class='decision'>{e(decision_sentence(entry))}</p>", _checks(entry), _metrics(entry), _figures(entry, evaluation)]
+    parts += ["<h2>History</h2>", f"<figure><img alt='Metric history' src='{_history(log)}'></figure>"]
+    imp = _importances(entry, champion)
+    if imp:
+        parts.append(f"<h2>Feature importances</h2><figure><img alt='Feature importances' src='{imp}'></figure>")
+    parts += [_data(entry.get("dataset", {})), _drift(entry.get("drift"))]
+    title = f"Retrain report {entry['version']}"
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{e(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{e(title)}</h1><p class='meta'>created {e(str(entry.get('created_at')))} · production now {e(str(log.get('production')))}</p>"
+        + "".join(parts)
+        + "</body></html>"
+    )
+
+
+def _metrics(entry: dict) -> str:
     e = html.escape
     metrics = entry.get("metrics", {})
     cand, champ = metrics.get("candidate") or {}, metrics.get("champion") or {}
-    parts.append(f"<p class='decision'>{e(decision_sentence(entry))}</p>")
-    parts.append(_checks(entry))
     rows = [[k, cand.get(k), champ.get(k) if champ else None] for k in ("roc_auc", "pr_auc", "log_loss", "brier")]
-    parts.append("<h2>Holdout metrics</h2>")
+    parts = ["<h2>Holdout metrics</h2>"]
     parts.append(_table(["metric", f"candidate {entry['version']}", f"champion {(entry.get('champion') or {}).get('version') or '-'}"], rows))
     dropped = metrics.get("holdout_dropped_trained_on") or 0
     left_out = f" ({dropped} holdout rows the champion trained on were left out)" if dropped else ""
@@ -240,63 +255,46 @@ def render(entry: dict, log: dict, evaluation: dict | None, champion: dict | Non
         )
     elif (entry.get("champion") or {}).get("note"):
         parts.append(f"<p>{e(entry['champion']['note'])}.</p>")
-    images: list[tuple[str, str]] = []
-    if evaluation is not None:
-        images += [("ROC curves", _curves("roc", evaluation, entry)), ("Precision-recall curves", _curves("pr", evaluation, entry))]
-        images.append(("Calibration", _curves("cal", evaluation, entry)))
-    else:
-        parts.append("<p class='note'>No holdout scores are stored for this version, so the curves cannot be drawn.</p>")
-    parts.append(
-        "<div class='grid'>" + "".join(f"<figure><img alt='{e(t)}' src='{src}'><figcaption>{e(t)}</figcaption></figure>" for t, src in images) + "</div>"
-    )
-    parts.append("<h2>History</h2>")
-    parts.append(f"<figure><img alt='Metric history' src='{_history(log)}'></figure>")
-    imp = _importances(entry, champion)
-    if imp:
-        parts.append(f"<h2>Feature importances</h2><figure><img alt='Feature importances' src='{imp}'></figure>")
-    ds = entry.get("dataset", {})
-    parts.append("<h2>Data</h2>")
-    parts.append(
-        _table(
-            ["file", "sha256", "rows", "positives", "positive rate", "holdout rows", "split"],
-            [
-                [
-                    ds.get("path"),
-                    str(ds.get("sha256", ""))[:12],
-                    ds.get("rows"),
-                    ds.get("positives"),
-                    ds.get("positive_rate"),
-                    ds.get("holdout_rows"),
-                    (ds.get("split") or {}).get("method"),
-                ]
-            ],
-        )
-    )
+    return "".join(parts)
+
+
+def _figures(entry: dict, evaluation: dict | None) -> str:
+    e = html.escape
+    if evaluation is None:
+        return "<p class='note'>No holdout scores are stored for this version, so the curves cannot be drawn.</p><div class='grid'></div>"
+    images = [(t, _curves(k, evaluation, entry)) for t, k in (("ROC curves", "roc"), ("Precision-recall curves", "pr"), ("Calibration", "cal"))]
+    return "<div class='grid'>" + "".join(f"<figure><img alt='{e(t)}' src='{src}'><figcaption>{e(t)}</figcaption></figure>" for t, src in images) + "</div>"
+
+
+def _data(ds: dict) -> str:
+    head = ["file", "sha256", "rows", "positives", "positive rate", "holdout rows", "split"]
+    row = [ds.get("path"), str(ds.get("sha256", ""))[:12], ds.get("rows"), ds.get("positives"), ds.get("positive_rate"), ds.get("holdout_rows")]
+    parts = ["<h2>Data</h2>", _table(head, [[*row, (ds.get("split") or {}).get("method")]])]
     missing = ds.get("missing_values") or {}
     parts.append(_table(["column", "missing values"], [[k, v] for k, v in missing.items()]) if missing else "<p>No missing values.</p>")
     if ds.get("dropped_columns"):
         parts.append(_table(["left out", "why"], [[k, v] for k, v in ds["dropped_columns"].items()]))
-    parts.append("<h2>Drift against the production model's training data</h2>")
-    drift = entry.get("drift")
+    return "".join(parts)
+
+
+def _drift(drift: dict | None) -> str:
+    """PSI per feature on the whole file and, where the checks split it, on the new rows alone."""
+    e = html.escape
+    parts = ["<h2>Drift against the production model's training data</h2>"]
     if not drift or drift.get("reference") is None:
         note = (drift or {}).get("note") or "no reference profile"
-        parts.append(f"<p class='note'>{e(note)}.</p>")
-    else:
-        parts.append(
-            f"<p>Reference: {e(drift['reference'])}. {drift['drifted_share']:.0%} of features drifted (PSI ≥ 0.1); "
-            f"significant (PSI &gt; 0.25): {e(', '.join(drift['significant']) or 'none')}.</p>"
-        )
-        rows = [[n, r["psi"], r["band"], ", ".join(r["new_categories"])] for n, r in sorted(drift["features"].items(), key=lambda kv: -(kv[1]["psi"] or 0))]
-        rows += [[n, None, "missing in new data", ""] for n in drift.get("missing_features", [])]
-        parts.append(_table(["feature", "PSI", "band", "new categories"], rows))
-    title = f"Retrain report {entry['version']}"
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{e(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{e(title)}</h1><p class='meta'>created {e(str(entry.get('created_at')))} · production now {e(str(log.get('production')))}</p>"
-        + "".join(parts)
-        + "</body></html>"
+        return parts[0] + f"<p class='note'>{e(note)}.</p>"
+    parts.append(
+        f"<p>Reference: {e(drift['reference'])}. {drift['drifted_share']:.0%} of features drifted (PSI ≥ 0.1); "
+        f"significant (PSI &gt; 0.25): {e(', '.join(drift['significant']) or 'none')}.</p>"
     )
+    if drift.get("new_rows") is not None:
+        parts.append(f"<p>New rows alone ({drift['new_rows']}): significant {e(', '.join(drift.get('significant_new') or []) or 'none')}.</p>")
+    by_psi = sorted(drift["features"].items(), key=lambda kv: -max(kv[1].get("psi_new") or 0, kv[1]["psi"] or 0))
+    rows = [[n, r.get("psi_new"), r["psi"], r.get("band_new") or r["band"], ", ".join(r["new_categories"])] for n, r in by_psi]
+    rows += [[n, None, None, "missing in new data", ""] for n in drift.get("missing_features", [])]
+    parts.append(_table(["feature", "PSI new rows", "PSI whole file", "band", "new categories"], rows))
+    return "".join(parts)
 
 
 CSS = (
