@@ -36,6 +36,7 @@ from retraining.errors import StateError, UsageError, VersionNotFoundError
 from retraining.fsutil import sha256_file
 from retraining.history import format_history
 from retraining.records import Decision
+from retraining.registry import Registry
 from retraining.rules import DeployRule
 from retraining.run import RunResult
 from retraining.training import TrainParams
@@ -105,15 +106,10 @@ class ModelRetrainer:
         notify_config: str | Path | None = None,
         notify_on: tuple[str, ...] | list[str] | None = None,
     ) -> None:
-        from retraining.registry import Registry
-
         self.data_path = data_path if isinstance(data_path, str) and "://" in data_path else Path(data_path)
         self.source_options = {"query": query, "table": table, "delimiter": csv_delimiter, "decimal": decimal, "encoding": encoding}
-        self.target = target
-        self.positive_class = positive_class
-        self.id_column = id_column
-        self.time_column = time_column
-        self.drop_columns = tuple(drop_columns)
+        self.target, self.positive_class = target, positive_class
+        self.id_column, self.time_column, self.drop_columns = id_column, time_column, tuple(drop_columns)
         self.params = TrainParams(iterations, seed, task_type.upper(), learning_rate, depth, thread_count, progress_every)
         self.rule = DeployRule(min_improvement=min_improvement, require_significance=require_significance, min_auc=min_auc)
         self.data_checks = data_checks
@@ -121,8 +117,7 @@ class ModelRetrainer:
         self.report = report
         self.mlflow = {"uri": mlflow_uri, "experiment": mlflow_experiment, "model_name": mlflow_model_name} if mlflow_uri else None
         self.notify_settings = {"urls": tuple(notify), "config": notify_config, "events": None if notify_on is None else tuple(notify_on)}
-        self._mirror_obj = None
-        self._notifier = None
+        self._mirror_obj = self._notifier = None
         self._validate()
 
     def _validate(self) -> None:
