@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,43 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _umask_lock:  # elsewhere: set and restore at once (the only portable way to read it)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def plain_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0o666 minus the umask (0644 under 022)."""
+    return 0o666 & ~current_umask()
+
+
 def _temp_beside(target: Path) -> tuple[int, Path]:
+    """A new temporary file next to ``target``, with the mode a plain ``open()`` would give it.
+
+    ``mkstemp`` creates files 0600 whatever the umask; a serving process running as another
+    user could then not read the production model, so the mode is set to what the umask allows.
+    """
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
+    if os.name != "nt":  # Windows has no POSIX modes; mkstemp's file there is an ordinary one
+        try:
+            os.fchmod(fd, plain_file_mode())
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
     return fd, Path(name)
 
 

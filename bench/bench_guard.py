@@ -1,0 +1,338 @@
+"""The data-guard benchmark of issue #11: 24 broken nights and clean nights, judged as a whole.
+
+Four datasets are made from the shipped bank data (``featured_dataset.csv``, rows shuffled
+with a fixed seed so that clean nights carry only sampling noise): base rates 3 %, 10 %,
+20 % and 30 % (positives or negatives subsampled) with 3, 16, 40 and 85 features
+(columns selected, or copied with noise: a numeric copy is rescaled and jittered, a
+categorical copy has 5 % of its values replaced). Each dataset grows night by night:
+the first half of its rows is version 1, then a clean night, then one of six failures
+injected into one night's new rows (each from the same state):
+
+- ``label_flip``: 40 % of the new rows' labels flipped;     right call: not deployed
+- ``labels_missing``: every new row labelled negative;       right call: not deployed
+- ``unit_change``: one numeric column x 100;                 right call: that column named
+- ``renamed_category``: a category (>= 5 % of rows) renamed; right call: that column named
+- ``resent_batch``: yesterday's rows appended again;         right call: a duplicates finding, not deployed
+- ``swapped_columns``: two numeric columns swapped;          right call: both columns named
+  (two columns made from different bank columns: two noisy copies of one are interchangeable)
+
+plus a second clean night after the first one. Clean nights must not be blocked. By
+default every night is a real run (``ModelRetrainer``, 30 iterations); ``--direct`` runs
+only the ledger and the checks (no training), which is how the thresholds were tuned.
+
+    python bench/bench_guard.py            # real runs (about 10 minutes on 2 cores)
+    python bench/bench_guard.py --direct   # checks only (about a minute)
+    python bench/bench_guard.py --cost 1000000   # seconds of the guard's steps, ledger bytes per row
+    python bench/bench_guard.py --ratio          # real runs, --data-checks block vs off (500 iterations)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from measure import machine, stamp, table_head, table_row  # noqa: E402
+
+BASE_COLUMNS = [
+    *("age", "job", "marital", "education", "default", "balance", "housing", "loan"),
+    *("contact", "day", "month", "campaign", "pdays", "previous", "poutcome"),
+]
+DATASETS = [(0.03, 3), (0.10, 16), (0.20, 40), (0.30, 85)]
+FAILURES = ["label_flip", "labels_missing", "unit_change", "renamed_category", "resent_batch", "swapped_columns"]
+LABEL_FAILURES = {"label_flip", "labels_missing"}
+
+
+def make_dataset(base_rate: float, width: int, seed: int) -> pd.DataFrame:
+    """Bank rows at ``base_rate`` positive with ``width`` features, in a shuffled order."""
+    rng = np.random.default_rng(seed)
+    bank = pd.read_csv(ROOT / "featured_dataset.csv")
+    pos, neg = bank[bank.target == 1], bank[bank.target == 0]
+    want_pos = round(base_rate / (1 - base_rate) * len(neg))
+    if want_pos <= len(pos):
+        pos = pos.sample(want_pos, random_state=seed)
+    else:
+        neg = neg.sample(round(len(pos) * (1 - base_rate) / base_rate), random_state=seed)
+    frame = pd.concat([pos, neg]).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    columns = ["age", "balance", "job"] if width == 3 else BASE_COLUMNS[:width]
+    out = frame[columns].copy()
+    k = 0
+    while out.shape[1] < width:
+        source = BASE_COLUMNS[k % len(BASE_COLUMNS)]
+        k += 1
+        col = frame[source]
+        if pd.api.types.is_numeric_dtype(col):
+            copy = col * rng.uniform(0.5, 2.0) + rng.normal(0, 0.1 * col.std() + 1e-9, len(col))
+            out[f"{source}_{k}"] = copy.round(2)
+        else:
+            swap = rng.random(len(col)) < 0.05
+            out[f"{source}_{k}"] = col.where(~swap, rng.choice(col.unique(), len(col)))
+    out["target"] = frame["target"].to_numpy()
+    return out
+
+
+@dataclass
+class Case:
+    dataset: str
+    failure: str
+    right: bool
+    status: str
+    named: list[str]
+    expected: list[str]
+    findings: list[str]
+
+
+def inject(failure: str, frame: pd.DataFrame, new: slice, yesterday: slice, rng: np.random.Generator) -> tuple[pd.DataFrame, list[str]]:
+    """The night's file with ``failure`` in its new rows; the columns a right call names."""
+    out = frame.copy()
+    idx = out.index[new]
+    numeric = [c for c in out.columns if c != "target" and pd.api.types.is_numeric_dtype(out[c])]
+    categorical = [c for c in out.columns if c != "target" and c not in numeric]
+    if failure == "label_flip":
+        chosen = rng.choice(idx, size=round(0.4 * len(idx)), replace=False)
+        out.loc[chosen, "target"] = 1 - out.loc[chosen, "target"]
+        return out, []
+    if failure == "labels_missing":
+        out.loc[idx, "target"] = 0
+        return out, []
+    if failure == "unit_change":
+        col = str(rng.choice(numeric))
+        out[col] = out[col].astype(float)
+        out.loc[idx, col] = out.loc[idx, col] * 100
+        return out, [col]
+    if failure == "renamed_category":
+        col = str(rng.choice(categorical))
+        shares = out.loc[: idx[0] - 1, col].value_counts(normalize=True)
+        category = str(rng.choice(shares.index[shares >= 0.05]))
+        out[col] = out[col].astype(object)
+        out.loc[idx, col] = out.loc[idx, col].replace({category: category.upper() + "_V2"})
+        return out, [col]
+    if failure == "resent_batch":
+        return pd.concat([out.iloc[: new.start], out.iloc[yesterday], out.iloc[new]], ignore_index=True), []
+    if failure == "swapped_columns":
+        a = str(rng.choice(numeric))  # two different columns: swapping two noisy copies of one bank column changes nothing
+        b = str(rng.choice([c for c in numeric if c.split("_")[0] != a.split("_")[0]]))
+        out[[a, b]] = out[[a, b]].astype(float)
+        out.loc[idx, [a, b]] = out.loc[idx, [b, a]].to_numpy()
+        return out, sorted([a, b])
+    raise ValueError(failure)
+
+
+class RealRunner:
+    """Every night is a real ``ModelRetrainer`` run in its own working folder."""
+
+    def __init__(self, folder: Path, iterations: int):
+        self.folder, self.iterations = folder, iterations
+
+    def night(self, state: Path, frame: pd.DataFrame) -> dict:
+        from retrain_model import ModelRetrainer
+
+        frame.to_csv(state / "data.csv", index=False)
+        r = ModelRetrainer(
+            data_path=state / "data.csv",
+            models_dir=state / "models",
+            production_path=state / "catboost_model.cbm",
+            iterations=self.iterations,
+            thread_count=2,
+            progress_every=0,
+            report=False,
+            lock_timeout=5,
+        )
+        result = r.retrain(force=True)
+        return {"status": str(result.status), "checks": list(result.checks)}
+
+
+class DirectRunner:
+    """Only the ledger and the checks; the previous version is always "deployed"."""
+
+    def night(self, state: Path, frame: pd.DataFrame) -> dict:
+        import json
+
+        from retraining.checks import run_checks
+        from retraining.data import load_dataset
+        from retraining.drift import profile
+        from retraining.ledger import load_ledger, make_ledger, save_ledger, split_rows
+
+        frame.to_csv(state / "data.csv", index=False)
+        ds = load_dataset(state / "data.csv")
+        ref_path, led_path = state / "profile.json", state / "ledger.npz"
+        reference = json.loads(ref_path.read_text()) if ref_path.is_file() else None
+        report = run_checks(ds, reference, split_rows(ds, load_ledger(led_path))) if reference else None
+        blocked = bool(report and report.blocking)
+        if not blocked:
+            ref_path.write_text(json.dumps(profile(ds.X[~ds.holdout], ds.cat_features, ds.y[~ds.holdout])))
+        save_ledger(make_ledger("v", ds), led_path)
+        return {"status": "kept for review" if blocked else "deployed", "checks": report.to_json()["findings"] if report else []}
+
+
+def judge(failure: str, outcome: dict, expected: list[str]) -> tuple[bool, list[str]]:
+    named = sorted({c for f in outcome["checks"] for c in f["columns"]})
+    blocked = outcome["status"] != "deployed"
+    if failure in LABEL_FAILURES:
+        return blocked and any(f["name"] in ("label_rate", "labels_one_class") for f in outcome["checks"]), named
+    if failure == "resent_batch":
+        return blocked and any(f["name"] == "resent_batch" for f in outcome["checks"]), named
+    if failure == "clean":
+        return not any(f["severity"] == "block" for f in outcome["checks"]), named
+    return set(expected) <= set(named), named
+
+
+def run(direct: bool, iterations: int, seed: int) -> tuple[list[Case], float]:
+    runner = DirectRunner() if direct else None
+    cases: list[Case] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_guard_") as tmp:
+        for base_rate, width in DATASETS:
+            name = f"{base_rate:.0%} positive, {width} features"
+            data = make_dataset(base_rate, width, seed)
+            first, night = len(data) // 2, max(600, len(data) // 20)
+            base = Path(tmp) / f"d{width}"
+            (base / "state").mkdir(parents=True)
+            runner = runner or RealRunner(Path(tmp), iterations)
+            runner.night(base / "state", data.iloc[:first])
+            day1 = slice(first, first + night)
+            clean1 = runner.night(base / "state", data.iloc[: first + night])
+            cases.append(Case(name, "clean", *_call("clean", clean1, []), [], _shown(clean1)))
+            rng = np.random.default_rng(seed)
+            today = slice(first + night, first + 2 * night)
+            for failure in [*FAILURES, "clean"]:
+                state = base / failure
+                shutil.copytree(base / "state", state)
+                frame, expected = data.iloc[: first + 2 * night], []
+                if failure != "clean":
+                    frame, expected = inject(failure, frame, today, day1, rng)
+                outcome = runner.night(state, frame)
+                cases.append(Case(name, failure, *_call(failure, outcome, expected), expected, _shown(outcome)))
+                print(f"{name:28s} {failure:17s} {'right' if cases[-1].right else 'WRONG'}  {outcome['status']:16s} {cases[-1].findings}", flush=True)
+    return cases, time.perf_counter() - started
+
+
+def _shown(outcome: dict) -> list[str]:
+    return [f"{f['severity']} {f['name']} {','.join(f['columns'])}".strip() for f in outcome["checks"]]
+
+
+def _call(failure: str, outcome: dict, expected: list[str]) -> tuple[bool, str, list[str]]:
+    right, named = judge(failure, outcome, expected)
+    return right, outcome["status"], named
+
+
+def cost(rows: int, repeats: int) -> int:
+    """Seconds of the guard's own steps on the shipped data and on ``rows`` synthetic rows; ledger bytes per row."""
+    import subprocess
+
+    print(f"{stamp()} | {machine()}")
+    print(table_head("data", "rows", "features", "row keys", "new-row split", "checks (5 % new)", "ledger save", "profile", "ledger bytes/row"))
+    with tempfile.TemporaryDirectory(prefix="bench_guard_cost_") as tmp:
+        synthetic = Path(tmp) / "synthetic.csv"
+        subprocess.run([sys.executable, str(ROOT / "bench" / "make_synthetic.py"), str(rows), str(synthetic)], check=True, capture_output=True)
+        for label, path in (("shipped", ROOT / "featured_dataset.csv"), ("synthetic", synthetic)):
+            print(_cost_row(label, path, Path(tmp), repeats))
+    return 0
+
+
+def _cost_row(label: str, path: Path, tmp: Path, repeats: int) -> str:
+    from retraining.checks import run_checks
+    from retraining.data import load_dataset
+    from retraining.drift import profile
+    from retraining.ledger import key_columns, make_ledger, row_keys, save_ledger, split_rows
+
+    ds = load_dataset(path)
+    frame = pd.read_csv(path)
+    first = load_dataset(_head(frame, int(ds.rows * 0.95), tmp / "head.csv"))
+    previous = make_ledger("v1.0.0", first)
+    reference = profile(first.X[~first.holdout], first.cat_features, first.y[~first.holdout])
+    split = split_rows(ds, previous)
+    steps = {
+        "keys": lambda: row_keys(frame, None, key_columns(frame, "target", None, None, ())),
+        "split": lambda: split_rows(ds, previous),
+        "checks": lambda: run_checks(ds, reference, split),
+        "save": lambda: save_ledger(make_ledger("v1.1.0", ds), tmp / "ledger.npz"),
+        "profile": lambda: profile(ds.X[~ds.holdout], ds.cat_features, ds.y[~ds.holdout]),
+    }
+    cells = [f"{float(np.median([_timed(fn) for _ in range(repeats)])):.2f} s" for fn in steps.values()]
+    size = (tmp / "ledger.npz").stat().st_size
+    return table_row(label, ds.rows, len(ds.features), *cells, f"{size / ds.rows:.2f}")
+
+
+def _head(frame: pd.DataFrame, rows: int, path: Path) -> Path:
+    frame.iloc[:rows].to_csv(path, index=False)
+    return path
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def run_ratio(repeats: int, iterations: int) -> int:
+    """Real runs on the shipped data, --data-checks block and off interleaved; ratio of medians."""
+    from retrain_model import ModelRetrainer
+
+    walls: dict[str, list[float]] = {"block": [], "off": []}
+    with tempfile.TemporaryDirectory(prefix="bench_guard_ratio_") as tmp:
+        data = pd.read_csv(ROOT / "featured_dataset.csv")
+        head = Path(tmp) / "head.csv"
+        data.iloc[: int(len(data) * 0.95)].to_csv(head, index=False)
+        for mode in ("block", "off"):
+            folder = Path(tmp) / mode
+            folder.mkdir()
+            kw = {"models_dir": folder / "models", "production_path": folder / "model.cbm", "iterations": iterations, "progress_every": 0, "report": False}
+            ModelRetrainer(data_path=head, data_checks=mode, **kw).retrain()
+        for _ in range(repeats):
+            for mode in ("block", "off"):
+                folder = Path(tmp) / mode
+                kw = {"models_dir": folder / "models", "production_path": folder / "model.cbm", "iterations": iterations, "progress_every": 0, "report": False}
+                r = ModelRetrainer(data_path=ROOT / "featured_dataset.csv", data_checks=mode, **kw)
+                walls[mode].append(_timed(lambda r=r: r.retrain(force=True)))
+    block, off = float(np.median(walls["block"])), float(np.median(walls["off"]))
+    print(f"{stamp()} | {machine()} | shipped data, {iterations} iterations, {repeats} runs each (5 % of rows new)")
+    print(f"--data-checks block: {block:.2f} s, off: {off:.2f} s, ratio {block / off:.3f}")
+    print(f"runs: block {[round(w, 2) for w in walls['block']]}, off {[round(w, 2) for w in walls['off']]}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--direct", action="store_true", help="run only the ledger and the checks (no training)")
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cost", type=int, metavar="ROWS", help="time the guard's steps on the shipped data and ROWS synthetic rows, then exit")
+    parser.add_argument("--ratio", action="store_true", help="real runs with --data-checks block vs off on the shipped data, then exit")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.cost:
+        return cost(args.cost, args.repeats)
+    if args.ratio:
+        return run_ratio(args.repeats, 500 if args.iterations == 30 else args.iterations)
+    cases, seconds = run(args.direct, args.iterations, args.seed)
+    failures = [c for c in cases if c.failure != "clean"]
+    clean = [c for c in cases if c.failure == "clean"]
+    right = sum(c.right for c in failures)
+    clean_ok = sum(c.right for c in clean)
+    print()
+    print(f"{stamp()} | {machine()} | {'checks only (--direct)' if args.direct else f'real runs, {args.iterations} iterations'} | {seconds:.0f} s")
+    print(table_head("failure", *[f"{int(r * 100)} %/{w}" for r, w in DATASETS]))
+    for failure in [*FAILURES, "clean"]:
+        row = [c for c in cases if c.failure == failure]
+        per_dataset = [[c for c in row if c.dataset == d] for d in dict.fromkeys(c.dataset for c in cases)]
+        print(table_row(failure, *[f"{sum(c.right for c in group)}/{len(group)}" for group in per_dataset]))
+    print(f"\nright calls: {right}/{len(failures)} ({right / len(failures):.0%}); clean nights not blocked: {clean_ok}/{len(clean)}")
+    warned = sum(1 for c in clean if c.findings)
+    print(f"clean nights with any warning: {warned}/{len(clean)}")
+    return 0 if right / len(failures) >= 0.95 and clean_ok == len(clean) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

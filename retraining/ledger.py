@@ -1,0 +1,273 @@
+"""Which rows each version trained on and held out, and which rows of today's file are new.
+
+**The row key** (the one definition; :func:`row_keys`) is a 64-bit hash, one per row:
+
+- with ``--id-column``: a hash of the id's text (``42`` and ``42.0`` agree);
+- without: a hash of the row's *feature values*: every column except the target, the
+  ``--id-column``, the ``--time-column`` and ``--drop-columns``. Numbers hash by value
+  (``1`` and ``1.0`` agree, ``-0.0`` is ``0.0``), everything else by its text; columns
+  are combined in name order, so reordering the file's columns keeps every key.
+
+It never includes the label, so correcting a label keeps the row's key, its side of the
+holdout split (:func:`retraining.data.stable_holdout` buckets the same key) and its place
+in the ledgers. It leaves out the time column too: with ``--time-column`` "new" is decided
+by time, and a corrected timestamp is not a different row. What does change a key: an
+edited feature value, or (without an id column) a column added, removed or renamed; then
+those rows count as new and cannot be matched to earlier ledgers ("key changed").
+
+**The ledger** of a version (``models/ledgers/vX.Y.Z.npz``, :data:`LEDGER_FORMAT`) holds
+the sorted keys of its training rows and of its holdout rows (repeats kept: 8 bytes per
+row) and, with ``--time-column``, the latest time it saw. The run uses it twice:
+
+- :func:`in_training`: today's holdout rows that the champion trained on are left out of
+  the deploy comparison, so no model is scored on rows it learned;
+- :func:`split_rows`: against the *previous* version's ledger, the rows of today's file
+  are new, seen before, or copies of rows seen before (a re-sent batch). Rows are matched
+  as a multiset: a key the previous version had once and today's file has twice gives one
+  seen row and one re-sent copy. With ``--time-column`` a row newer than the previous
+  version's latest time is new whatever its key. When the file is not cumulative (only
+  today's rows), every row is new and the earlier rows count as gone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .errors import StateError
+from .fsutil import commit_temp, temp_path_beside
+
+if TYPE_CHECKING:
+    from .data import Dataset
+
+log = logging.getLogger(__name__)
+
+LEDGER_FORMAT = 1
+HASH_KEY = "catboost-retrain"  # 16 bytes, fixed forever: changing it re-draws every split and orphans every ledger
+_NA_NUMBER = -1.2345e308
+_NA_TEXT = "\x00NA"
+
+
+# -- the row key --------------------------------------------------------------------------
+def row_keys(frame: pd.DataFrame, id_column: str | None, feature_columns: list[str] | tuple[str, ...]) -> np.ndarray:
+    """The row key of every row of ``frame`` (uint64): see the module docstring."""
+    if id_column:
+        return id_hashes(frame[id_column])
+    return content_hashes(frame[list(feature_columns)])
+
+
+def key_columns(frame: pd.DataFrame, target: str, id_column: str | None, time_column: str | None, drop_columns) -> list[str]:
+    """The columns a content key covers: all but the target, id, time and dropped columns."""
+    excluded = {target, *drop_columns} | {c for c in (id_column, time_column) if c}
+    return sorted(c for c in frame.columns if c not in excluded)
+
+
+def key_info(id_column: str | None, columns: list[str]) -> dict:
+    """The descriptor stored with a ledger; two keys are comparable only if these are equal."""
+    return {"method": "id", "column": id_column} if id_column else {"method": "features", "columns": sorted(columns)}
+
+
+def integral_floats_as_int(values: pd.Series) -> pd.Series:
+    """Floats that are all whole numbers as nullable integers, so that 42.0 reads as "42" (ids, labels)."""
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        return values.astype("Int64")
+    return values
+
+
+def id_text(values: pd.Series) -> pd.Series:
+    """Each value's text without surrounding spaces; whole-number floats read as integers (42.0 -> "42")."""
+    return integral_floats_as_int(values).astype(str).str.strip()
+
+
+def id_hashes(ids: pd.Series) -> np.ndarray:
+    """64-bit hash of each id's text (:func:`id_text`)."""
+    text = id_text(ids).to_numpy(dtype=object)
+    return pd.util.hash_array(text, hash_key=HASH_KEY, categorize=False)
+
+
+def content_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's content, independent of how pandas typed the columns.
+
+    Numbers hash by value (``1`` and ``1.0`` agree, so a column that gains a missing value
+    and turns float keeps its hashes); everything else hashes by its text. Columns are
+    combined in name order, so reordering columns in the file keeps the keys.
+    """
+    combined = np.zeros(len(frame), dtype=np.uint64)
+    for name in sorted(frame.columns):
+        col = frame[name]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            arr = col.to_numpy(dtype="float64", na_value=np.nan) + 0.0  # + 0.0 folds -0.0 into 0.0
+            arr[np.isnan(arr)] = _NA_NUMBER
+            h = pd.util.hash_array(arr, hash_key=HASH_KEY)
+        else:  # hash each distinct value once: the same numbers as hashing every row's text
+            codes, uniques = pd.factorize(col, use_na_sentinel=True)
+            text = np.array([*(str(u) for u in uniques), _NA_TEXT], dtype=object)
+            h = pd.util.hash_array(text, hash_key=HASH_KEY, categorize=False)[codes]  # code -1 (missing) takes the last
+        name_h = pd.util.hash_array(np.array([name], dtype=object), hash_key=HASH_KEY, categorize=False)[0]
+        with np.errstate(over="ignore"):
+            combined = combined * np.uint64(1_000_003) ^ (h ^ name_h)
+    return combined
+
+
+# -- the ledger record -------------------------------------------------------------------
+@dataclass
+class Ledger:
+    """The rows one version trained on and held out, as sorted row keys."""
+
+    version: str
+    train: np.ndarray
+    holdout: np.ndarray
+    key: dict = field(default_factory=dict)
+    max_time: int | float | None = None
+    time_kind: str | None = None  # "datetime" (int64 ns since the epoch, UTC) or "number"
+    format: int = LEDGER_FORMAT
+
+    @property
+    def rows(self) -> int:
+        return len(self.train) + len(self.holdout)
+
+    def meta(self) -> dict:
+        return {
+            "format": self.format,
+            "version": self.version,
+            "key": self.key,
+            "max_time": self.max_time,
+            "time_kind": self.time_kind,
+            "train_rows": len(self.train),
+            "holdout_rows": len(self.holdout),
+        }
+
+
+def make_ledger(version: str, ds: Dataset) -> Ledger:
+    """The ledger of a version trained on ``ds`` (its training side; its holdout)."""
+    keys = np.asarray(ds.keys, dtype=np.uint64)
+    max_time, kind = None, None
+    if ds.times is not None and len(ds.times):
+        kind = "datetime" if ds.times.dtype.kind in "iu" else "number"
+        max_time = int(ds.times.max()) if kind == "datetime" else float(ds.times.max())
+    return Ledger(version, np.sort(keys[~ds.holdout]), np.sort(keys[ds.holdout]), dict(ds.split.get("key", {})), max_time, kind)
+
+
+def save_ledger(ledger: Ledger, path: Path) -> None:
+    """Write ``ledger`` to ``path`` (``.npz``) atomically; make the folder if needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = np.frombuffer(json.dumps(ledger.meta()).encode("utf-8"), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, train=ledger.train.astype(np.uint64), holdout=ledger.holdout.astype(np.uint64), meta=meta)
+    tmp = temp_path_beside(path)
+    tmp.write_bytes(buffer.getvalue())
+    commit_temp(tmp, path)
+
+
+def load_ledger(path: Path) -> Ledger | None:
+    """The ledger at ``path``, or ``None`` when there is none (versions made before ledgers)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(npz["meta"].tobytes().decode("utf-8"))
+            train, holdout = npz["train"].astype(np.uint64), npz["holdout"].astype(np.uint64)
+    except (OSError, ValueError, KeyError) as exc:
+        raise StateError(f"{path}: the row ledger is damaged ({exc}); delete it (that version's rows then count as unknown) or restore it.") from exc
+    if meta.get("format", 0) > LEDGER_FORMAT:
+        raise StateError(f"{path}: ledger format {meta.get('format')} is newer than this program reads ({LEDGER_FORMAT}); upgrade the tool.")
+    return Ledger(meta["version"], train, holdout, meta.get("key", {}), meta.get("max_time"), meta.get("time_kind"), meta.get("format", 1))
+
+
+# -- using it ----------------------------------------------------------------------------
+@dataclass
+class RowSplit:
+    """Today's rows against the previous version: new, seen before, re-sent copies."""
+
+    new: np.ndarray
+    resent: np.ndarray
+    basis: str  # "keys" | "time" | "no ledger" | "key changed"
+    counts: dict
+    previous: str | None = None
+
+    def to_json(self) -> dict:
+        return {"basis": self.basis, "previous": self.previous, **self.counts}
+
+    def line(self) -> str:
+        c = self.counts
+        text = f"rows: {c['total']} total, {c['new']} new, {c['seen']} seen before, {c['gone']} gone"
+        if c["resent"]:
+            text += f", {c['resent']} repeat rows seen before"
+        if self.basis in ("no ledger", "key changed"):
+            text += f" ({self.basis}: every row counts as new)"
+        return text + (f" (vs {self.previous})" if self.previous else "")
+
+
+def split_rows(ds: Dataset, previous: Ledger | None) -> RowSplit:
+    """Which rows of ``ds`` are new since ``previous`` (the latest version's ledger)."""
+    keys = np.asarray(ds.keys, dtype=np.uint64)
+    n = len(keys)
+    if previous is None or previous.key != ds.split.get("key", {}):
+        basis = "no ledger" if previous is None else "key changed"
+        counts = {"total": n, "new": n, "seen": 0, "gone": 0 if previous is None else previous.rows, "resent": 0}
+        return RowSplit(np.ones(n, bool), np.zeros(n, bool), basis, counts, previous.version if previous else None)
+    old = np.sort(np.concatenate([previous.train, previous.holdout]))
+    newer = np.zeros(n, bool)
+    basis = "keys"
+    if ds.times is not None and previous.max_time is not None:
+        newer = ds.times > previous.max_time
+        basis = "time"
+    candidates = np.flatnonzero(~newer)
+    matched, known_key = _multiset_match(keys[candidates], old)
+    seen = np.zeros(n, bool)
+    seen[candidates[matched]] = True
+    known = np.zeros(n, bool)
+    known[candidates] = known_key
+    resent = ~seen & ~newer & known
+    counts = {
+        "total": n,
+        "new": int(n - seen.sum()),
+        "seen": int(seen.sum()),
+        "gone": int(len(old) - seen.sum()),
+        "resent": int(resent.sum()),
+    }
+    return RowSplit(~seen, resent, basis, counts, previous.version)
+
+
+def in_training(ds: Dataset, ledger: Ledger | None) -> np.ndarray:
+    """Rows of ``ds`` whose key is among ``ledger``'s training rows (all False without one)."""
+    keys = np.asarray(ds.keys, dtype=np.uint64)
+    if ledger is None or ledger.key != ds.split.get("key", {}):
+        return np.zeros(len(keys), bool)
+    return _contains(ledger.train, keys)
+
+
+def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Membership of each of ``keys``; the queries are sorted first (sequential search is far faster at 1M rows)."""
+    if len(sorted_keys) == 0 or len(keys) == 0:
+        return np.zeros(len(keys), bool)
+    order = np.argsort(keys)
+    queries = keys[order]
+    idx = np.searchsorted(sorted_keys, queries)
+    idx[idx == len(sorted_keys)] = 0
+    out = np.empty(len(keys), bool)
+    out[order] = sorted_keys[idx] == queries
+    return out
+
+
+def _multiset_match(keys: np.ndarray, sorted_old: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per key (in order): matched (the old keys still hold an unmatched copy), and known (the old keys hold it at all)."""
+    order = np.argsort(keys, kind="stable")
+    ks = keys[order]
+    starts = np.r_[True, ks[1:] != ks[:-1]] if len(ks) else np.zeros(0, bool)
+    group_start = np.maximum.accumulate(np.where(starts, np.arange(len(ks)), 0))
+    occurrence = np.arange(len(ks)) - group_start  # 0 for the first copy of a key, 1 for the second, ...
+    available = np.searchsorted(sorted_old, ks, side="right") - np.searchsorted(sorted_old, ks, side="left")
+    matched, known = np.empty(len(keys), bool), np.empty(len(keys), bool)
+    matched[order] = occurrence < available
+    known[order] = available > 0
+    return matched, known
