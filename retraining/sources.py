@@ -187,6 +187,11 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{netloc}{sep}{tail}"
 
 
+def mask_argv(argv: list[str]) -> list[str]:
+    """A command line as it may be logged: every database URL in it with the password masked."""
+    return [mask_url(a) if "://" in a and is_database_url(a) else a for a in argv]
+
+
 def scrub(text: str, url: str) -> str:
     """Remove the URL's password (raw and percent-encoded) from ``text``, e.g. a driver's error."""
     from urllib.parse import quote
@@ -230,6 +235,7 @@ def read_parquet(path: Path) -> Table:
     files = parquet_files(path)
     if not files:
         raise DataError(f"{path}: the directory holds no Parquet files.")
+    fingerprint = in_background(files_fingerprint, path, files)
     try:
         if path.is_dir():
             dataset = pads.dataset([str(f) for f in files], format="parquet", partitioning=pads.partitioning(flavor="hive"), partition_base_dir=str(path))
@@ -243,7 +249,7 @@ def read_parquet(path: Path) -> Table:
         raise DataError(f"{path}: the Parquet data has no rows.")
     if len(files) > 1:
         notes.insert(0, f"read {len(files)} Parquet files")
-    return Table(frame=frame, fingerprint=files_fingerprint(path, files), display=str(path), kind="parquet", notes=notes)
+    return Table(frame=frame, fingerprint=fingerprint(), display=str(path), kind="parquet", notes=notes)
 
 
 def files_fingerprint(root: Path, files: list[Path]) -> str:
@@ -287,6 +293,30 @@ def arrow_to_frame(arrow: pa.Table) -> tuple[pd.DataFrame, list[str]]:
     frame = pa.table(columns, names=[str(n) for n in arrow.column_names]).to_pandas()
     check_column_names(list(frame.columns), "data")
     return frame, notes
+
+
+def in_background(fn, *args):
+    """Run ``fn(*args)`` in a thread (hashing overlaps the read: both release the GIL); call the result to join."""
+    import threading
+
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:  # handed to the caller, raised there
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+
+    def result():
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return result
 
 
 # -- column names in messages -----------------------------------------------------------------

@@ -20,18 +20,21 @@ import csv
 import io
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .sources import Table, check_column_names, first_line
+from .fsutil import sha256_file
+from .sources import Table, check_column_names, first_line, in_background
 
 log = logging.getLogger(__name__)
 
 DELIMITERS = (",", ";", "\t", "|")
 _HEAD = 1 << 16
-_SAMPLE = 200
+_SAMPLE = 300
 _NUMBER = re.compile(r"^\s*[-+]?(?=[.,]?\d)(\d[\d\s\u00a0\u202f]*)?([.,]\d*)?([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|inf|infinity)\s*$", re.IGNORECASE)
 NEARLY_ALL = 0.95  # share of values that must be numbers for a text column to be read as numbers
 MOSTLY = 0.5  # above this share (but below NEARLY_ALL) the column is kept as text, with a warning
@@ -47,7 +50,7 @@ def read_csv_table(path: Path, delimiter: str | None = None, decimal: str | None
         notes.append(note)
     if b"\x00" in head and not enc.lower().startswith("utf-16"):
         raise DataError(f"{path}: is not a text CSV (binary content). Export the data as a CSV text file, or pass a .parquet file.")
-    text = head.decode(enc, errors="replace")
+    text = head.decode("utf-8-sig" if enc == "utf-8" else enc, errors="replace")
     lines = text.splitlines()
     lines = (lines[:-1] if len(head) == _HEAD and len(lines) > 1 else lines)[:50]  # the last line of a full sample may be cut
     first = lines[0] if lines else ""
@@ -62,6 +65,7 @@ def read_csv_table(path: Path, delimiter: str | None = None, decimal: str | None
         )
     check_column_names(names, f"{path}: the header row")
     dec = decimal or ("," if sep == ";" else ".")
+    fingerprint = in_background(sha256_file, path)
     frame, enc = _read_any(path, sep, enc, dec, len(names), notes)
     frame.columns = [str(c).strip() for c in frame.columns]
     if len(frame) == 0:
@@ -69,9 +73,7 @@ def read_csv_table(path: Path, delimiter: str | None = None, decimal: str | None
     notes.extend(fix_numeric_text(frame, dec))
     if sep != "," or dec != ".":
         notes.insert(0, f"read with delimiter {_show(sep)} and decimal mark {dec!r}")
-    from .fsutil import sha256_file
-
-    return Table(frame=frame, fingerprint=sha256_file(path), display=str(path), kind="csv", notes=notes)
+    return Table(frame=frame, fingerprint=fingerprint(), display=str(path), kind="csv", notes=notes)
 
 
 def _show(sep: str) -> str:
@@ -97,10 +99,10 @@ def detect_encoding(head: bytes) -> tuple[str, str | None]:
         head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         if len(head) == _HEAD and exc.start >= len(head) - 4:
-            return "utf-8-sig", None  # a character cut at the end of the sample
+            return "utf-8", None  # a character cut at the end of the sample
         legacy = guess_legacy(head)
         return legacy, f"not valid UTF-8 (byte {exc.start}); read as {legacy}. Pass --encoding NAME if that is wrong"
-    return "utf-8-sig", None
+    return "utf-8", None  # not "utf-8-sig": pyarrow skips a BOM itself, and any other name makes it transcode in Python
 
 
 def guess_legacy(data: bytes) -> str:
@@ -137,21 +139,44 @@ def detect_delimiter(lines: list[str]) -> str:
 
 
 def _read_any(path: Path, sep: str, enc: str, dec: str, n_fields: int, notes: list[str]) -> tuple[pd.DataFrame, str]:
-    """pyarrow first; a legacy encoding when UTF-8 fails later in the file; pandas' C reader last."""
+    """pyarrow first, pandas' C reader if it fails; a legacy encoding when "UTF-8" bytes later in the file are not."""
     try:
-        return _read(path, sep, enc, dec, "pyarrow"), enc
-    except UnicodeDecodeError as exc:
-        if not enc.lower().startswith("utf-8"):
-            raise DataError(f"{path}: cannot be decoded as {enc} ({first_line(exc)}). Pass the right --encoding NAME.") from exc
-        legacy = guess_legacy(_around(path, exc))
-        notes.append(f"not valid UTF-8 (first at byte {exc.start} of a block); read as {legacy}. Pass --encoding NAME if that is wrong")
-        return _read_any(path, sep, legacy, dec, n_fields, notes)
+        frame = _read(path, sep, enc, dec, "pyarrow")
+    except UnicodeDecodeError as exc:  # a Python codec (a legacy encoding) met a byte it has no character for
+        raise DataError(f"{path}: cannot be decoded as {enc} ({first_line(exc)}). Pass the right --encoding NAME.") from exc
     except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
         log.debug("pyarrow CSV reader failed (%s); retrying with pandas' C reader", exc)
         try:
-            return _read(path, sep, enc, dec, "c"), enc
+            frame = _read(path, sep, enc, dec, "c")
+        except UnicodeDecodeError as exc2:
+            if enc != "utf-8":
+                raise DataError(f"{path}: cannot be decoded as {enc} ({first_line(exc2)}). Pass the right --encoding NAME.") from exc2
+            return _legacy(path, sep, dec, n_fields, notes, _around(path, exc2), "")
         except (ValueError, pd.errors.ParserError) as exc2:
             raise DataError(f"{path}: cannot be parsed as CSV ({first_line(exc2)}). Check quoting and that every row has {n_fields} fields.") from exc2
+    bad = _undecoded(frame) if enc == "utf-8" else None
+    if bad is not None:
+        return _legacy(path, sep, dec, n_fields, notes, bad[1], f" in column {bad[0]!r}")
+    return frame, enc
+
+
+def _legacy(path: Path, sep: str, dec: str, n_fields: int, notes: list[str], sample: bytes, where: str) -> tuple[pd.DataFrame, str]:
+    legacy = guess_legacy(sample)
+    notes.append(f"not valid UTF-8{where}; read as {legacy}. Pass --encoding NAME if that is wrong")
+    return _read_any(path, sep, legacy, dec, n_fields, notes)
+
+
+def _undecoded(frame: pd.DataFrame) -> tuple[str, bytes] | None:
+    """A column pyarrow kept as raw bytes because it is not UTF-8, and a sample of its non-ASCII values."""
+    for name, dtype in frame.dtypes.items():
+        if dtype.kind != "O" or isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)):
+            continue
+        col = frame[name]
+        first = col.first_valid_index()
+        if first is not None and isinstance(col[first], bytes):
+            values = [v for v in col.dropna().iloc[:5000] if isinstance(v, bytes) and max(v, default=0) >= 0x80]
+            return str(name), b"\n".join(values[:500])
+    return None
 
 
 def _around(path: Path, exc: UnicodeDecodeError) -> bytes:
@@ -177,12 +202,12 @@ def _read(path: Path, sep: str, enc: str, dec: str, engine: str) -> pd.DataFrame
 def fix_numeric_text(frame: pd.DataFrame, decimal: str) -> list[str]:
     """Read text columns that are (nearly) all numbers as numbers, in place; return notes naming them."""
     notes = []
-    for name in frame.columns:
+    for name, dtype in frame.dtypes.items():
+        if dtype.kind in "iufcbmM" or isinstance(dtype, pd.CategoricalDtype):
+            continue  # numbers, booleans, dates, categories
         col = frame[name]
-        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
-            continue
-        if _looks_numeric(col.iloc[: 4 * _SAMPLE].dropna().iloc[:_SAMPLE].tolist()) < MOSTLY:
-            continue  # the quick test on the first values: most text columns stop here
+        if _looks_numeric(_ends(col, 10)) == 0 or _looks_numeric(_spread(col, _SAMPLE)) < MOSTLY:
+            continue  # quick tests on values spread over the column: most text columns stop here
         present = col.dropna()
         parsed = as_numbers(col, decimal)
         bad = present[parsed[present.index].isna()]
@@ -210,6 +235,21 @@ def as_numbers(col: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(text, errors="coerce").astype("float64")
 
 
+def _ends(col: pd.Series, n: int) -> list:
+    """The first, middle and last ``n`` values (slices are cheap; a sorted column shows its numbers at one end)."""
+    arr, mid = col.array, len(col) // 2
+    return arr[:n].tolist() + arr[mid : mid + n].tolist() + arr[-n:].tolist()
+
+
+def _spread(col: pd.Series, n: int) -> list:
+    """Up to ``n`` values taken evenly from the whole column (so sorted data is sampled fairly)."""
+    if len(col) <= n:
+        return col.array.tolist()
+    return col.array.take(np.linspace(0, len(col) - 1, n).astype(np.int64)).tolist()
+
+
 def _looks_numeric(values: list) -> float:
-    """Share of ``values`` that look like numbers (a quick test before parsing a whole column)."""
-    return sum(1 for v in values if _NUMBER.match(str(v))) / len(values) if values else 0.0
+    """Share of the present ``values`` that look like numbers (each distinct value tested once)."""
+    counts = Counter(v for v in values if isinstance(v, str))
+    total = sum(counts.values())
+    return sum(n for v, n in counts.items() if _NUMBER.match(v)) / total if total else 0.0

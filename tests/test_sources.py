@@ -12,7 +12,7 @@ from pg import PASSWORD, postgres  # noqa: F401 - the session fixture
 
 from retraining.data import load_dataset
 from retraining.errors import DataError, SourceError, UsageError
-from retraining.sources import SourceSpec, column_list, mask_url, read_table, suggest
+from retraining.sources import SourceSpec, column_list, mask_argv, mask_url, read_table, suggest
 
 FAST = ["--iterations", "20", "--threads", "2", "--no-report"]
 
@@ -236,6 +236,7 @@ def test_mask_url():
     assert mask_url("postgresql://ml:p%40ss@db:5432/prod?sslmode=require") == "postgresql://ml:***@db:5432/prod?sslmode=require"
     assert mask_url("postgresql://db/prod?user=ml&password=x1") == "postgresql://db/prod?user=ml&password=***"
     assert mask_url("sqlite:///d.db") == "sqlite:///d.db"
+    assert mask_argv(["--data", "postgresql://a:b@h/d", "--table", "t"]) == ["--data", "postgresql://a:***@h/d", "--table", "t"]
 
 
 # -- PostgreSQL (a real server) ---------------------------------------------------------------------------
