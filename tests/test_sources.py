@@ -142,6 +142,8 @@ def test_errors_list_every_column_or_say_how_many_and_suggest(tmp_path):
         load_dataset(path)
     msg = str(err.value)
     assert "Did you mean 'Target'?" in msg and all(repr(c) in msg for c in df.columns) and "in all" not in msg
+    with pytest.raises(DataError, match=r"no target column 'outcome'. Two-valued columns \(a target\?\): 'c2', 'Target'"):
+        load_dataset(path, target="outcome")
     assert column_list([f"c{i}" for i in range(40)]).endswith("'c29', ... (40 in all)")
     assert suggest("targt", ["x", "target"]) == " Did you mean 'target'?" and suggest("zzz", ["x"]) == ""
 
