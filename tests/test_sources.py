@@ -277,11 +277,13 @@ def test_retrain_from_a_table_skip_then_retrain_after_rows_appended(postgres, tm
     pg_table(postgres, "features", make_frame(600))
     url = postgres.url()
     args = ["--data", url, "--table", "features", *FAST, "--json"]
-    first = run_script("retrain_model.py", *args, cwd=tmp_path)
+    mlflow = f"sqlite:///{tmp_path / 'mlflow.db'}"  # the run, its report and the MLflow mirror must not hold the password
+    first = run_script("retrain_model.py", *[a for a in args if a != "--no-report"], "--mlflow-uri", mlflow, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["status"] == "deployed"
     entry = json.loads((tmp_path / "models" / "version_log.json").read_text())["versions"][0]
     assert entry["dataset"]["path"] == f"{mask_url(url)} table features" and entry["dataset"]["rows"] == 600
+    assert list((tmp_path / "models" / "reports").glob("*.html")) and b"retrain.decision" in (tmp_path / "mlflow.db").read_bytes()
     again = run_script("retrain_model.py", *args, cwd=tmp_path)
     assert again.returncode == 0 and json.loads(again.stdout)["status"] == "unchanged", again.stderr
     append(postgres, "features", make_frame(120, seed=7, start_id=600))
