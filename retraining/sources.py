@@ -79,7 +79,7 @@ class SourceSpec:
             if given:
                 raise UsageError(f"{', '.join(given)} apply to CSV files, not to a database.")
         elif self.query or self.table:
-            raise UsageError(f"--query and --table need a database URL in --data (postgresql://... or sqlite:///path), not {self.location!r}.")
+            raise UsageError(f"--query and --table need a database URL in --data (postgresql://... or sqlite:///path), not {mask_url(self.location)!r}.")
         if self.delimiter is not None and self.delimiter not in _DELIMITER_NAMES.values():
             raise UsageError(f"--csv-delimiter {self.delimiter!r} is not one of: comma, semicolon, tab, pipe.")
         if self.decimal is not None and self.decimal not in (".", ","):
@@ -113,6 +113,11 @@ def read_table(spec: SourceSpec | str | Path) -> Table:
         from .sources_sql import read_sql
 
         table = read_sql(resolve_location(spec.location), spec.query, spec.table)
+    elif "://" in spec.location:
+        from .errors import SourceError
+
+        scheme = spec.location.split("://", 1)[0]
+        raise SourceError(f"{mask_url(spec.location)}: {scheme}:// is not a database this tool reads; use postgresql://... or sqlite:///path, or a file path.")
     else:
         path = Path(spec.location)
         if _is_parquet(path):

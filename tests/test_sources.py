@@ -217,6 +217,15 @@ def test_sqlite_errors_are_one_line_exit_3(tmp_path, spec, message):
     assert err.value.exit_code == 3 and "\n" not in str(err.value) and snapshot(tmp_path) == before
 
 
+def test_unsupported_database_scheme():
+    with pytest.raises(SourceError, match=r"mysql:// is not a database this tool reads") as err:
+        read_table("mysql://u:pw@h/db")
+    assert "pw" not in str(err.value)
+    with pytest.raises(UsageError, match="need a database URL") as err:
+        read_table(SourceSpec("mysql://u:pw@h/db", table="t"))
+    assert "pw" not in str(err.value)
+
+
 def test_sqlite_missing_file_is_not_created(tmp_path):
     with pytest.raises(SourceError, match="no SQLite database"):
         read_table(SourceSpec(f"sqlite:///{tmp_path}/missing.db", table="t"))
