@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .evaluation import _structural_components
+from .evaluation import structural_components
 
 Z95 = 1.959963984540054
 Z80_POWER = 0.8416212335729143
@@ -31,7 +31,7 @@ def auc_with_ci(y: np.ndarray, scores: np.ndarray) -> dict:
     out = {"n": len(y), "positives": m, "roc_auc": None, "se": None, "ci_low": None, "ci_high": None}
     if m < 2 or n < 2:
         return out
-    auc, v10, v01 = _structural_components(s[y], s[~y])
+    auc, v10, v01 = structural_components(s[y], s[~y])
     var = float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
     se = math.sqrt(max(var, 0.0))
     out.update(roc_auc=float(auc), se=se, ci_low=max(0.0, auc - Z95 * se), ci_high=min(1.0, auc + Z95 * se))

@@ -6,8 +6,10 @@ import argparse
 import sys
 from typing import NoReturn
 
+from .errors import ExitCode
+
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(ExitCode.BAD_INPUT)

@@ -32,18 +32,27 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[y].sum() - m * (m + 1) / 2.0) / (m * n))
 
 
-def pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Average precision (area under the precision-recall curve, step-wise)."""
+def threshold_counts(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives at each distinct score used as the threshold, highest first.
+
+    Tied scores move together (one point per distinct score): the tie-aware cumulative
+    sum behind :func:`pr_auc` and the report's ROC and precision-recall curves.
+    """
     y = np.asarray(y_true).astype(bool)
     s = np.asarray(scores, dtype=float)
-    total_pos = int(y.sum())
-    if total_pos == 0:
-        return float("nan")
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
     last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
     tp = np.cumsum(y)[last_of_tie]
-    fp = (last_of_tie + 1) - tp
+    return tp, (last_of_tie + 1) - tp
+
+
+def pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision (area under the precision-recall curve, step-wise)."""
+    total_pos = int(np.asarray(y_true).astype(bool).sum())
+    if total_pos == 0:
+        return float("nan")
+    tp, fp = threshold_counts(y_true, scores)
     precision = tp / (tp + fp)
     recall = tp / total_pos
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
@@ -91,7 +100,7 @@ class AucComparison:
         return {k: (round(v, 8) if isinstance(v, float) and math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
-def _structural_components(pos: np.ndarray, neg: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def structural_components(pos: np.ndarray, neg: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """AUC and the DeLong placement values of one model (Sun & Xu 2014)."""
     m, n = len(pos), len(neg)
     tx = _midrank(pos)
@@ -119,8 +128,8 @@ def compare_auc(y_true, scores_new, scores_old, confidence: float = 0.95) -> Auc
     m, n = int(y.sum()), int((~y).sum())
     if m < 2 or n < 2:
         raise ValueError("compare_auc needs at least two positive and two negative rows")
-    auc_a, v10_a, v01_a = _structural_components(a[y], a[~y])
-    auc_b, v10_b, v01_b = _structural_components(b[y], b[~y])
+    auc_a, v10_a, v01_a = structural_components(a[y], a[~y])
+    auc_b, v10_b, v01_b = structural_components(b[y], b[~y])
     s10 = np.cov(np.vstack([v10_a, v10_b]))
     s01 = np.cov(np.vstack([v01_a, v01_b]))
     cov = s10 / m + s01 / n
@@ -165,4 +174,4 @@ def _normal_quantile(q: float) -> float:
 # The deploy rule has no numpy in it and lives in retraining.rules; re-exported here.
 from .rules import DeployRule, decide  # noqa: E402
 
-__all__ = ["AucComparison", "DeployRule", "compare_auc", "decide", "holdout_metrics"]
+__all__ = ["AucComparison", "DeployRule", "compare_auc", "decide", "holdout_metrics", "pr_auc", "roc_auc", "structural_components", "threshold_counts"]

@@ -1,4 +1,9 @@
-"""The prediction log of ab_test.py: entity hashing, line layout, appending, reading.
+"""The prediction log of A/B tests: entity hashing, line layout, appending, reading.
+
+Public for every writer of the log (``ab_test.py`` and a live server): :func:`entity_hashes`,
+:func:`log_predictions` (lay out and append one batch), or its parts
+:func:`lay_out_predictions`, :func:`filled` and :func:`append_atomically` (several
+batches in one locked write) or :func:`append_predictions`; :func:`read_prediction_log`.
 
 One JSON line per prediction (issue #5)::
 
@@ -14,17 +19,20 @@ closing quote. Appends hold a lock file, so concurrent writers never interleave 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .data import DataError
-from .errors import UsageError
+from .errors import DataError, TimedOutError, UsageError
+from .ledger import integral_floats_as_int
 
+CHAMPION, CHALLENGER = "champion", "challenger"
 LOG_FIELDS = ("request_id", "time", "experiment", "share", "entity", "variant", "model_version", "model_sha256", "score", "served")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
@@ -61,9 +69,7 @@ def _fmix64(h: np.ndarray) -> np.ndarray:
 
 def _id_text(ids) -> tuple[np.ndarray, np.ndarray]:
     """The ids' text as an (n, 8k) uint8 matrix, left-aligned and zero-padded, and its lengths."""
-    values = pd.Series(ids)
-    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
-        values = values.astype("Int64")
+    values = integral_floats_as_int(pd.Series(ids))
     if values.isna().any():
         missing = values.isna().to_numpy()
         what = "1 row has" if missing.sum() == 1 else f"{int(missing.sum())} rows have"
@@ -157,26 +163,78 @@ def fill_scores(rows: np.ndarray, s: int, scores: np.ndarray) -> np.ndarray:
     return rows
 
 
-def append_atomically(path: Path, blobs: list, durable: bool = False) -> None:
+def lay_out_predictions(
+    hashes: np.ndarray,
+    codes: np.ndarray,
+    *,
+    experiment: str,
+    share: float | None,
+    versions: dict,
+    shas: dict,
+    shadow: bool = False,
+    at: str | None = None,
+) -> list:
+    """The lines of one batch with the scores left blank, for :func:`append_predictions`.
+
+    ``codes`` are the arms (1 = challenger, :func:`retraining.abtest.assign_arms`);
+    ``versions`` and ``shas`` map each arm to its version and model sha256; ``at`` is the
+    lines' time (default: now). In shadow mode a second block of lines (the challenger's,
+    not served) follows the served block.
+    """
+    now = at or dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    head = (uuid.uuid4().hex[:16], now, experiment, None if shadow else share)
+    lines = [layout(head, hashes, codes, versions, shas, [(CHAMPION, True), (CHALLENGER, True)])]
+    if shadow:
+        lines.append(layout(head, hashes, np.ones_like(codes), versions, shas, [(CHAMPION, True), (CHALLENGER, False)]))
+    return lines
+
+
+def filled(lines: list, *scores: np.ndarray) -> list[np.ndarray]:
+    """Each laid-out block of lines with its scores written in: what :func:`append_atomically` takes."""
+    return [fill_scores(rows, at, s) for (rows, at), s in zip(lines, scores, strict=True)]
+
+
+def append_predictions(path: Path, lines: list, *scores: np.ndarray, durable: bool = False) -> None:
+    """Fill each laid-out block of lines with its scores and append them in one locked write."""
+    append_atomically(Path(path), filled(lines, *scores), durable=durable)
+
+
+def log_predictions(
+    path: Path, hashes: np.ndarray, codes: np.ndarray, scores: np.ndarray, *, shadow_scores: np.ndarray | None = None, durable: bool = False, **experiment
+) -> None:
+    """Lay out and append one batch of predictions (``experiment``: see :func:`lay_out_predictions`)."""
+    shadow = shadow_scores is not None
+    lines = lay_out_predictions(hashes, codes, shadow=shadow, **experiment)
+    append_predictions(path, lines, *([scores] if not shadow else [scores, shadow_scores]), durable=durable)
+
+
+def append_atomically(path: Path, blobs: list, durable: bool = False, timeout: float = 60.0) -> None:
     """Append whole batches under a lock, so concurrent writers never interleave lines.
 
     With ``durable`` the batch is fsynced before the lock is released (slower; survives a
     power cut, not only a crash of this process).
     """
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=60):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
-        try:
-            for blob in blobs:
-                view = memoryview(np.ascontiguousarray(blob)).cast("B")
-                while view:
-                    view = view[os.write(fd, view) :]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+    try:
+        with FileLock(str(path) + ".lock", timeout=timeout):
+            _append_blobs(path, blobs, durable)
+    except Timeout as exc:
+        raise TimedOutError(f"{path}: another writer held {path}.lock for {timeout:g} s; if none is running, delete the lock file.") from exc
+
+
+def _append_blobs(path: Path, blobs: list, durable: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        for blob in blobs:
+            view = memoryview(np.ascontiguousarray(blob)).cast("B")
+            while view:
+                view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_prediction_log(path: Path) -> pd.DataFrame:

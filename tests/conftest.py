@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent  # on sys.path through pyproject.toml's pythonpath
 
 
 def make_frame(n: int = 600, seed: int = 0, noise: bool = False, start_id: int = 0) -> pd.DataFrame:
@@ -73,6 +72,28 @@ def run_script(script: str, *args: str, cwd: Path, timeout: float = 300, env: di
     """Run one of the repository's scripts as a user would, in ``cwd``."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def interrupt_after(script: str, *args: str, cwd: Path, line: str, pause: float = 1.0) -> tuple[int, str, str]:
+    """Run a script, press Ctrl+C (SIGINT) ``pause`` s after it logs a line containing ``line``; its exit code, stdout, stderr."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    seen = [proc.stderr.readline()]
+    while seen[-1] and line not in seen[-1]:
+        seen.append(proc.stderr.readline())
+    time.sleep(pause)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, "".join(seen) + err
 
 
 def snapshot(folder: Path, skip: tuple[str, ...] = ("logs",)) -> dict[str, str]:

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from conftest import ROOT, make_frame, retrainer, run_script, write_csv
 
-from ab_test import CHALLENGER, CHAMPION, ABTest, analyze, entity_hashes, read_prediction_log
+from retraining.abanalysis import analyze
+from retraining.abtest import CHALLENGER, CHAMPION, ABTest, assign_arms
 from retraining.errors import DataError, UsageError, VersionNotFoundError
+from retraining.predlog import entity_hashes, read_prediction_log
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_split_and_shadow_scores_are_each_models_own(registry, n):
     from retraining.training import as_categoricals
 
     def own(arm: str) -> np.ndarray:  # the model on plain string columns, as training saw them
-        X, cats = t._features(frame, arm)
+        X, cats = t.features(frame, arm)
         assert all(isinstance(as_categoricals(X, cats)[c].dtype, pd.CategoricalDtype) for c in cats)
         plain = X.assign(**{c: categorical_values(X[c]).astype(object) for c in cats})
         return t.model(arm).predict_proba(Pool(plain, cat_features=cats))[:, 1]
@@ -127,15 +129,12 @@ def simulate(project, truth: str, shadow: bool, n: int = 6000, share: float = 0.
     strength = {"better": (0.6, 1.2), "worse": (1.2, 0.6), "equal": (0.9, 0.9), "slightly": (0.9, 1.0)}[truth]
     champ = 1 / (1 + np.exp(-(strength[0] * (2 * y - 1) + rng.normal(size=n))))
     chall = 1 / (1 + np.exp(-(strength[1] * (2 * y - 1) + rng.normal(size=n))))
-    from ab_test import entity_hashes
-
     hashes = entity_hashes(ids, t.salt)
     if shadow:
-        t._log(hashes, np.zeros(n, np.int8), champ, chall)
+        t.log_predictions(hashes, np.zeros(n, np.int8), champ, chall)
     else:
-        u = rng.random(n) if assign_share else (hashes >> np.uint64(11)).astype(float) / float(1 << 53)
-        is_ch = u < (assign_share or share)
-        t._log(hashes, is_ch.astype(np.int8), np.where(is_ch, chall, champ), None)
+        is_ch = (rng.random(n) < assign_share) if assign_share else assign_arms(hashes, share) == 1
+        t.log_predictions(hashes, is_ch.astype(np.int8), np.where(is_ch, chall, champ))
     return pd.DataFrame({"customer_id": ids, "label": np.where(y == 1, "yes", "no")})
 
 
@@ -236,3 +235,99 @@ def test_cli_score_analyze_and_promote_winner(registry):
     assert log["production"] == "v1.0.0" and "A/B test v1.1.0-vs-v1.0.0" in log["events"][-1]["reason"]
     bad = run_script("ab_test.py", "score", "incoming.csv", "--id-column", "nope", "--out", "x.csv", "--log", "p.jsonl", cwd=registry)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "no id column 'nope'" in bad.stderr
+
+
+def test_scoring_uses_the_one_assignment_rule(registry):
+    """predict() draws the arms with assign_arms, as assign() does, by the documented formula."""
+    t = ab(registry, share=0.3, log_path=registry / "a.jsonl")
+    frame = make_frame(5000, seed=4)  # >= PARALLEL_ROWS: the arms are drawn on the second thread
+    out = t.predict(frame, frame.customer_id)
+    assert (out.variant.astype(str).to_numpy() == t.assign(frame.customer_id)).all()
+    assert (read_prediction_log(registry / "a.jsonl").variant.to_numpy() == t.assign(frame.customer_id)).all()
+    hashes = entity_hashes(frame.customer_id, t.salt)
+    by_formula = np.array([(int(h) >> 11) / 2**53 < 0.3 for h in hashes])
+    assert (assign_arms(hashes, 0.3) == by_formula).all() and 0.25 < by_formula.mean() < 0.35
+    assert not assign_arms(hashes, 0.0).any() and assign_arms(hashes, 1.0).all()
+
+
+def _trained(registry, ids) -> np.ndarray:
+    """Which ids either version trained on, from the ledgers the runs wrote."""
+    from retraining.ledger import id_hashes, load_ledger
+
+    keys = id_hashes(pd.Series(ids))
+    return np.isin(keys, load_ledger(registry / "models" / "ledgers" / "v1.0.0.npz").train) | np.isin(
+        keys, load_ledger(registry / "models" / "ledgers" / "v1.1.0.npz").train
+    )
+
+
+def test_replay_on_training_rows_leaves_them_out(registry):
+    """Both versions trained on 80% of ids 0-3999; an A/B replay over ids 0-5999 must not judge them on those."""
+    from retraining.registry import Registry
+
+    outcomes = simulate(registry, "better", False)
+    trained = _trained(registry, outcomes.customer_id)
+    assert 3000 < trained.sum() < 3400 and not trained[4000:].any()
+    reg = Registry(registry / "models", registry / "catboost_model.cbm")
+    r = analyze(registry / "better.jsonl", outcomes, "customer_id", "label", registry=reg)
+    assert r["counts"]["rows_excluded_trained_on"] == trained.sum()
+    assert r["counts"]["labelled"] == 6000 - trained.sum()
+    unseen = analyze(registry / "better.jsonl", outcomes.iloc[4000:], "customer_id", "label", registry=reg)
+    assert unseen["counts"]["rows_excluded_trained_on"] == 0 and unseen["counts"]["labelled"] == 2000
+    assert "rows_excluded_trained_on" not in analyze(registry / "better.jsonl", outcomes, "customer_id", "label")["counts"]
+
+
+def test_promote_winner_refused_when_few_untrained_rows_remain(registry):
+    data = make_frame(6000, seed=21)
+    data = data[_trained(registry, data.customer_id) | data.customer_id.between(4000, 4099)]
+    write_csv(registry / "incoming.csv", data.drop(columns="target"))
+    write_csv(registry / "outcomes.csv", data[["customer_id", "target"]])
+    score = ["score", "incoming.csv", "--id-column", "customer_id", "--share", "0.5", "--out", "s.csv", "--log", "p.jsonl"]
+    scored = run_script("ab_test.py", *score, cwd=registry)
+    assert scored.returncode == 0, scored.stderr
+    args = ["analyze", "--log", "p.jsonl", "--outcomes", "outcomes.csv", "--id-column", "customer_id", "--label-column", "target", "--promote-winner"]
+    before = (registry / "models" / "version_log.json").read_bytes()
+    proc = run_script("ab_test.py", *args, "--json", cwd=registry)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --promote-winner refused"), proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["counts"]["rows_excluded_trained_on"] == len(data) - 100 and report["counts"]["labelled"] == 100
+    assert "promoted" not in report and (registry / "models" / "version_log.json").read_bytes() == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT POSIX-style")
+def test_ctrl_c_and_a_stuck_log_lock_exit_130_and_124(registry):
+    """Ctrl+C while the prediction log's lock is held by another writer: exit 130, one line, no log lines, no output file."""
+    from conftest import interrupt_after
+    from filelock import FileLock
+
+    from retraining.errors import ExitCode, TimedOutError
+    from retraining.predlog import append_atomically
+
+    write_csv(registry / "incoming.csv", make_frame(500, seed=2).drop(columns="target"))
+    score = ["score", "incoming.csv", "--id-column", "customer_id", "--out", "s.csv", "--log", "p.jsonl"]
+    with FileLock(str(registry / "p.jsonl.lock")):
+        code, out, err = interrupt_after("ab_test.py", *score, cwd=registry, line="Scoring", pause=2)  # scored by then, waiting for the lock
+        with pytest.raises(TimedOutError, match=r"another writer held .*p\.jsonl\.lock for 0\.2 s") as stuck:
+            append_atomically(registry / "p.jsonl", [np.frombuffer(b"{}\n", np.uint8)], timeout=0.2)
+    assert code == ExitCode.INTERRUPTED and out == "" and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert stuck.value.exit_code == ExitCode.TIMED_OUT == 124
+    assert not (registry / "s.csv").exists() and not (registry / "p.jsonl").exists()
+
+
+def test_prediction_log_writer_for_other_processes(tmp_path):
+    """log_predictions is what a live server calls: its lines read back like ab_test.py's, shadow blocks included."""
+    from retraining.predlog import log_predictions
+
+    ids = np.arange(10)
+    hashes = entity_hashes(ids, "exp")
+    codes = assign_arms(hashes, 0.5)
+    arms = {"versions": {CHAMPION: "v1.0.0", CHALLENGER: "v1.1.0"}, "shas": {CHAMPION: "a" * 64, CHALLENGER: "b" * 64}}
+    path = tmp_path / "l.jsonl"
+    log_predictions(path, hashes, codes, np.linspace(0, 1, 10), experiment="exp", share=0.5, at="2026-01-01T00:00:00.000Z", **arms)
+    log_predictions(path, hashes, np.zeros(10, np.int8), np.full(10, 0.25), shadow_scores=np.full(10, 0.75), experiment="sh", share=0.5, **arms)
+    logged = read_prediction_log(path)
+    split, shadow = logged[logged.experiment == "exp"], logged[logged.experiment == "sh"]
+    assert len(logged) == 30 and str(split.time.iloc[0]).startswith("2026-01-01") and (split.entity.to_numpy() == hashes).all()
+    assert (split.variant.to_numpy() == np.where(codes == 1, CHALLENGER, CHAMPION)).all() and np.allclose(split.score, np.linspace(0, 1, 10))
+    assert shadow.share.isna().all() and shadow.served.sum() == 10 and set(shadow.loc[~shadow.served, "model_version"]) == {"v1.1.0"}
+    assert np.allclose(shadow.loc[~shadow.served, "score"], 0.75)

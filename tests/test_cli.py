@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 
 import pytest
 from conftest import ROOT, make_frame, run_script, sha, snapshot, write_csv
@@ -154,16 +155,107 @@ FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z-]+|-[vq])\b")
 
 
 @pytest.mark.parametrize(
-    ("script", "start", "end"),
-    [("retrain_model.py", "## Flags of `retrain_model.py`", "### Exit codes"), ("scheduler.py", "## `scheduler.py`", "### Running it")],
+    ("commands", "start", "end"),
+    [
+        ([["retrain_model.py"]], "## `retrain_model.py`", "## `scheduler.py`"),
+        ([["scheduler.py"]], "## `scheduler.py`", "## `ab_test.py`"),
+        ([["ab_test.py", "score"], ["ab_test.py", "analyze"]], "## `ab_test.py`", "## Exit codes"),
+    ],
 )
-def test_readme_and_help_agree_on_every_flag(script, start, end):
-    """The docs cannot drift: each flag the README shows exists, and each real flag is documented."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    documented = set(FLAG.findall(_section(readme, start, end))) - {"--help"}
-    proc = run_script(script, "--help", cwd=ROOT)
-    real = set(FLAG.findall(proc.stdout)) - {"--help"}
-    passed_through = {"--data", "--min-auc"} if script == "scheduler.py" else set()
-    assert proc.returncode == 0 and len(real) >= 10
+def test_cli_reference_and_help_agree_on_every_flag(commands, start, end):
+    """The docs cannot drift: each flag docs/cli.md shows for a script exists, and each real flag is documented there."""
+    documented = set(FLAG.findall(_section((ROOT / "docs" / "cli.md").read_text(encoding="utf-8"), start, end))) - {"--help"}
+    real: set[str] = set()
+    for command in commands:
+        proc = run_script(*command, "--help", cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        real |= set(FLAG.findall(proc.stdout.split("\nexit codes:")[0])) - {"--help"}  # the epilog names other scripts' flags
+    passed_through = {"--data", "--min-auc"} if commands[0][0] == "scheduler.py" else set()
+    assert len(real) >= 10
     assert documented - passed_through <= real, documented - real
-    assert real <= set(FLAG.findall(readme)), real - set(FLAG.findall(readme))
+    assert real <= documented, real - documented
+
+
+def test_exit_code_table_in_the_docs_matches_ExitCode():
+    """docs/cli.md's table and the --help epilogs come from one enum; the docs cannot drift from it."""
+    from retraining.errors import ExitCode
+
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = _section(text, "## Exit codes", "\n## ") if "\n## " in text[text.index("## Exit codes") + 1 :] else text[text.index("## Exit codes") :]
+    rows = re.findall(r"^\|\s*(\d+)\s*\|\s*`?([A-Z_]+)`?\s*\|\s*(.+?)\s*\|\s*$", section, re.M)
+    assert [(int(code), name, meaning) for code, name, meaning in rows] == [(int(c), c.name, c.meaning) for c in ExitCode]
+
+
+@pytest.mark.parametrize("script", [["retrain_model.py"], ["scheduler.py"], ["ab_test.py", "score"], ["ab_test.py", "analyze"]])
+def test_help_lists_the_exit_codes(script):
+    from retraining.errors import ExitCode
+
+    proc = run_script(*script, "--help", cwd=ROOT)
+    assert proc.returncode == 0 and "exit codes:" in proc.stdout
+    listed = {int(m) for m in re.findall(r"^  (\d+) +\S", proc.stdout.split("exit codes:")[1], re.M)}
+    assert {0, 1, 2, 130, 124} <= listed <= {int(c) for c in ExitCode}
+
+
+def test_guarded_main_turns_each_failure_into_one_line_and_its_code(capsys, tmp_path):
+    import logging
+
+    from retraining.cliutil import guarded_main
+    from retraining.errors import BusyError, ExitCode
+
+    failures = []
+
+    def run(exc: BaseException | None, verbose: bool = False) -> int:
+        def program() -> int:
+            if exc is not None:
+                raise exc
+            return 0
+
+        return guarded_main(program, log=logging.getLogger("test_cli"), verbose=verbose, log_file=tmp_path / "x.log", on_failure=lambda *a: failures.append(a))
+
+    cases = [
+        (BusyError("models is busy"), ExitCode.BUSY, "error: models is busy"),
+        (KeyboardInterrupt(), ExitCode.INTERRUPTED, "error: interrupted"),
+        (TimeoutError("no answer in 5 s"), ExitCode.TIMED_OUT, "error: timed out: no answer in 5 s"),
+        (ZeroDivisionError("division by zero"), ExitCode.INTERNAL, "internal error: ZeroDivisionError: division by zero (run with -v"),
+    ]
+    for exc, code, line in cases:
+        assert run(exc) == code
+        err = capsys.readouterr().err
+        assert err.startswith(line) and len(err.splitlines()) == 1 and "Traceback" not in err
+        assert failures.pop() == (code, err.strip())
+    assert run(None) == 0 and not failures and capsys.readouterr().err == ""
+    assert run(ValueError("boom"), verbose=True) == ExitCode.INTERNAL and "Traceback" in capsys.readouterr().err
+
+    def broken_hook(code, line):
+        raise RuntimeError("hook failed")
+
+    assert guarded_main(lambda: 1 / 0, log=logging.getLogger("test_cli"), on_failure=broken_hook) == ExitCode.INTERNAL
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT POSIX-style")
+def test_ctrl_c_exits_130_and_changes_nothing(project):
+    """Ctrl+C while waiting for the models folder's lock: one line, exit 130, nothing on disk changed."""
+    from conftest import interrupt_after
+    from filelock import FileLock
+
+    (project / "models").mkdir()
+    with FileLock(str(project / "models" / ".retrain.lock")):
+        before = snapshot(project)
+        code, out, err = interrupt_after("retrain_model.py", *FAST, "--lock-timeout", "120", cwd=project, line="Loaded")  # next: the lock
+    assert code == 130 and out == ""
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [err.strip().splitlines()[-1]]
+    assert err.strip().splitlines()[-1].startswith("error: interrupted") and "Traceback" not in err
+    assert snapshot(project) == before
+
+
+def test_reason_is_recorded_and_needs_promote(project):
+    assert run_script("retrain_model.py", *FAST, "-q", cwd=project).returncode == 0
+    assert run_script("retrain_model.py", *FAST, "-q", "--force", cwd=project).returncode == 0
+    promo = run_script("retrain_model.py", "--promote", "v1.0.0", "--reason", "v1.1.0 misbehaves", cwd=project)
+    assert promo.returncode == 0, promo.stderr
+    data = json.loads(run_script("retrain_model.py", "--history", "--json", cwd=project).stdout)
+    assert data["events"][-1]["reason"] == "v1.1.0 misbehaves"
+    lone = run_script("retrain_model.py", "--reason", "why", cwd=project)
+    assert lone.returncode == 2 and lone.stderr.startswith("error: --reason goes with --promote")
+    both = run_script("retrain_model.py", "--history", "--promote", "v1.0.0", cwd=project)
+    assert both.returncode == 2 and "not allowed with" in both.stderr

@@ -221,3 +221,42 @@ def test_interval_plans_are_anchored_not_drifting():
     assert plan.next_run(due, late) == due + dt.timedelta(hours=6)
     way_late = due + dt.timedelta(hours=13)  # the machine slept: skip missed slots, keep the grid
     assert plan.next_run(due, way_late) == due + dt.timedelta(hours=18)
+
+
+def test_once_stopped_during_a_run_exits_130(tmp_path):
+    proc = start(tmp_path, "--once", "--grace", "1", "--retries", "0", "--script", str(JOBS / "ok.py"), env={"JOB_SLEEP": "60"})
+    wait_for(lambda: len(records(tmp_path)) == 1)
+    code, err = stop(proc, signal.SIGINT)
+    assert code == 130 and "was terminated" in err
+
+
+def test_missing_job_script_or_status_is_one_line_and_exit_2(tmp_path):
+    proc = run_script("scheduler.py", "--once", "--script", str(tmp_path / "nope.py"), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"error: the job script {tmp_path / 'nope.py'} does not exist; pass --script PATH"]
+    status = run_script("scheduler.py", "--status", cwd=tmp_path)
+    assert status.returncode == 2 and status.stderr.strip().splitlines() == [
+        f"error: no scheduler status at {Path('models') / 'scheduler_status.json'}; has `python scheduler.py` been started here?"
+    ]
+
+
+def test_version_produced_finds_versions_moved_to_the_archive(tmp_path):
+    """A run's version counts even when the log has already moved it to history/ (it goes through Registry)."""
+    from retraining.registry import Registry, empty_log, utc_now
+    from scheduler import version_produced
+
+    since = dt.datetime.now(UTC) - dt.timedelta(seconds=2)
+    reg = Registry(tmp_path / "models", tmp_path / "catboost_model.cbm")
+    data = empty_log()
+    data["versions"] = [
+        {"version": "v1.0.0", "sha256": "0" * 64, "created_at": "2020-01-01T00:00:00Z", "decision": "deployed"},
+        {"version": "v1.1.0", "sha256": "1" * 64, "created_at": utc_now(), "decision": "kept for review"},
+    ]
+    reg.write_log(data)
+    assert version_produced(tmp_path / "models", since)["version"] == "v1.1.0"
+    reg.archive_at, reg.archive_keep = 1, 0  # the next write moves every version to history/
+    reg.write_log(reg.read_log())
+    assert json.loads((tmp_path / "models" / "version_log.json").read_text())["versions"] == []
+    produced = version_produced(tmp_path / "models", since)
+    assert produced["version"] == "v1.1.0" and produced["decision"] == "kept for review"
+    assert version_produced(tmp_path / "models", dt.datetime.now(UTC) + dt.timedelta(seconds=5)) == {}
+    assert version_produced(tmp_path / "elsewhere", since) == {}
