@@ -20,8 +20,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import logging.handlers
-import re
 import signal
 import sys
 import threading
@@ -29,15 +27,16 @@ from pathlib import Path
 
 import schedule
 
-from retraining.argparse_util import OneLineParser
+from retraining.cliutil import guarded_main, setup_logging
+from retraining.errors import BusyError, ExitCode, UsageError
 from retraining.fsutil import atomic_write_json
-from retraining.jobrunner import ChildRun, pid_alive, python_argv
-from retraining.timeplan import UNITS, Plan, fmt, get_zone, to_schedule_naive
+from retraining.jobrunner import ChildRun, python_argv
+from retraining.scheduler_cli import parse_args
+from retraining.scheduler_status import STATUS_NAME, models_dir_of, print_status, version_produced
+from retraining.timeplan import Plan, fmt, get_zone, to_schedule_naive
 
 HERE = Path(__file__).resolve().parent
-STATUS_NAME = "scheduler_status.json"
 LOCK_NAME = ".scheduler.lock"
-EXIT_TIMED_OUT = 124
 log = logging.getLogger("scheduler")
 
 
@@ -119,7 +118,7 @@ class RetrainScheduler:
         ended = now_utc()
         outcome = "success" if code == 0 else ("timed out" if run.timed_out else "failed")
         produced = version_produced(self.models_dir, run.started_at)
-        self.last_exit_code = EXIT_TIMED_OUT if run.timed_out else code
+        self.last_exit_code = ExitCode.TIMED_OUT if run.timed_out else code
         self.last_run = {
             "started_at": fmt(run.started_at),
             "ended_at": fmt(ended),
@@ -137,6 +136,9 @@ class RetrainScheduler:
         self.counts["failures"] += 1
         why = f"timed out after {self.args.job_timeout:g} s and was killed" if run.timed_out else f"failed with exit code {code}"
         log.error("Run %s (attempt %d). Last output:\n%s", why, run.attempt, indent(run.tail()))
+        if run.timed_out or code not in CHILD_REPORTS_ITSELF:  # a kill or a crash: the child could not say so
+            what = f"{why if run.timed_out else crash_words(code)} (attempt {run.attempt} of {self.args.retries + 1})"
+            notify_failure(self.passthrough, f"{Path(self.args.script).name} {what}", last_output(run.tail()))
         if run.attempt <= self.args.retries and not self.stop_signal:
             delay = self.args.retry_delay * 2 ** (run.attempt - 1)
             self.retry_at = ended + dt.timedelta(seconds=delay)
@@ -144,10 +146,13 @@ class RetrainScheduler:
             log.warning("Retrying in %g s (attempt %d of %d).", delay, run.attempt + 1, self.args.retries + 1)
         elif self.args.retries:
             log.error("Giving up after %d attempts; the next scheduled run is %s.", run.attempt, fmt(self.due, self.tz))
+            head = f"{Path(self.args.script).name} failed {run.attempt} times in a row; retries used up, next scheduled run {fmt(self.due, self.tz) or 'none'}"
+            notify_failure(self.passthrough, head, [f"last attempt: {why}", *last_output(run.tail())])
 
     # -- the loop ---------------------------------------------------------------------
     def run_forever(self) -> int:
         self.install_signal_handlers()
+        self.notify_unclean_stop()
         now = now_utc()
         self.anchor(now)
         log.info(
@@ -230,6 +235,7 @@ class RetrainScheduler:
     def run_once(self) -> int:
         """``--once``: one run (with retries), then exit with its exit code."""
         self.install_signal_handlers()
+        self.notify_unclean_stop()
         self.state = "running"
         attempt = 1
         while True:
@@ -238,7 +244,7 @@ class RetrainScheduler:
             while (code := self.current.poll()) is None:
                 if self.stop_signal:
                     self.shutdown()
-                    return 130 if self.job_interrupted else (self.last_exit_code or 0)
+                    return ExitCode.INTERRUPTED if self.job_interrupted else (self.last_exit_code or ExitCode.OK)
                 self.wake.wait(0.2)
             self.finish(code)
             self.write_status()
@@ -253,6 +259,22 @@ class RetrainScheduler:
         self.state = "stopped"
         self.write_status()
         return self.last_exit_code or 0
+
+    def notify_unclean_stop(self) -> None:
+        """Before the first status write: a status file that does not say "stopped" means the last scheduler died."""
+        try:
+            old = json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(old, dict) or old.get("state") in (None, "stopped"):
+            return
+        cur = old.get("current_run")
+        lines = [f"its last status: {old.get('state')}, heartbeat {old.get('heartbeat')}"]
+        if isinstance(cur, dict):
+            lines.append(f"a run (pid {cur.get('pid')}, started {cur.get('started_at')}, attempt {cur.get('attempt')}) was in progress and did not finish")
+        head = f"scheduler.py started after an unclean stop: the previous scheduler (pid {old.get('pid')}) ended without shutting down"
+        log.warning("%s (%s).", head, "; ".join(lines))
+        notify_failure(self.passthrough, head, lines)
 
     def install_signal_handlers(self) -> None:
         def handler(signum, _frame):
@@ -293,25 +315,35 @@ def _pid() -> int:
     return os.getpid()
 
 
-def models_dir_of(passthrough: list[str]) -> Path:
-    """The models folder retrain_model.py will use, read from the pass-through arguments."""
-    for i, arg in enumerate(passthrough):
-        if arg == "--models-dir" and i + 1 < len(passthrough):
-            return Path(passthrough[i + 1])
-        if arg.startswith("--models-dir="):
-            return Path(arg.split("=", 1)[1])
-    return Path("models")
+CHILD_REPORTS_ITSELF = frozenset(ExitCode)  # retrain_model.py's own exit codes (124 included): it sent its `failed` message itself
 
 
-def version_produced(models_dir: Path, since: dt.datetime) -> dict:
-    """The version a run added to the log (empty if none, e.g. unchanged data)."""
+def crash_words(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"crashed (killed by {signal.Signals(-code).name})"
+    return f"crashed (exit code {code})"
+
+
+def notify_failure(passthrough: list[str], head: str, lines: list[str]) -> None:
+    """A `failed` message for what the child run cannot report itself; never raises, at most 10 s.
+
+    The targets are the run's own: --notify/--notify-config/--notify-on after --, else $RETRAIN_NOTIFY.
+    """
+    from retraining.errors import UsageError as _UsageError
+    from retraining.notify import notifier_from_argv
+
     try:
-        data = json.loads((models_dir / "version_log.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    floor = fmt(since.replace(microsecond=0)).replace("+00:00", "Z")
-    new = [e for e in data.get("versions", []) if isinstance(e, dict) and str(e.get("created_at", "")) >= floor]
-    return new[-1] if new else {}
+        notifier = notifier_from_argv(passthrough, logger=log)
+    except _UsageError as exc:
+        log.warning("Notification not sent: %s", exc)
+        return
+    notifier.notify_text("failed", head, lines)
+
+
+def last_output(output: str | None) -> list[str]:
+    tail = [line for line in (output or "").splitlines() if line.strip()][-5:]
+    return ["last output:", *("  " + line for line in tail)] if tail else []
 
 
 def human(delta: dt.timedelta) -> str:
@@ -325,120 +357,20 @@ def indent(text: str) -> str:
     return "\n".join("    " + line for line in (text or "(no output)").splitlines())
 
 
-def print_status(models_dir: Path, as_json: bool) -> int:
-    """``--status``: 0 alive, 3 not running (stopped, dead or stale), 2 no status file."""
-    path = models_dir / STATUS_NAME
-    try:
-        status = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        print(f"error: no scheduler status at {path}; has `python scheduler.py` been started here?", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        print(f"error: {path} cannot be read ({exc}); the scheduler rewrites it on its next heartbeat.", file=sys.stderr)
-        return 2
-    beat = dt.datetime.fromisoformat(status["heartbeat"])
-    age = (now_utc() - beat).total_seconds()
-    alive = status.get("state") in ("running", "starting") and pid_alive(int(status["pid"])) and age <= 3 * status.get("heartbeat_seconds", 30) + 5
-    status["alive"] = alive
-    status["heartbeat_age_seconds"] = round(age, 1)
-    if as_json:
-        print(json.dumps(status, indent=2))
-    else:
-        state = "running" if alive else ("stopped" if status.get("state") == "stopped" else "NOT RUNNING (stale heartbeat or dead process)")
-        last = status.get("last_run") or {}
-        cur = status.get("current_run")
-        print(f"scheduler: {state} (pid {status['pid']}, heartbeat {age:.0f} s ago)")
-        print(f"schedule:  {status['schedule']}")
-        print(f"next run:  {status.get('next_run') or '-'}" + (f" (retry at {status['retry_at']})" if status.get("retry_at") else ""))
-        print(f"current:   pid {cur['pid']} since {cur['started_at']} (attempt {cur['attempt']})" if cur else "current:   none")
-        if last:
-            made = f", {last['version']} {last['decision']}" if last.get("version") else ""
-            print(f"last run:  {last['started_at']} -> {last['ended_at']}: {last['outcome']} (exit {last['exit_code']}){made}")
-        else:
-            print("last run:  none yet")
-        c = status.get("counts", {})
-        totals = ", ".join(f"{c.get(k, 0)} {word}" for k, word in (("runs", "runs"), ("failures", "failed"), ("skipped", "skipped"), ("retries", "retries")))
-        print(f"totals:    {totals}")
-    return 0 if alive else 3
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="scheduler.py", description=__doc__.splitlines()[0], epilog="Everything after -- is passed to retrain_model.py.")
-    p.add_argument("--at", default="03:00", metavar="HH:MM", help="time of day to run (default: %(default)s)")
-    p.add_argument("--every", type=int, metavar="N", help="run every N units instead of daily")
-    p.add_argument("--unit", choices=UNITS, default="days", help="unit for --every (default: %(default)s)")
-    p.add_argument("--timezone", metavar="ZONE", help="IANA zone for --at, e.g. Europe/Helsinki (default: local time)")
-    p.add_argument("--run-now", action="store_true", help="run once at start, then follow the schedule")
-    p.add_argument("--once", action="store_true", help="run once (with retries) and exit with its exit code")
-    p.add_argument("--job-timeout", type=float, default=7200, metavar="SECONDS", help="kill a run after this long (default: 2 h)")
-    p.add_argument("--retries", type=int, default=2, metavar="N", help="retry a failed run N times (default: %(default)s)")
-    p.add_argument("--retry-delay", type=float, default=300, metavar="SECONDS", help="first retry delay, doubled each time (default: %(default)s)")
-    p.add_argument(
-        "--grace",
-        type=float,
-        default=60,
-        metavar="SECONDS",
-        help="on SIGINT/SIGTERM, let a running job finish this long (default: %(default)s)",
-    )
-    p.add_argument("--heartbeat", type=float, default=30, metavar="SECONDS", help="rewrite the status file this often (default: %(default)s)")
-    p.add_argument("--status", action="store_true", help="print the running scheduler's status and exit (0 alive, 3 not running)")
-    p.add_argument("--json", action="store_true", help="with --status: print JSON")
-    p.add_argument("--log-dir", default="logs", metavar="DIR", help="where scheduler.log rotates (default: %(default)s)")
-    p.add_argument("--script", default=str(HERE / "retrain_model.py"), metavar="PATH", help="the job to run (default: retrain_model.py)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    return p
-
-
-def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    own, passthrough = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    parser = build_parser()
-    args = parser.parse_args(own)
-    args.at_given = any(a == "--at" or a.startswith("--at=") for a in own)
-    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", args.at):
-        parser.error(f"--at {args.at!r}: use HH:MM on a 24-hour clock, e.g. 03:00")
-    if args.every is not None and args.every < 1:
-        parser.error("--every must be at least 1")
-    if args.at_given and args.every is not None and args.unit not in ("days", "weeks"):
-        parser.error("--at goes with a daily or weekly schedule (--unit days or weeks), not with --unit " + args.unit)
-    for name in ("job_timeout", "retry_delay", "grace", "heartbeat"):
-        if getattr(args, name) <= 0 and not (name == "retry_delay" and getattr(args, name) == 0):
-            parser.error(f"--{name.replace('_', '-')} must be positive")
-    if args.retries < 0:
-        parser.error("--retries cannot be negative")
-    if args.timezone:
-        try:
-            get_zone(args.timezone)
-        except ValueError as exc:
-            parser.error(f"--timezone: {exc}")
-    return args, passthrough
-
-
-def setup_logging(verbose: bool, log_dir: Path) -> None:
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.DEBUG if verbose else logging.INFO)
-    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
-    log.addHandler(console)
-    try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        fh = logging.handlers.RotatingFileHandler(log_dir / "scheduler.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8")
-        fh.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
-        log.addHandler(fh)
-    except OSError as exc:
-        log.warning("Cannot write %s/scheduler.log (%s); logging to the console only.", log_dir, exc)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args, passthrough = parse_args(list(sys.argv[1:] if argv is None else argv))
+    """The command line; returns the exit code (:class:`retraining.errors.ExitCode`, or the job's with --once)."""
+    args, passthrough = parse_args(list(sys.argv[1:] if argv is None else argv), default_script=HERE / "retrain_model.py", description=__doc__)
+    setup_logging(("scheduler",), args.verbose, log_file=None if args.status else Path(args.log_dir) / "scheduler.log")
+    return guarded_main(lambda: _program(args, passthrough), log=log, verbose=args.verbose)
+
+
+def _program(args: argparse.Namespace, passthrough: list[str]) -> int:
     if args.status:
         return print_status(models_dir_of(passthrough), args.json)
     if not Path(args.script).is_file():
-        print(f"error: the job script {args.script} does not exist; pass --script PATH", file=sys.stderr)
-        return 2
+        raise UsageError(f"the job script {args.script} does not exist; pass --script PATH")
     from filelock import FileLock, Timeout
 
-    setup_logging(args.verbose, Path(args.log_dir))
     sched = RetrainScheduler(args, passthrough)
     sched.models_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(sched.models_dir / LOCK_NAME), timeout=0)
@@ -448,11 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         other = ""
         with contextlib.suppress(OSError, ValueError, KeyError):
             other = f" (pid {json.loads(sched.status_path.read_text())['pid']})"
-        print(
-            f"error: another scheduler{other} is already running for {sched.models_dir}; stop it first, or give this one its own -- --models-dir.",
-            file=sys.stderr,
-        )
-        return 4
+        raise BusyError(
+            f"another scheduler{other} is already running for {sched.models_dir}; stop it first, or give this one its own -- --models-dir."
+        ) from None
     try:
         return sched.run_once() if args.once else sched.run_forever()
     finally:

@@ -52,7 +52,7 @@ def main() -> int:
     args = p.parse_args()
     from catboost import Pool
 
-    from ab_test import ABTest, analyze, entity_hashes
+    from ab_test import ABTest, analyze, assign_arms, entity_hashes
     from retraining.training import as_categoricals
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,10 +133,10 @@ def main() -> int:
         rng = np.random.default_rng(0)
         all_ids = np.arange(n)
         hashes = entity_hashes(all_ids, test.salt)
-        is_ch = (hashes >> np.uint64(11)).astype(float) / float(1 << 53) < test.share
+        is_ch = assign_arms(hashes, test.share)
         y = rng.integers(0, 2, n)
         test.log_path = big
-        test._log(hashes, is_ch.astype(np.int8), np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1), None)
+        test.log_predictions(hashes, is_ch, np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1))
         outcomes = pd.DataFrame({"customer_id": all_ids, "label": y})
         t = time.perf_counter()
         result = analyze(big, outcomes, "customer_id", "label")

@@ -5,16 +5,15 @@ The one public entry is :func:`load_dataset`. It never writes anything and raise
 and what to do.
 
 The holdout split is *stable across runs*: whether a row is in the holdout depends only
-on that row (a hash of its ``--id-column`` value, or of its content), or with
-``--time-column`` on its time (the newest 20 %). A row that an earlier version trained on
-therefore never lands in a later holdout, so the champion is never scored on rows it
-memorised.
+on that row's key (a hash of its ``--id-column`` value, or of its feature values, never
+its label: :mod:`retraining.ledger`), or with ``--time-column`` on its time (the newest
+20 %). Without a time column a row keeps its side as long as its key stays: a corrected
+label moves nothing; an edited feature value (no id column) makes it a different row.
+The run also drops holdout rows found in the champion's training ledger.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 from dataclasses import dataclass, field
@@ -24,17 +23,16 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .fsutil import sha256_file
+from .ledger import content_hashes, id_text, key_columns, key_info, row_keys
+from .sources import SourceSpec, column_list, read_table, suggest
 
 log = logging.getLogger(__name__)
 
 MISSING_CATEGORY = "__missing__"
 HOLDOUT_FRACTION = 0.2
 MIN_PER_CLASS = 5
-SPLIT_VERSION = 1
+SPLIT_VERSION = 2  # 2: the row-hash split buckets the row key without the label (1 hashed the label too)
 _BUCKETS = 10_000
-_HASH_KEY = "catboost-retrain"  # 16 bytes, fixed forever: changing it re-draws every split
-_DELIMITERS = (",", ";", "\t", "|")
 _KNOWN_POSITIVE = {
     frozenset({"yes", "no"}): "yes",
     frozenset({"true", "false"}): "true",
@@ -51,7 +49,7 @@ _KNOWN_POSITIVE = {
 class Dataset:
     """A validated training set, ready for CatBoost."""
 
-    path: Path
+    path: str  # what logs and the version log show: a file path, or a database URL with the password masked
     sha256: str
     X: pd.DataFrame
     y: np.ndarray
@@ -61,6 +59,9 @@ class Dataset:
     dropped: dict[str, str] = field(default_factory=dict)
     split: dict = field(default_factory=dict)
     missing: dict[str, int] = field(default_factory=dict)
+    keys: np.ndarray | None = None  # uint64 row key per row (retraining.ledger.row_keys); never includes the label
+    times: np.ndarray | None = None  # the --time-column as int64 ns since the epoch (dates) or float64 (numbers)
+    source_notes: list[str] = field(default_factory=list)  # how the source was read (retraining.sources.Table.notes)
 
     @property
     def features(self) -> list[str]:
@@ -96,7 +97,7 @@ class Dataset:
 
 
 def load_dataset(
-    path: str | Path,
+    source: str | Path | SourceSpec,
     target: str = "target",
     positive_class: str | None = None,
     id_column: str | None = None,
@@ -104,23 +105,25 @@ def load_dataset(
     drop_columns: tuple[str, ...] | list[str] = (),
     sha256: str | None = None,
 ) -> Dataset:
-    """Read ``path`` and return a :class:`Dataset`; raise :class:`DataError` if unusable."""
-    path = Path(path)
-    frame = read_csv(path)
-    where = f"{path}"
-    if target not in frame.columns:
-        raise DataError(f"{where}: no target column {target!r}; columns are {_names(frame.columns)}. Name the outcome column with --target NAME.")
+    """Read ``source`` (a path, a database URL or a :class:`SourceSpec`) into a :class:`Dataset`; raise :class:`DataError` if unusable."""
+    table = read_table(source)
+    frame = table.frame
+    where = table.display
+    columns = list(frame.columns)
+    if target not in columns:
+        hint = suggest(target, columns) or _two_valued(frame)
+        raise DataError(f"{where}: no target column {target!r}.{hint} Columns are {_names(columns)}. Name the outcome column with --target NAME.")
     for flag, name in (("--id-column", id_column), ("--time-column", time_column)):
-        if name is not None and name not in frame.columns:
-            raise DataError(f"{where}: {flag} {name!r} is not a column; columns are {_names(frame.columns)}.")
+        if name is not None and name not in columns:
+            raise DataError(f"{where}: {flag} {name!r} is not a column.{suggest(name, columns)} Columns are {_names(columns)}.")
     for name in drop_columns:
-        if name not in frame.columns:
-            raise DataError(f"{where}: --drop-columns names {name!r}, which is not a column; columns are {_names(frame.columns)}.")
+        if name not in columns:
+            raise DataError(f"{where}: --drop-columns names {name!r}, which is not a column.{suggest(name, columns)} Columns are {_names(columns)}.")
     if target in drop_columns or target in (id_column, time_column):
         raise DataError(f"{where}: the target column {target!r} cannot also be dropped or used as id/time column.")
 
     y, positive = encode_target(frame[target], target, positive_class, where)
-    holdout, split = stable_holdout(frame, y, target, id_column, time_column, where)
+    holdout, split, keys, times = stable_holdout(frame, target, id_column, time_column, drop_columns, where)
 
     excluded = {target, *drop_columns} | {c for c in (id_column, time_column) if c}
     X, cat_features, dropped = prepare_features(frame.drop(columns=list(excluded)), where)
@@ -129,8 +132,8 @@ def load_dataset(
     check_holdout(y, holdout, where)
     na = frame.isna().sum()
     return Dataset(
-        path=path,
-        sha256=sha256 or sha256_file(path),
+        path=table.display,
+        sha256=sha256 or table.fingerprint,
         X=X,
         y=y,
         cat_features=cat_features,
@@ -139,64 +142,15 @@ def load_dataset(
         dropped=dropped,
         split=split,
         missing={str(k): int(v) for k, v in na.items() if v},
+        keys=keys,
+        times=times,
+        source_notes=list(table.notes),
     )
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """Read a CSV quickly (pyarrow engine), with clear errors for files that are not CSVs."""
-    if not path.exists():
-        raise DataError(f"{path}: file not found. Pass the training data with --data PATH.")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a CSV file. Pass the CSV file with --data PATH.")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty. Export the training data as a CSV with a header row.")
-    with path.open("rb") as fh:
-        head = fh.read(1 << 16)
-    if b"\x00" in head:
-        raise DataError(f"{path}: is not a text CSV (binary content). Export the data as a comma-separated text file.")
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if len(head) < (1 << 16) or exc.start < len(head) - 4:
-            raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}). Re-save the CSV as UTF-8.") from exc
-        text = head[: exc.start].decode("utf-8-sig")
-    first_line = text.splitlines()[0] if text.strip() else ""
-    if not first_line.strip():
-        raise DataError(f"{path}: the first line is blank; the file must start with a header row.")
-    delimiter = max(_DELIMITERS, key=lambda d: (first_line.count(d), d == ","))
-    header = next(csv.reader(io.StringIO(first_line), delimiter=delimiter))
-    if len(header) < 2:
-        raise DataError(
-            f"{path}: found a single column {first_line[:60]!r}; this does not look like a CSV "
-            "with features and a target (expected a header row separated by commas)."
-        )
-    names = [h.strip() for h in header]
-    seen: set[str] = set()
-    dupes = sorted({n for n in names if n in seen or seen.add(n)})
-    if dupes:
-        raise DataError(f"{path}: duplicate column names {_names(dupes)} in the header row; give every column a unique name.")
-    if any(not n for n in names):
-        raise DataError(f"{path}: the header row has an empty column name (column {names.index('') + 1}); name every column.")
-    try:
-        frame = _read(path, delimiter, engine="pyarrow")
-    except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
-        log.debug("pyarrow CSV reader failed (%s); retrying with pandas' C reader", exc)
-        try:
-            frame = _read(path, delimiter, engine="c")
-        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc2:
-            detail = str(exc2).strip().splitlines()[0] if str(exc2).strip() else type(exc2).__name__
-            raise DataError(f"{path}: cannot be parsed as CSV ({detail}). Check quoting and that every row has {len(names)} fields.") from exc2
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if len(frame) == 0:
-        raise DataError(f"{path}: has a header but no data rows.")
-    return frame
-
-
-def _read(path: Path, delimiter: str, engine: str) -> pd.DataFrame:
-    kwargs: dict = {"sep": delimiter, "engine": engine, "encoding": "utf-8-sig"}
-    if engine == "c":
-        kwargs["low_memory"] = False
-    return pd.read_csv(path, **kwargs)
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """The frame of a CSV (or Parquet) file, read by :func:`retraining.sources.read_table`."""
+    return read_table(SourceSpec(str(path))).frame
 
 
 def encode_target(column: pd.Series, name: str, positive_class: str | None, where: str) -> tuple[np.ndarray, str]:
@@ -205,7 +159,7 @@ def encode_target(column: pd.Series, name: str, positive_class: str | None, wher
     if missing.any():
         first = int(np.flatnonzero(missing.to_numpy())[0]) + 2  # +1 header, +1 one-based
         raise DataError(f"{where}: target column {name!r} is empty in {int(missing.sum())} rows (first at line {first}); fill or drop those rows.")
-    text = _as_text(column)
+    text = id_text(column)
     values = sorted(pd.unique(text))
     if len(values) < 2:
         raise DataError(f"{where}: target column {name!r} has only one class ({values[0]!r}); a binary classifier needs both classes.")
@@ -234,12 +188,6 @@ def _same_label(value: str, wanted: str) -> bool:
         return float(value) == float(wanted)
     except ValueError:
         return False
-
-
-def _as_text(column: pd.Series) -> pd.Series:
-    if pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
-        column = column.astype("int64")
-    return column.astype(str).str.strip()
 
 
 def _kind(column: pd.Series) -> str:
@@ -300,58 +248,50 @@ def _useless(col: pd.Series, kind: str, n: int) -> str | None:
     return None
 
 
-def stable_holdout(frame: pd.DataFrame, y: np.ndarray, target: str, id_column: str | None, time_column: str | None, where: str) -> tuple[np.ndarray, dict]:
-    """Boolean holdout mask that depends only on each row (or its time), never on chance."""
+def stable_holdout(
+    frame: pd.DataFrame, target: str, id_column: str | None, time_column: str | None, drop_columns, where: str
+) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray | None]:
+    """Holdout mask, split description, row keys and parsed times; the mask depends only on each row.
+
+    Without a time column a row's side is a bucket of its row key (:func:`retraining.ledger.row_keys`,
+    which never includes the label), so a corrected label moves no row between training and holdout.
+    With ``--time-column`` the holdout is the newest 20 %.
+    """
+    if id_column and frame[id_column].isna().any():
+        raise DataError(f"{where}: --id-column {id_column!r} is empty in {int(frame[id_column].isna().sum())} rows; every row needs an id.")
+    columns = key_columns(frame, target, id_column, time_column, drop_columns)
+    keys = row_keys(frame, id_column, columns)
+    key = key_info(id_column, columns)
     if time_column:
-        t = frame[time_column]
-        if not pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_datetime64_any_dtype(t):
-            try:
-                t = pd.to_datetime(t, utc=True, format="mixed")
-            except (ValueError, TypeError) as exc:
-                raise DataError(f"{where}: --time-column {time_column!r} holds values that are neither numbers nor dates ({exc}).") from exc
-        if t.isna().any():
-            raise DataError(f"{where}: --time-column {time_column!r} is empty in {int(t.isna().sum())} rows; fill or drop them.")
-        order = np.sort(t.to_numpy())
+        t, times = _time_values(frame[time_column], time_column, where)
+        order = np.sort(times)
         k = max(1, math.ceil(HOLDOUT_FRACTION * len(order)))
         threshold = order[len(order) - k]
-        mask = (t >= threshold).to_numpy()
-        return mask, {
-            "method": "time",
-            "column": time_column,
-            "fraction": HOLDOUT_FRACTION,
-            "from": str(threshold),
-            "version": SPLIT_VERSION,
-        }
-    if id_column:
-        ids = frame[id_column]
-        if ids.isna().any():
-            raise DataError(f"{where}: --id-column {id_column!r} is empty in {int(ids.isna().sum())} rows; every row needs an id.")
-        hashes = pd.util.hash_array(_as_text(ids).to_numpy(dtype=object), hash_key=_HASH_KEY, categorize=False)
-        return _bucket(hashes), {"method": "id-hash", "column": id_column, "fraction": HOLDOUT_FRACTION, "version": SPLIT_VERSION}
-    return _bucket(row_hashes(frame)), {"method": "row-hash", "fraction": HOLDOUT_FRACTION, "version": SPLIT_VERSION}
+        mask = times >= threshold
+        shown = t[mask][times[mask] == threshold].iloc[0]
+        info = {"method": "time", "column": time_column, "fraction": HOLDOUT_FRACTION, "from": str(shown), "version": SPLIT_VERSION, "key": key}
+        return mask, info, keys, times
+    method = {"method": "id-hash", "column": id_column} if id_column else {"method": "row-hash"}
+    return _bucket(keys), {**method, "fraction": HOLDOUT_FRACTION, "version": SPLIT_VERSION, "key": key}, keys, None
+
+
+def _time_values(t: pd.Series, name: str, where: str) -> tuple[pd.Series, np.ndarray]:
+    """The time column parsed: the series (for display) and int64 ns (dates) or float64 (numbers)."""
+    if not pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_datetime64_any_dtype(t):
+        try:
+            t = pd.to_datetime(t, utc=True, format="mixed")
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{where}: --time-column {name!r} holds values that are neither numbers nor dates ({exc}).") from exc
+    if t.isna().any():
+        raise DataError(f"{where}: --time-column {name!r} is empty in {int(t.isna().sum())} rows; fill or drop them.")
+    if pd.api.types.is_datetime64_any_dtype(t):
+        return t, t.dt.as_unit("ns").astype("int64").to_numpy()
+    return t, t.to_numpy(dtype="float64")
 
 
 def row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash of each row's content, independent of how pandas typed the columns.
-
-    Numbers hash by value (``1`` and ``1.0`` agree, so a column that gains a missing value
-    and turns float keeps its hashes); everything else hashes by its text. Columns are
-    combined in name order, so reordering columns in the file keeps the split.
-    """
-    combined = np.zeros(len(frame), dtype=np.uint64)
-    for name in sorted(frame.columns):
-        col = frame[name]
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            arr = col.to_numpy(dtype="float64", na_value=np.nan) + 0.0  # + 0.0 folds -0.0 into 0.0
-            arr[np.isnan(arr)] = -1.2345e308
-            h = pd.util.hash_array(arr, hash_key=_HASH_KEY)
-        else:
-            text = col.astype(object).where(col.notna(), "\x00NA").astype(str)
-            h = pd.util.hash_array(text.to_numpy(dtype=object), hash_key=_HASH_KEY, categorize=False)
-        name_h = pd.util.hash_array(np.array([name], dtype=object), hash_key=_HASH_KEY, categorize=False)[0]
-        with np.errstate(over="ignore"):
-            combined = combined * np.uint64(1_000_003) ^ (h ^ name_h)
-    return combined
+    """A 64-bit hash of each row's content (kept for callers; the definition is :func:`retraining.ledger.content_hashes`)."""
+    return content_hashes(frame)
 
 
 def _bucket(hashes: np.ndarray) -> np.ndarray:
@@ -376,7 +316,12 @@ def check_holdout(y: np.ndarray, holdout: np.ndarray, where: str) -> None:
             )
 
 
+def _two_valued(frame: pd.DataFrame) -> str:
+    """`` Two-valued columns (a target?): 'y'.`` when no name is close to the missing target."""
+    found = [str(c) for c in frame.columns if frame[c].nunique() == 2][:5]
+    return f" Two-valued columns (a target?): {_names(found)}." if found else ""
+
+
 def _names(names) -> str:
-    names = [str(n) for n in names]
-    shown = ", ".join(repr(n) for n in names[:12])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+    """Every column name, or the first 30 and "... (M in all)" (retraining.sources.column_list)."""
+    return column_list(names)

@@ -64,8 +64,8 @@ def test_dagbag_imports_and_settings_match_the_readme(airflow_python, tmp_path):
     assert info["tasks"] == ["decide", "deployed", "kept_for_review", "report", "retrain", "unchanged", "validate_data"]
     args = info["default_args"]
     assert args["retries"] == "2" and args["retry_exponential_backoff"] == "True" and args["execution_timeout"] == "2:00:00"
-    readme = (ROOT / "README.md").read_text()
-    assert "`0 3 * * *`" in readme and "catchup=False" in readme and "max_active_runs=1" in readme
+    page = (ROOT / "docs" / "airflow.md").read_text(encoding="utf-8")
+    assert "`0 3 * * *`" in page and "catchup=False" in page and "max_active_runs=1" in page
 
 
 def test_dags_test_retrains_deploys_then_keeps_for_review(airflow_python, tmp_path):
@@ -103,3 +103,25 @@ def test_bad_data_fails_the_validate_task_with_the_error_line(airflow_python, tm
     out = proc.stdout + proc.stderr
     assert "retrain_model.py failed (bad input): error: " in out and "no target column 'target'" in out
     assert not (project / "models").exists()
+
+
+def test_a_task_that_fails_for_good_sends_the_failed_message(airflow_python, tmp_path):
+    from test_notify import Receiver
+
+    receiver = Receiver()
+    try:
+        project = tmp_path / "project"
+        project.mkdir()
+        write_csv(project / "data.csv", make_frame(600).drop(columns="target"))
+        env = airflow_env(tmp_path / "home", project, f"--data data.csv --notify {receiver.url('hook/TOKEN123')}")
+        airflow = [str(airflow_python), "-m", "airflow"]
+        assert subprocess.run([*airflow, "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+        proc = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-28"], capture_output=True, text=True, env=env, timeout=600)
+    finally:
+        receiver.close()
+    messages = [p["body"]["message"] for p in receiver.posts]
+    out = proc.stdout + proc.stderr
+    callback = [m for m in messages if m.startswith("retrain_model.py (Airflow catboost_retrain.validate_data) failed (exit code 2, bad input)")]
+    assert len(callback) == 1, (messages, out[-4000:])
+    assert "error: " in callback[0] and "no target column 'target'" in callback[0]
+    assert any(m.startswith("retrain_model.py failed (exit code 2, bad input)") for m in messages)  # the run's own message

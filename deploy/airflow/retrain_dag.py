@@ -13,6 +13,11 @@ Configuration, from the Airflow Variable ``catboost_retrain`` (JSON), else envir
      "args": ["--data", "/data/new.csv"]}               # RETRAIN_ARGS (a shell-quoted string)
 
     airflow variables set catboost_retrain '{"project_dir": "/opt/catboost-retrain"}' --json
+
+Notifications: a task that fails for good (retries used up, or bad input) sends the same
+``failed`` message as retrain_model.py, through the project's own notify code run by the
+project's interpreter (Airflow's environment needs no apprise). Targets: --notify URL in
+"args", or RETRAIN_NOTIFY in the workers' environment (see docs/notifications.md).
 """
 
 from __future__ import annotations
@@ -53,10 +58,31 @@ def run_retrain(extra: list[str]) -> dict:
     if proc.returncode != 0:
         kind = EXIT_CODES.get(proc.returncode, f"exit code {proc.returncode}")
         message = f"retrain_model.py failed ({kind}): {proc.stderr.strip()[-2000:]}"
-        if proc.returncode in NOT_WORTH_A_RETRY:
-            raise AirflowFailException(message)  # fail now, no retries
-        raise RuntimeError(message)  # busy, crash, CatBoost failure: retried with backoff
+        # fail now, no retries (bad input, damaged folder); else retried with backoff (busy, crash, CatBoost failure)
+        error = AirflowFailException(message) if proc.returncode in NOT_WORTH_A_RETRY else RuntimeError(message)
+        error.exit_code = proc.returncode  # for notify_failure
+        error.error_line = next((line for line in reversed(proc.stderr.splitlines()) if line.strip()), message[:300])
+        raise error
     return json.loads(proc.stdout)
+
+
+def notify_failure(context) -> None:
+    """on_failure_callback: the `failed` message of retrain_model.py, sent by the project's notify code; never raises."""
+    exc = context.get("exception")
+    ti = context.get("task_instance") or context.get("ti")
+    task = getattr(ti, "task_id", "?")
+    line = getattr(exc, "error_line", None) or (f"{type(exc).__name__}: {exc}" if exc else "the task failed")
+    code = getattr(exc, "exit_code", 124 if "Timeout" in type(exc).__name__ else 1)
+    try:
+        cfg = settings()
+        cmd = [cfg["python"], "-m", "retraining.notify", "--failed", line, "--exit-code", str(code)]
+        cmd += ["--script", f"retrain_model.py (Airflow {DAG_ID}.{task})", "--attempts", str(getattr(ti, "try_number", 1) or 1), *cfg["args"]]
+        env = {**os.environ, "PYTHONPATH": cfg["project_dir"]}
+        proc = subprocess.run(cmd, cwd=cfg["work_dir"], env=env, capture_output=True, text=True, timeout=30, check=False)
+        for out in (proc.stdout + proc.stderr).strip().splitlines()[-3:]:
+            print(out)
+    except (OSError, subprocess.SubprocessError) as err:  # a notification never fails the task's own outcome
+        print(f"warning: could not send the failure notification: {err}")
 
 
 @dag(
@@ -72,6 +98,7 @@ def run_retrain(extra: list[str]) -> dict:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(hours=1),
         "execution_timeout": timedelta(hours=2),
+        "on_failure_callback": notify_failure,
     },
     doc_md=__doc__,
 )
