@@ -46,7 +46,10 @@ _MEANINGS = {
     ExitCode.OK: "success: deployed, kept for review, nothing to do, history shown, promoted, scored, analysed",
     ExitCode.INTERNAL: "unexpected internal error (run with -v for the traceback; it is also in the log file)",
     ExitCode.BAD_INPUT: "bad input: arguments, data file, unknown or malformed version; scheduler.py --status: no status file",
-    ExitCode.DAMAGED_STATE: "damaged state: corrupted version log or production model, changed version file; scheduler.py --status: not running",
+    ExitCode.DAMAGED_STATE: (
+        "damaged state: corrupted version log or production model, changed version file; a database source that fails "
+        "(bad URL, wrong password, failing query, no rows); scheduler.py --status: not running"
+    ),
     ExitCode.BUSY: "busy: another run, promotion or scheduler holds the models folder's lock",
     ExitCode.TRAINING_FAILED: "CatBoost could not train (e.g. --task-type GPU without a GPU)",
     ExitCode.MIRROR_FAILED: "--mlflow-sync could not reach or write MLflow (a retrain never fails for MLflow)",

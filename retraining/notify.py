@@ -50,7 +50,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import ExitCode, UsageError
 
 EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift")
 DEFAULT_EVENTS = tuple(e for e in EVENTS if e != "deployed")
@@ -58,16 +58,6 @@ ENV_VAR = "RETRAIN_NOTIFY"
 BUDGET_SECONDS = 10.0
 INSTALL_HINT = "pip install -r requirements-notify.txt"
 APP = "catboost-retrain"
-EXIT_MEANINGS = {
-    1: "internal error",
-    2: "bad input",
-    3: "damaged models folder",
-    4: "busy",
-    5: "CatBoost could not train",
-    6: "MLflow",
-    124: "timed out",
-    130: "interrupted",
-}
 
 log = logging.getLogger(__name__)
 
@@ -396,11 +386,14 @@ def promotion_message(event: dict) -> tuple[str, str]:
 
 
 def failure_message(error_line: str, exit_code: int, script: str = "retrain_model.py", attempts: int | None = None) -> tuple[str, str]:
-    meaning = EXIT_MEANINGS.get(exit_code)
+    meaning = _SHORT_MEANING.get(exit_code)
     code = f"exit code {exit_code}" + (f", {meaning}" if meaning else "")
     head = f"{script} failed ({code})" + (f" after {attempts} attempts" if attempts and attempts > 1 else "")
     lines = [head, f"error: {error_line.strip() or '(no error line)'}", f"host: {socket.gethostname()}"]
     return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
+
+
+_SHORT_MEANING = {code: code.name.lower().replace("_", " ") for code in ExitCode if code}  # "bad input", "timed out", ...
 
 
 # -- python -m retraining.notify: a failed message from outside a run (Airflow) ------------
