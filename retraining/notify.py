@@ -393,7 +393,7 @@ def failure_message(error_line: str, exit_code: int, script: str = "retrain_mode
     return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
 
 
-_SHORT_MEANING = {code: code.name.lower().replace("_", " ") for code in ExitCode if code}  # "bad input", "timed out", ...
+_SHORT_MEANING = {code: re.split(r"[:(]", code.meaning)[0].strip() for code in ExitCode if code}  # "bad input", "CatBoost could not train", ...
 
 
 # -- python -m retraining.notify: a failed message from outside a run (Airflow) ------------
