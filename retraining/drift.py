@@ -127,6 +127,7 @@ def compare(reference: dict, X: pd.DataFrame, cat_features: list[str], reference
     cats = set(cat_features)
     ref_features = reference.get("features", {})
     judge_new = new is not None and 0 < int(np.sum(new)) < len(X)
+    X_new = X[new] if judge_new else None
     rows: dict[str, dict] = {}
     for name in X.columns:
         ref = ref_features.get(name)
@@ -138,7 +139,7 @@ def compare(reference: dict, X: pd.DataFrame, cat_features: list[str], reference
         value, new_cats = _feature_psi(ref, X[name], kind)
         rows[name] = {"psi": round(value, 6), "band": band(value), "new_categories": new_cats}
         if judge_new:
-            value_new, new_cats = _feature_psi(ref, X.loc[new, name], kind)
+            value_new, new_cats = _feature_psi(ref, X_new[name], kind)
             rows[name].update(psi_new=round(value_new, 6), band_new=band(value_new), new_categories=new_cats)
     missing = [n for n in ref_features if n not in X.columns]
     scored = [r for r in rows.values() if r["psi"] is not None]

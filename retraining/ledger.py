@@ -246,6 +246,23 @@ def in_training(ds: Dataset, ledger: Ledger | None) -> np.ndarray:
     return _contains(ledger.train, keys)
 
 
+def rows_in_training(frame: pd.DataFrame, ledger: Ledger | None) -> np.ndarray | None:
+    """For raw rows (an A/B replay file): which ones ``ledger``'s version trained on.
+
+    The rows are keyed as the ledger was: by its id column, or by its feature columns.
+    ``None`` when that cannot be done (no ledger, or the frame lacks those columns).
+    """
+    if ledger is None or not ledger.key:
+        return None
+    if ledger.key.get("method") == "id":
+        column = ledger.key["column"]
+        return _contains(ledger.train, id_hashes(frame[column])) if column in frame.columns else None
+    columns = ledger.key.get("columns", [])
+    if not columns or any(c not in frame.columns for c in columns):
+        return None
+    return _contains(ledger.train, content_hashes(frame[columns]))
+
+
 def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Membership of each of ``keys``; the queries are sorted first (sequential search is far faster at 1M rows)."""
     if len(sorted_keys) == 0 or len(keys) == 0:

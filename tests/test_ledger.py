@@ -9,7 +9,7 @@ from bank_nights import bank, flip_labels, with_ids, write
 
 from retraining.data import SPLIT_VERSION, load_dataset
 from retraining.errors import StateError
-from retraining.ledger import LEDGER_FORMAT, in_training, load_ledger, make_ledger, row_keys, save_ledger, split_rows
+from retraining.ledger import LEDGER_FORMAT, in_training, load_ledger, make_ledger, row_keys, rows_in_training, save_ledger, split_rows
 
 FEATURES = ["age", "job", "balance", "month"]
 
@@ -122,3 +122,16 @@ def test_in_training_marks_the_champions_training_rows_only(tmp_path):
     assert not in_training(ds, None).any()
     other = load_dataset(write(tmp_path, "b.csv", with_ids(frame)), id_column="customer_id")
     assert not in_training(other, ledger).any()  # a different key cannot be matched
+
+
+def test_rows_of_a_replay_file_are_matched_to_a_ledger_by_its_own_key(tmp_path):
+    frame = with_ids(bank(rows=4000))
+    by_id = _ledger_of(tmp_path, "i.csv", frame, id_column="customer_id")
+    by_content = _ledger_of(tmp_path, "c.csv", frame.drop(columns="customer_id"))
+    replay = frame.drop(columns="target").iloc[::-1]  # a prediction log: no label, any order
+    for ds, ledger in (by_id, by_content):
+        trained = rows_in_training(replay, ledger)
+        assert (trained == ~ds.holdout[::-1]).all()
+    assert rows_in_training(replay.drop(columns=["customer_id"]), by_id[1]) is None  # the key column is missing
+    assert rows_in_training(replay.drop(columns=["age"]), by_content[1]) is None
+    assert rows_in_training(replay, None) is None
