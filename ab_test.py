@@ -58,13 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _score_arguments(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("input", type=Path, help="CSV of rows to score")
+    g.add_argument("input", help="rows to score: a CSV or Parquet file or folder, or a database URL with --query/--table")
     g.add_argument("--champion", metavar="VERSION", help="default: the production version")
     g.add_argument("--challenger", metavar="VERSION", help="default: the newest version not in production")
     g.add_argument("--share", type=float, default=0.1, help="challenger's share in split mode (default: %(default)s)")
     g.add_argument("--shadow", action="store_true", help="score every row with both; serve the champion's")
     g.add_argument("--experiment-id", help="default: CHAMPION-vs-CHALLENGER")
     g.add_argument("--out", required=True, type=Path, metavar="PATH", help="scored CSV to write")
+    from retraining.sources import add_source_arguments
+
+    add_source_arguments(g)
 
 
 def _analyze_arguments(g: argparse._ArgumentGroup) -> None:
@@ -83,14 +86,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from retraining.data import read_csv
     from retraining.fsutil import commit_temp, temp_path_beside
+    from retraining.sources import column_list, read_table, spec_from_args, suggest
 
-    frame = read_csv(args.input)
+    table = read_table(spec_from_args(args, location=args.input))
+    frame = table.frame
     if args.id_column not in frame.columns:
-        raise DataError(f"{args.input}: no id column {args.id_column!r}; columns are {', '.join(map(str, frame.columns[:12]))}.")
+        raise DataError(f"{table.display}: no id column {args.id_column!r}; columns are {column_list(frame.columns)}.{suggest(args.id_column, frame.columns)}")
     test = ABTest(args.models_dir, args.production, args.champion, args.challenger, args.share, args.shadow, args.salt, args.experiment_id, args.log)
-    log.info("Scoring %d rows of %s: %s, %s mode", len(frame), args.input, test.experiment_id, "shadow" if args.shadow else f"split {args.share:g}")
+    log.info("Scoring %d rows of %s: %s, %s mode", len(frame), table.display, test.experiment_id, "shadow" if args.shadow else f"split {args.share:g}")
     out = test.predict(frame, frame[args.id_column].to_numpy()).rename(columns={"id": args.id_column})
     tmp = temp_path_beside(args.out)  # a reader sees the old file or the new one, never half of one
     try:

@@ -57,6 +57,17 @@ def __getattr__(name: str):
 __all__ = ["Decision", "ModelRetrainer", "RunResult", "__version__", "compare_auc", "main"]  # noqa: F822 - compare_auc comes from __getattr__
 
 log = logging.getLogger("retrain_model")
+
+
+def _is_database(location: str | Path) -> bool:
+    """A database URL or ``env:NAME`` (kept as text: ``Path`` would mangle ``postgresql://``)."""
+    if not isinstance(location, str) or ":" not in location:
+        return False
+    from retraining.sources import is_database_url
+
+    return is_database_url(location)
+
+
 DATA_CHECK_MODES = ("block", "warn", "off")
 
 
@@ -106,7 +117,7 @@ class ModelRetrainer:
         notify_config: str | Path | None = None,
         notify_on: tuple[str, ...] | list[str] | None = None,
     ) -> None:
-        self.data_path = data_path if isinstance(data_path, str) and "://" in data_path else Path(data_path)
+        self.data_path = data_path if _is_database(data_path) else Path(data_path)
         self.source_options = {"query": query, "table": table, "delimiter": csv_delimiter, "decimal": decimal, "encoding": encoding}
         self.target, self.positive_class = target, positive_class
         self.id_column, self.time_column, self.drop_columns = id_column, time_column, tuple(drop_columns)

@@ -40,6 +40,20 @@ LOCK_NAME = ".scheduler.lock"
 log = logging.getLogger("scheduler")
 
 
+def loggable(argv: list[str]) -> list[str]:
+    """The child's command line as it may be logged: database passwords and notification tokens masked."""
+    from retraining.notify import mask
+    from retraining.sources import mask_argv
+
+    out = mask_argv(argv)
+    for i, arg in enumerate(out):
+        if arg == "--notify" and i + 1 < len(out):
+            out[i + 1] = mask(out[i + 1])
+        elif arg.startswith("--notify="):
+            out[i] = "--notify=" + mask(arg.split("=", 1)[1])
+    return out
+
+
 def schedule_job(args: argparse.Namespace, retrain_job) -> schedule.Job:
     """The schedule, in the user's words. Prefer the flags; editing these lines works too."""
     if args.every is None:
@@ -110,7 +124,8 @@ class RetrainScheduler:
         out = self.log_dir / "retrain-job.out"
         self.current = ChildRun(argv, self.cwd, out, float(self.args.job_timeout), attempt=attempt).start()
         self.counts["runs"] += 1
-        log.info("Run started (attempt %d of %d, pid %s): %s", attempt, self.args.retries + 1, self.current.pid, " ".join(argv[1:]))
+        shown = " ".join(loggable(argv[1:]))
+        log.info("Run started (attempt %d of %d, pid %s): %s", attempt, self.args.retries + 1, self.current.pid, shown)
 
     def finish(self, code: int) -> None:
         run, self.current = self.current, None
@@ -300,7 +315,7 @@ class RetrainScheduler:
             "current_run": {"pid": self.current.pid, "started_at": fmt(self.current.started_at), "attempt": self.current.attempt} if self.current else None,
             "last_run": self.last_run,
             "counts": self.counts,
-            "retrain_args": self.passthrough,
+            "retrain_args": loggable(self.passthrough),  # the status file is world-readable: no passwords or tokens
         }
         try:
             self.models_dir.mkdir(parents=True, exist_ok=True)

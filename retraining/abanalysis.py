@@ -19,6 +19,7 @@ from .data import encode_target
 from .errors import DataError, UsageError
 from .evaluation import compare_auc
 from .predlog import CHALLENGER, CHAMPION, entity_hashes, read_prediction_log
+from .sources import column_list, suggest
 
 log = logging.getLogger("retraining.abanalysis")
 MIN_ROWS_TO_PROMOTE = 200  # labelled rows left after the training rows are left out
@@ -44,7 +45,7 @@ def analyze(
     experiment = str(preds["experiment"].iloc[0])
     for col in (id_column, label_column):
         if col not in outcomes.columns:
-            raise DataError(f"{where}: no column {col!r}; columns are {', '.join(map(str, outcomes.columns[:12]))}.")
+            raise DataError(f"{where}: no column {col!r}; columns are {column_list(outcomes.columns)}.{suggest(col, outcomes.columns)}")
     shadow = not preds["served"].all()
     served = preds[preds["served"]].drop_duplicates("entity", keep="first")
     versions = served.groupby("variant")["model_version"].first().to_dict()

@@ -260,3 +260,16 @@ def test_version_produced_finds_versions_moved_to_the_archive(tmp_path):
     assert produced["version"] == "v1.1.0" and produced["decision"] == "kept for review"
     assert version_produced(tmp_path / "models", dt.datetime.now(UTC) + dt.timedelta(seconds=5)) == {}
     assert version_produced(tmp_path / "elsewhere", since) == {}
+
+
+def test_the_childs_secrets_never_reach_the_schedulers_log(tmp_path):
+    """A database password and a notification token passed through to the run are masked in every line the scheduler writes."""
+    secret_args = ("--data", "postgresql://etl:DbSecret123@127.0.0.1:1/warehouse", "--notify", "json://127.0.0.1:9/TokenSecret456")
+    proc = run_script("scheduler.py", "--once", "--retries", "0", "--script", str(JOBS / "ok.py"), "--", *secret_args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    record = tmp_path / "job_record.jsonl"  # the stand-in job's own record: it did get the real arguments
+    assert "DbSecret123" in record.read_text()
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != record]
+    written = "".join(p.read_text(errors="replace") for p in files) + proc.stdout + proc.stderr
+    assert "Run started" in written and "postgresql://etl:***@127.0.0.1:1/warehouse" in written
+    assert "DbSecret123" not in written and "TokenSecret456" not in written
