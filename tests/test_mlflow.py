@@ -1,4 +1,4 @@
-"""MLflow mirror against a real tracking server (sqlite backend) started by a fixture."""
+"""MLflow mirror against a real tracking server started by a fixture: SQLite, then PostgreSQL as backend store."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from conftest import ROOT, make_frame, retrainer, run_script, write_csv
 # No importorskip: a skipped integration test would hide a missing install. requirements-dev.txt
 # pulls in requirements-mlflow.txt, so `pip install -r requirements-dev.txt` brings mlflow.
 from mlflow import MlflowClient
+from pg import postgres  # noqa: F401 - session fixture: a throwaway PostgreSQL cluster (tests/pg.py)
 
 
 def free_port() -> int:
@@ -25,11 +26,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def mlflow_uri(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def mlflow_uri(tmp_path_factory, request):
     home = tmp_path_factory.mktemp("mlflow")
     port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{home}/mlflow.db", "--artifacts-destination", str(home / "artifacts")]
+    backend = f"sqlite:///{home}/mlflow.db"
+    if request.param == "postgresql":  # the setup a team moves to once it outgrows SQLite
+        cluster = request.getfixturevalue("postgres")
+        cluster.psql(f"CREATE DATABASE mlflow_{port}", database="postgres")
+        backend = cluster.url(database=f"mlflow_{port}", driver="+psycopg")
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend, "--artifacts-destination", str(home / "artifacts")]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     log = (home / "server.log").open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
