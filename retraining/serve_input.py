@@ -99,7 +99,7 @@ def decode(body: bytes) -> Table:
 def _lenient(body: bytes, error: Exception):
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested deeper than Python's json goes
         pass
     raise BadRequest(400, f"malformed JSON: {str(error).splitlines()[0]}.")
 

@@ -196,11 +196,12 @@ def test_deploy_and_rollback_under_load_fail_no_request(project, serve):
 
 
 def test_bad_requests_get_a_4xx_naming_the_problem_and_the_service_keeps_serving(registry, serve):
-    server = serve(registry, "--max-body-bytes", "4000")
+    server = serve(registry, "--max-body-bytes", "250000")
     good = rows(3)
     cases = [
         (b"", 400, "empty body"),
         (b"[{", 400, "malformed JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "malformed JSON"),  # deeper than any JSON parser goes
         (b'"just text"', 400, "JSON str"),
         (b"[1, 2]", 400, "row 1 is a JSON int"),
         (b'{"dataframe_split": {"columns": ["x1"], "data": [[1, 2]]}}', 400, "row 1 is not a list of 1 values"),
@@ -210,11 +211,16 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_the_service_keeps_serving
         (orjson.dumps([{**good[0], "x3": True}]), 422, "x3 must be a number"),
         (orjson.dumps([{**good[0], "c1": {"a": 1}}]), 422, "c1 is categorical"),
         (orjson.dumps({"dataframe_split": {"columns": ["x1", "c1"], "data": [[1.0, "red"]]}}), 422, "missing feature columns: x2, x3, c2"),
-        (orjson.dumps(good * 60), 413, "limit"),
+        (orjson.dumps(good * 1500), 413, "limit"),
     ]
     for body, status, message in cases:
         got, _, payload = server.post(body)
         assert (got, message in payload.get("error", "")) == (status, True), (body[:80], got, payload)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)  # chunked: no Content-Length to refuse up front
+    conn.request("POST", "/predict", body=iter([b" " * 100_000] * 5), headers={"Content-Type": "application/json"}, encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 413 and b"over the limit" in response.read()
+    conn.close()
     assert server.get("/predict")[0] == 405 and server.get("/nowhere")[0] == 404
     assert server.proc.poll() is None and server.get("/health")[0] == 200
 
