@@ -68,6 +68,15 @@ def _is_database(location: str | Path) -> bool:
     return is_database_url(location)
 
 
+def _check_settings(value):
+    """``CheckSettings`` from a JSON file or a dict (UsageError names what is wrong), or None for the defaults."""
+    if value is None:
+        return None
+    from retraining.checks import CheckSettings
+
+    return CheckSettings.from_json(value) if isinstance(value, dict) else CheckSettings.load(value)
+
+
 DATA_CHECK_MODES = ("block", "warn", "off")
 
 
@@ -106,6 +115,7 @@ class ModelRetrainer:
         require_significance: bool = False,
         min_auc: float | None = None,
         data_checks: str = "block",
+        check_settings: str | Path | dict | None = None,
         lock_timeout: float = 60.0,
         thread_count: int = -1,
         progress_every: int = 100,
@@ -123,9 +133,8 @@ class ModelRetrainer:
         self.id_column, self.time_column, self.drop_columns = id_column, time_column, tuple(drop_columns)
         self.params = TrainParams(iterations, seed, task_type.upper(), learning_rate, depth, thread_count, progress_every)
         self.rule = DeployRule(min_improvement=min_improvement, require_significance=require_significance, min_auc=min_auc)
-        self.data_checks = data_checks
-        self.registry = Registry(models_dir, production_path, lock_timeout)
-        self.report = report
+        self.data_checks, self.check_settings = data_checks, _check_settings(check_settings)
+        self.registry, self.report = Registry(models_dir, production_path, lock_timeout), report
         self.mlflow = {"uri": mlflow_uri, "experiment": mlflow_experiment, "model_name": mlflow_model_name} if mlflow_uri else None
         self.notify_settings = {"urls": tuple(notify), "config": notify_config, "events": None if notify_on is None else tuple(notify_on)}
         self._mirror_obj = self._notifier = None

@@ -55,6 +55,7 @@ def _data_arguments(data: argparse._ArgumentGroup) -> None:
         default="block",
         help="a failed data check: block keeps the new model from deploying, warn only warns, off skips the checks (default: %(default)s)",
     )
+    data.add_argument("--check-settings", metavar="FILE", help="JSON file of data-check thresholds and severities (docs/data-checks.md)")
     add_source_arguments(data)
 
 
@@ -118,6 +119,7 @@ def retrainer_settings(args: argparse.Namespace) -> dict:
         "decimal": args.decimal,
         "encoding": args.encoding,
         "data_checks": args.data_checks,
+        "check_settings": args.check_settings,
         "iterations": args.iterations,
         "seed": args.seed,
         "task_type": args.task_type,

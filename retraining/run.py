@@ -209,7 +209,8 @@ def guard(r: ModelRetrainer, p: Plan) -> Guard:
     rows = ledger.split_rows(p.ds, previous)
     log.info("%s", rows.line())
     reference = _reference_profile(r, p)
-    report = run_checks(p.ds, reference, rows, mode=r.data_checks, reference_version=p.champ_entry["version"] if p.champ_entry else None)
+    version = p.champ_entry["version"] if p.champ_entry else None
+    report = run_checks(p.ds, reference, rows, mode=r.data_checks, settings=r.check_settings, reference_version=version)
     drift = report.drift if reference is not None else _drift(r, p)
     return Guard(drift=drift, findings=list(report.findings), rows=rows.to_json(), new_mask=rows.new, champion_trained=trained)
 
@@ -275,7 +276,7 @@ def evaluate(r: ModelRetrainer, p: Plan, g: Guard) -> Evaluation:
 def _champion_drop(r: ModelRetrainer, p: Plan, y, scores) -> list:
     from .checks import champion_drop
 
-    found = champion_drop(y, scores, p.champ_entry.get("metrics") or {}, version=p.champ_entry["version"])
+    found = champion_drop(y, scores, p.champ_entry.get("metrics") or {}, version=p.champ_entry["version"], settings=r.check_settings)
     if found is not None and r.data_checks == "warn":
         found.severity = "warn"
     return [found] if found is not None else []

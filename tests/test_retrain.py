@@ -11,7 +11,7 @@ import pytest
 from conftest import make_frame, retrainer, sha, write_csv
 
 from retrain_model import ModelRetrainer, compare_auc
-from retraining.errors import DataError, StateError, TrainingError
+from retraining.errors import DataError, StateError, TrainingError, UsageError
 
 
 def test_first_run_deploys_and_records_everything(project):
@@ -156,3 +156,36 @@ def test_positive_class_and_constructor_validation(tmp_path):
 def test_compare_auc_is_reexported():
     res = compare_auc([0, 0, 1, 1, 0, 1], [0.1, 0.2, 0.8, 0.9, 0.3, 0.7], [0.2, 0.1, 0.7, 0.6, 0.4, 0.5])
     assert res.auc_new == 1.0
+
+
+def _broken_label_night(project):
+    """v1.0.0 on 600 rows, then 300 new rows whose labels all say 1 (a broken feed)."""
+    retrainer(project).retrain()
+    broken = make_frame(300, seed=7, start_id=600).assign(target=1)
+    write_csv(project / "data.csv", pd.concat([pd.read_csv(project / "data.csv"), broken], ignore_index=True))
+
+
+def test_a_broken_label_feed_is_blocked_and_the_typed_records_say_why(project):
+    _broken_label_night(project)
+    result = retrainer(project).retrain()
+    assert result.status == "kept for review" and result.production == "v1.0.0" and result.blocked
+    assert result.reason.startswith("blocked by data check labels_one_class")
+    assert result.rows == {**result.rows, "total": 900, "new": 300, "seen": 600, "gone": 0}
+    assert {c["name"] for c in result.checks if c["severity"] == "block"} == {"labels_one_class"}
+    assert set(result.timings) >= {"read", "plan", "checks", "training", "evaluate", "decide", "record", "report"}
+    entry = ModelRetrainer(models_dir=project / "models").version_history()["versions"][-1]
+    assert entry["checks"] and entry["rows"]["new"] == 300 and "labels_one_class" in entry["reason"]
+    assert (project / "models" / "ledgers" / "v1.1.0.npz").is_file()
+    assert "Data checks" in (project / "models" / "reports" / "v1.1.0.html").read_text()
+
+
+def test_check_settings_can_turn_a_check_into_a_warning_and_bad_settings_fail_early(project, tmp_path):
+    _broken_label_night(project)
+    settings = {"severity": {"labels_one_class": "warn"}}
+    result = retrainer(project, check_settings=settings).retrain()
+    assert not result.blocked and "blocked by" not in result.reason
+    assert any(c["name"] == "labels_one_class" and c["severity"] == "warn" for c in result.checks)
+    bad = tmp_path / "settings.json"
+    bad.write_text('{"label_efect": 0.3}')
+    with pytest.raises(UsageError, match=r"unknown setting.*label_efect"):
+        retrainer(project, check_settings=bad)
