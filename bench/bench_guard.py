@@ -27,6 +27,7 @@ only the ledger and the checks (no training), which is how the thresholds were t
     python bench/bench_guard.py --data-checks off   # the same nights without the guard (the baseline)
     python bench/bench_guard.py --cost 1000000   # seconds of the guard's steps, ledger bytes per row
     python bench/bench_guard.py --ratio          # real runs, --data-checks block vs off (500 iterations)
+    python bench/bench_guard.py --ratio --rows 1000000 --repeats 1   # the same at 1M synthetic rows
 """
 
 from __future__ import annotations
@@ -289,14 +290,21 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def run_ratio(repeats: int, iterations: int) -> int:
-    """Real runs on the shipped data, --data-checks block and off interleaved; ratio of medians."""
+def run_ratio(repeats: int, iterations: int, rows: int | None = None) -> int:
+    """Real runs, --data-checks block and off interleaved; ratio of medians (shipped data, or ``rows`` synthetic rows)."""
     from retrain_model import ModelRetrainer
+
+    source = ROOT / "featured_dataset.csv"
+    if rows:
+        source = ROOT / "bench" / "data" / f"synthetic_{rows}.csv"
+        if not source.exists():
+            source.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, str(ROOT / "bench" / "make_synthetic.py"), str(rows), str(source)], check=True)
 
     walls: dict[str, list[float]] = {"block": [], "off": []}
     steps: dict[str, list[float]] = {"block": [], "off": []}
     with tempfile.TemporaryDirectory(prefix="bench_guard_ratio_") as tmp:
-        data = pd.read_csv(ROOT / "featured_dataset.csv")
+        data = pd.read_csv(source)
         head = Path(tmp) / "head.csv"
         data.iloc[: int(len(data) * 0.95)].to_csv(head, index=False)
         for mode in ("block", "off"):
@@ -308,13 +316,13 @@ def run_ratio(repeats: int, iterations: int) -> int:
             for mode in ("block", "off"):
                 folder = Path(tmp) / mode
                 kw = {"models_dir": folder / "models", "production_path": folder / "model.cbm", "iterations": iterations, "progress_every": 0, "report": False}
-                r = ModelRetrainer(data_path=ROOT / "featured_dataset.csv", data_checks=mode, **kw)
+                r = ModelRetrainer(data_path=source, data_checks=mode, **kw)
                 t = time.perf_counter()
                 result = r.retrain(force=True)
                 walls[mode].append(time.perf_counter() - t)
                 steps[mode].append(result.timings["checks"])
     block, off = float(np.median(walls["block"])), float(np.median(walls["off"]))
-    print(f"{stamp()} | {machine()} | shipped data, {iterations} iterations, {repeats} runs each (5 % of rows new)")
+    print(f"{stamp()} | {machine()} | {source.name}, {iterations} iterations, {repeats} runs each (5 % of rows new)")
     print(f"--data-checks block: {block:.2f} s, off: {off:.2f} s, ratio {block / off:.3f}")
     print(f"runs: block {[round(w, 2) for w in walls['block']]}, off {[round(w, 2) for w in walls['off']]}")
     guard_block, guard_off = float(np.median(steps["block"])), float(np.median(steps["off"]))
@@ -331,12 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost", type=int, metavar="ROWS", help="time the guard's steps on the shipped data and ROWS synthetic rows, then exit")
     parser.add_argument("--ratio", action="store_true", help="real runs with --data-checks block vs off on the shipped data, then exit")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rows", type=int, metavar="N", help="with --ratio: N synthetic rows (make_synthetic.py) instead of the shipped data")
     parser.add_argument("--data-checks", default="block", choices=["block", "warn", "off"], help="real runs with this setting (off: no guard)")
     args = parser.parse_args(argv)
     if args.cost:
         return cost(args.cost, args.repeats)
     if args.ratio:
-        return run_ratio(args.repeats, 500 if args.iterations == 30 else args.iterations)
+        return run_ratio(args.repeats, 500 if args.iterations == 30 else args.iterations, args.rows)
     cases, seconds = run(args.direct, args.iterations, args.seed, args.data_checks)
     failures = [c for c in cases if c.failure != "clean"]
     clean = [c for c in cases if c.failure == "clean"]
