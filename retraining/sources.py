@@ -361,8 +361,8 @@ def first_line(exc: BaseException) -> str:
 # -- command line -----------------------------------------------------------------------
 def add_source_arguments(group: argparse._ArgumentGroup) -> None:
     """Add --query, --table, --csv-delimiter, --decimal, --encoding to an argparse group."""
-    group.add_argument("--query", metavar="SQL", help="with a database URL in --data: read the result of this SELECT (use a stable ORDER BY)")
-    group.add_argument("--table", metavar="NAME", help="with a database URL in --data: read this table (schema.name allowed)")
+    group.add_argument("--query", metavar="SQL", help="with a database URL as the data: read the result of this SELECT (use a stable ORDER BY)")
+    group.add_argument("--table", metavar="NAME", help="with a database URL as the data: read this table (schema.name allowed)")
     group.add_argument("--csv-delimiter", metavar="CHAR", help="CSV field separator: comma, semicolon, tab or pipe (default: detected)")
     group.add_argument("--decimal", metavar="CHAR", choices=[".", ","], help="decimal mark in CSV numbers (default: ',' for ;-separated files, else '.')")
     group.add_argument("--encoding", metavar="NAME", help="CSV text encoding, e.g. utf-8, cp1251 (default: UTF-8, else a detected legacy encoding)")
