@@ -161,6 +161,7 @@ class Evaluation:
 class Verdict:
     decision: Decision
     reason: str
+    findings: list = field(default_factory=list)  # every data-check finding of the run, the champion drop included
 
 
 @dataclass
@@ -292,10 +293,10 @@ def _preload_report() -> None:
 def decide(r: ModelRetrainer, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
     """The user's rule (ROC-AUC >= the champion's), unless a blocking data check says no."""
     deploy, reason = apply_rule(r.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note)
-    g.findings += ev.findings
-    for finding in g.findings:
+    findings = [*g.findings, *ev.findings]
+    for finding in findings:
         log.warning("%s", finding.line())
-    blocking = [f for f in g.findings if f.severity == "block"]
+    blocking = [f for f in findings if f.severity == "block"]
     if blocking and r.data_checks == "block":
         names = ", ".join(f.name for f in blocking)
         verdict = "would deploy" if deploy else "would not deploy either"
@@ -303,7 +304,7 @@ def decide(r: ModelRetrainer, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
         deploy = False
     if p.schema_changed:
         reason += "; feature schema changed, so the major version went up"
-    return Verdict(Decision.DEPLOYED if deploy else Decision.KEPT, reason)
+    return Verdict(Decision.DEPLOYED if deploy else Decision.KEPT, reason, findings)
 
 
 # -- record ----------------------------------------------------------------------------
@@ -386,7 +387,7 @@ def _entry(r: ModelRetrainer, p: Plan, g: Guard, ev: Evaluation, v: Verdict, pat
         artifacts={k: str(r.registry.artifact_path(k, p.version).relative_to(r.models_dir)) for k in ("profile", "evaluation", "report", "ledger")},
         environment=_environment(),
         drift=g.drift,
-        checks=[f.to_json() for f in g.findings],
+        checks=[f.to_json() for f in v.findings],
         rows=g.rows,
     )
 
@@ -423,7 +424,7 @@ def result(data: dict, p: Plan, g: Guard, ev: Evaluation, rec: Recorded, before:
         delong=ev.comparison.to_dict() if ev.comparison else None,
         model_path=str(rec.path),
         drift=summary_line(g.drift),
-        checks=[f.to_json() for f in g.findings],
+        checks=rec.entry.checks,
         rows=g.rows,
         holdout_dropped_trained_on=ev.dropped_trained_on,
         production_before=before,
