@@ -265,7 +265,8 @@ def test_torn_or_foreign_production_file_keeps_the_old_model_and_sighup_reloads(
     assert "catboost_serve_last_reload_failed 1.0" in server.get("/metrics")[2]["text"]
 
     frame = make_frame(200, seed=3)
-    CatBoostClassifier(iterations=5, verbose=False, thread_count=1, cat_features=CATS).fit(frame[FEATURES], frame["target"]).save_model(str(prod))
+    model = CatBoostClassifier(iterations=5, verbose=False, thread_count=1, cat_features=CATS, allow_writing_files=False)
+    model.fit(frame[FEATURES], frame["target"]).save_model(str(prod))
     server.proc.send_signal(signal.SIGHUP)  # a loadable model with a checksum the log does not know
     health = server.wait_for(lambda h: h["failed_reloads"] == 2, "the foreign file to be refused")
     assert health["version"] == "v1.0.0" and np.array_equal(server.post(rows(5))[2]["predictions"], expected)
