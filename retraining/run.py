@@ -138,7 +138,6 @@ class Guard:
     drift: dict
     findings: list = field(default_factory=list)  # checks.Finding
     rows: dict | None = None
-    new_mask: numpy.ndarray | None = None
     champion_trained: numpy.ndarray | None = None  # rows the champion trained on (None: unknown)
 
 
@@ -213,7 +212,7 @@ def guard(r: ModelRetrainer, p: Plan) -> Guard:
     version = p.champ_entry["version"] if p.champ_entry else None
     report = run_checks(p.ds, reference, rows, mode=r.data_checks, settings=r.check_settings, reference_version=version)
     drift = report.drift if reference is not None else _drift(r, p)
-    return Guard(drift=drift, findings=list(report.findings), rows=rows.to_json(), new_mask=rows.new, champion_trained=trained)
+    return Guard(drift=drift, findings=list(report.findings), rows=rows.to_json(), champion_trained=trained)
 
 
 def _reference_profile(r: ModelRetrainer, p: Plan) -> dict | None:
