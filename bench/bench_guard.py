@@ -176,9 +176,9 @@ class DirectRunner:
         reference = json.loads(ref_path.read_text()) if ref_path.is_file() else None
         report = run_checks(ds, reference, split_rows(ds, load_ledger(led_path))) if reference else None
         blocked = bool(report and report.blocking)
-        if not blocked:
+        if not blocked:  # as a real run: a blocked night's rows are not accepted (retraining.ledger.last_accepted)
             ref_path.write_text(json.dumps(profile(ds.X[~ds.holdout], ds.cat_features, ds.y[~ds.holdout])))
-        save_ledger(make_ledger("v", ds), led_path)
+            save_ledger(make_ledger("v", ds), led_path)
         return {"status": "kept for review" if blocked else "deployed", "checks": report.to_json()["findings"] if report else []}
 
 
@@ -313,8 +313,9 @@ def run_ratio(repeats: int, iterations: int, rows: int | None = None) -> int:
             folder.mkdir()
             kw = {"models_dir": folder / "models", "production_path": folder / "model.cbm", "iterations": iterations, "progress_every": 0, "report": False}
             ModelRetrainer(data_path=head, data_checks=mode, **kw).retrain()
-        for _ in range(repeats):
-            for mode in ("block", "off"):
+        for i in range(repeats):
+            # ABBA order: neither mode always runs first (caches, a slow drift in load)
+            for mode in ("block", "off") if i % 2 == 0 else ("off", "block"):
                 folder = Path(tmp) / mode
                 kw = {"models_dir": folder / "models", "production_path": folder / "model.cbm", "iterations": iterations, "progress_every": 0, "report": False}
                 r = ModelRetrainer(data_path=source, data_checks=mode, **kw)
@@ -326,6 +327,8 @@ def run_ratio(repeats: int, iterations: int, rows: int | None = None) -> int:
     print(f"{stamp()} | {machine()} | {source.name}, {iterations} iterations, {repeats} runs each (5 % of rows new)")
     print(f"--data-checks block: {block:.2f} s, off: {off:.2f} s, ratio {block / off:.3f}")
     print(f"runs: block {[round(w, 2) for w in walls['block']]}, off {[round(w, 2) for w in walls['off']]}")
+    pairs = [b / o for b, o in zip(walls["block"], walls["off"], strict=True)]
+    print(f"pairwise ratios (each repeat's two runs back to back): {[round(x, 3) for x in pairs]}, median {float(np.median(pairs)):.3f}")
     guard_block, guard_off = float(np.median(steps["block"])), float(np.median(steps["off"]))
     extra = guard_block - guard_off
     print(f"the run's own 'checks' step (timings): block {guard_block:.3f} s, off {guard_off:.3f} s; extra {extra:.3f} s = {extra / off:.2%} of a run")
