@@ -32,7 +32,16 @@ from retraining.predlog import entity_hashes, read_prediction_log
 __all__ = ["CHALLENGER", "CHAMPION", "ABTest", "analyze", "assign_arms", "entity_hashes", "main", "read_prediction_log"]
 
 log = logging.getLogger("ab_test")
-EXIT_CODES = (ExitCode.OK, ExitCode.INTERNAL, ExitCode.BAD_INPUT, ExitCode.DAMAGED_STATE, ExitCode.BUSY, ExitCode.TIMED_OUT, ExitCode.INTERRUPTED)
+EXIT_CODES = (
+    ExitCode.OK,
+    ExitCode.INTERNAL,
+    ExitCode.BAD_INPUT,
+    ExitCode.DAMAGED_STATE,
+    ExitCode.BUSY,
+    ExitCode.SOURCE_UNREACHABLE,
+    ExitCode.TIMED_OUT,
+    ExitCode.INTERRUPTED,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

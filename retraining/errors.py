@@ -6,6 +6,7 @@
     ├── UsageError               bad arguments (exit 2)
     ├── DataError                the data cannot be used as given (exit 2)
     │   └── SourceError          a database cannot be read: URL, login, query, no rows (exit 3)
+    │       └── SourceUnreachableError  the server did not answer or is shutting down (exit 7)
     ├── VersionNotFoundError     a version that is not in the log / malformed (exit 2)
     ├── StateError               models folder or production file damaged (exit 3)
     ├── BusyError                another run or promotion holds the lock (exit 4)
@@ -33,6 +34,7 @@ class ExitCode(IntEnum):
     BUSY = 4
     TRAINING_FAILED = 5
     MIRROR_FAILED = 6
+    SOURCE_UNREACHABLE = 7
     TIMED_OUT = 124
     INTERRUPTED = 130
 
@@ -53,6 +55,10 @@ _MEANINGS = {
     ExitCode.BUSY: "busy: another run, promotion or scheduler holds the models folder's lock",
     ExitCode.TRAINING_FAILED: "CatBoost could not train (e.g. --task-type GPU without a GPU)",
     ExitCode.MIRROR_FAILED: "--mlflow-sync could not reach or write MLflow (a retrain never fails for MLflow)",
+    ExitCode.SOURCE_UNREACHABLE: (
+        "a database source did not answer (refused, timed out, shutting down, too many connections): "
+        "a retry may succeed, and scheduler.py and the Airflow DAG retry it"
+    ),
     ExitCode.TIMED_OUT: "timed out: a run killed after scheduler.py --job-timeout, or a lock or service that did not answer in time",
     ExitCode.INTERRUPTED: "interrupted (Ctrl+C)",
 }
@@ -92,6 +98,12 @@ class SourceError(DataError):
     """A database could not be read: bad URL, refused login, failed query or no rows (exit 3)."""
 
     exit_code = ExitCode.DAMAGED_STATE
+
+
+class SourceUnreachableError(SourceError):
+    """The database server did not answer, or said to come back later (exit 7: worth a retry)."""
+
+    exit_code = ExitCode.SOURCE_UNREACHABLE
 
 
 class VersionNotFoundError(RetrainError):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import SourceError
+from .errors import SourceError, SourceUnreachableError
 from .sources import Table, arrow_to_frame, first_line, mask_url, scrub
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,26 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10
 _HASH_KEY = "retrain-sources1"  # 16 bytes; changing it changes every SQL fingerprint (one retrain)
 _INSTALL = "pip install -r requirements-sql.txt"
+# SQLSTATE classes that mean "come back later": connection exception, insufficient resources
+# (too many connections), operator intervention (shutting down, starting up).
+_RETRY_LATER_STATES = ("08", "53", "57P")
+# What libpq says when the server is not there (yet): ADBC gives no SQLSTATE for a failed connect.
+_RETRY_LATER_WORDS = (
+    "connection refused",
+    "timeout expired",
+    "timed out",
+    "too many clients",
+    "remaining connection slots",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "server closed the connection",
+    "connection reset",
+    "network is unreachable",
+    "no route to host",
+    "temporary failure in name resolution",
+    "terminating connection due to administrator command",
+)
 
 
 def read_sql(url: str, query: str | None, table: str | None) -> Table:
@@ -68,17 +88,26 @@ def _read_postgres(url: str, sql: str, shown: str) -> tuple[pd.DataFrame, list[s
     try:
         conn = pgdb.connect(uri)
     except pgdb.Error as exc:
-        raise SourceError(f"{shown}: cannot connect ({_detail(exc, url)}). Check the host, port, user and password (PGPASSWORD).") from None
+        error = SourceUnreachableError if _retry_may_help(exc) else SourceError
+        raise error(f"{shown}: cannot connect ({_detail(exc, url)}). Check the host, port, user and password (PGPASSWORD).") from None
     try:
         with conn.cursor() as cur:
             cur.execute(sql)
             arrow = cur.fetch_arrow_table()
         conn.rollback()
     except pgdb.Error as exc:
-        raise SourceError(f"{shown}: the query failed ({_detail(exc, url)}).") from None
+        error = SourceUnreachableError if _retry_may_help(exc) else SourceError
+        raise error(f"{shown}: the query failed ({_detail(exc, url)}).") from None
     finally:
         conn.close()
     return arrow_to_frame(arrow)
+
+
+def _retry_may_help(exc: BaseException) -> bool:
+    """True when the server did not answer or said to come back later (exit 7), not a refused login or a bad query (3)."""
+    state = str(getattr(exc, "sqlstate", None) or "")
+    text = str(exc).lower()
+    return state.startswith(_RETRY_LATER_STATES) or any(words in text for words in _RETRY_LATER_WORDS)
 
 
 def _libpq_uri(url: str) -> str:
@@ -116,7 +145,9 @@ def _read_sqlite(url: str, sql: str, shown: str) -> tuple[pd.DataFrame, list[str
         names = [d[0] for d in cur.description or ()]
         rows = cur.fetchall()
     except sqlite3.Error as exc:
-        raise SourceError(f"{shown}: the query failed ({first_line(exc)}).") from None
+        name = getattr(exc, "sqlite_errorname", "")  # a writer held the file longer than the busy timeout
+        locked = name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or str(exc).startswith(("database is locked", "database table is locked"))
+        raise (SourceUnreachableError if locked else SourceError)(f"{shown}: the query failed ({first_line(exc)}).") from None
     finally:
         conn.close()
     if not names:

@@ -11,7 +11,7 @@ from conftest import make_frame, run_script, snapshot
 from pg import PASSWORD, postgres  # noqa: F401 - the session fixture
 
 from retraining.data import load_dataset
-from retraining.errors import DataError, SourceError, UsageError
+from retraining.errors import DataError, ExitCode, SourceError, SourceUnreachableError, UsageError
 from retraining.sources import SourceSpec, column_list, mask_argv, mask_url, read_table, suggest
 
 FAST = ["--iterations", "20", "--threads", "2", "--no-report"]
@@ -217,6 +217,21 @@ def test_sqlite_errors_are_one_line_exit_3(tmp_path, spec, message):
     assert err.value.exit_code == 3 and "\n" not in str(err.value) and snapshot(tmp_path) == before
 
 
+def test_a_sqlite_file_kept_locked_is_exit_7_worth_a_retry(tmp_path):
+    """A writer holding the file past the busy timeout: the night's run fails with 7, which the schedulers retry."""
+    db = sqlite_db(tmp_path / "d.db", make_frame(50))
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(SourceUnreachableError, match="database is locked") as err:
+            read_table(SourceSpec(f"sqlite:///{db}", table="features"))
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert err.value.exit_code == ExitCode.SOURCE_UNREACHABLE == 7 and "\n" not in str(err.value)
+    assert len(read_table(SourceSpec(f"sqlite:///{db}", table="features")).frame) == 50  # the retry succeeds
+
+
 def test_unsupported_database_scheme():
     with pytest.raises(SourceError, match=r"mysql:// is not a database this tool reads") as err:
         read_table("mysql://u:pw@h/db")
@@ -312,10 +327,12 @@ def test_retrain_from_a_table_skip_then_retrain_after_rows_appended(postgres, tm
         ("wrong password", 'cannot connect (connection to server at "127.0.0.1"'),
         ("syntax error", 'the query failed (syntax error at or near "SELEC"'),
         ("no rows", "returned no rows"),
-        ("bad url", "cannot connect"),
+        ("unknown database", 'cannot connect (connection to server at "127.0.0.1"'),
+        ("server down", "cannot connect"),
     ],
 )
-def test_database_errors_one_line_exit_3_nothing_written_no_password(postgres, tmp_path, case, message):  # noqa: F811
+def test_database_errors_one_line_exit_3_or_7_nothing_written_no_password(postgres, tmp_path, case, message):  # noqa: F811
+    """A refused login or a bad query is 3 (a retry gives the same answer); a server that does not answer is 7."""
     pg_table(postgres, "small", make_frame(60))
     url, source = postgres.url(), ["--table", "small"]
     if case == "wrong password":
@@ -324,13 +341,15 @@ def test_database_errors_one_line_exit_3_nothing_written_no_password(postgres, t
         source = ["--query", "SELEC * FROM small"]
     elif case == "no rows":
         source = ["--query", "SELECT * FROM small WHERE false"]
-    elif case == "bad url":
+    elif case == "unknown database":
+        url = postgres.url(database="no_such_db")
+    elif case == "server down":
         url = f"postgresql://retrain:{PASSWORD}@127.0.0.1:1/retrain"
     (tmp_path / "models").mkdir()
     before = snapshot(tmp_path)
     proc = run_script("retrain_model.py", "--data", url, *source, *FAST, cwd=tmp_path)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 3, proc.stderr
+    assert proc.returncode == (7 if case == "server down" else 3), proc.stderr
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert snapshot(tmp_path) == before
     assert leaks(tmp_path, proc) == []

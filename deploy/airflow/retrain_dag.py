@@ -33,8 +33,8 @@ from airflow.sdk import Variable, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 DAG_ID = "catboost_retrain"
-EXIT_CODES = {2: "bad input", 3: "damaged models folder", 4: "busy", 5: "CatBoost could not train"}
-NOT_WORTH_A_RETRY = {2, 3}  # bad data or a damaged models folder: a retry gives the same answer
+EXIT_CODES = {2: "bad input", 3: "damaged models folder or failing database query", 4: "busy", 5: "CatBoost could not train", 7: "database did not answer"}
+NOT_WORTH_A_RETRY = {2, 3}  # bad data, a damaged models folder, a refused login: a retry gives the same answer
 
 
 def settings() -> dict:
@@ -58,7 +58,7 @@ def run_retrain(extra: list[str]) -> dict:
     if proc.returncode != 0:
         kind = EXIT_CODES.get(proc.returncode, f"exit code {proc.returncode}")
         message = f"retrain_model.py failed ({kind}): {proc.stderr.strip()[-2000:]}"
-        # fail now, no retries (bad input, damaged folder); else retried with backoff (busy, crash, CatBoost failure)
+        # fail now, no retries (bad input, damaged folder); else retried with backoff (busy, crash, CatBoost failure, database down)
         error = AirflowFailException(message) if proc.returncode in NOT_WORTH_A_RETRY else RuntimeError(message)
         error.exit_code = proc.returncode  # for notify_failure
         error.error_line = next((line for line in reversed(proc.stderr.splitlines()) if line.strip()), message[:300])
