@@ -54,7 +54,9 @@ def analyze(
     report: dict = {"experiment": experiment, "mode": "shadow" if shadow else "split", "versions": versions, "predictions": len(served)}
     labels, counts = _join(outcomes, served, id_column, label_column, salt or experiment)
     if registry is not None:
-        labels, counts["rows_excluded_trained_on"] = _without_training_rows(labels, id_column, registry, versions)
+        labels, counts["rows_excluded_trained_on"], unknown = _without_training_rows(labels, id_column, registry, versions)
+        if unknown:
+            counts["training_rows_unknown"] = unknown
     counts["labelled"] = len(labels)
     report["counts"] = counts
     distinct = labels[label_column].astype(str).nunique()
@@ -97,22 +99,26 @@ def _join(outcomes: pd.DataFrame, served: pd.DataFrame, id_column: str, label_co
     return labels[known], counts
 
 
-def _without_training_rows(labels: pd.DataFrame, id_column: str, registry, versions: dict) -> tuple[pd.DataFrame, int]:
-    """``labels`` less the rows whose id is in either version's training ledger, and how many those were."""
+def _without_training_rows(labels: pd.DataFrame, id_column: str, registry, versions: dict) -> tuple[pd.DataFrame, int, dict]:
+    """``labels`` less the rows whose id is in either version's training ledger, how many those were, and why a version could not be checked."""
     from .ledger import id_hashes, load_ledger
 
     keys = id_hashes(labels[id_column])  # the row keys of a ledger made with --id-column
     trained = np.zeros(len(labels), dtype=bool)
-    for version in {versions.get(CHAMPION), versions.get(CHALLENGER)} - {None}:
+    unknown: dict[str, str] = {}
+    for version in sorted({versions.get(CHAMPION), versions.get(CHALLENGER)} - {None}):
         ledger = load_ledger(registry.artifact_path("ledger", version))
         if ledger is None:
-            log.warning("%s has no training ledger (made before ledgers); its training rows cannot be left out.", version)
+            unknown[version] = "it has no training ledger (made before ledgers)"
+        elif ledger.key.get("method") != "id":
+            unknown[version] = f"its ledger is keyed by feature values, not by an id (train with --id-column {id_column})"
+        else:
+            if ledger.key.get("column") != id_column:
+                log.info("%s was trained with --id-column %r; matching its ids to the outcomes' %r by value.", version, ledger.key.get("column"), id_column)
+            trained |= np.isin(keys, ledger.train)
             continue
-        if ledger.key.get("method") != "id":
-            log.warning("The ledger of %s is keyed by %s, not by an id; its training rows cannot be matched to outcome ids.", version, ledger.key.get("method"))
-            continue
-        trained |= np.isin(keys, ledger.train)
-    return labels[~trained], int(trained.sum())
+        log.warning("%s: %s, so its training rows cannot be left out of the analysis.", version, unknown[version])
+    return labels[~trained], int(trained.sum()), unknown
 
 
 def _compare_shadow(preds: pd.DataFrame, labels: pd.DataFrame, joined: pd.DataFrame, y: np.ndarray, counts: dict) -> dict:
@@ -146,6 +152,13 @@ def _compare_split(preds: pd.DataFrame, served: pd.DataFrame, joined: pd.DataFra
 def promotion_refusal(report: dict) -> str | None:
     """Why ``--promote-winner`` must not act on this analysis (None: it may)."""
     c = report["counts"]
+    unknown = c.get("training_rows_unknown")
+    if unknown:
+        why = "; ".join(f"{v}: {reason}" for v, reason in unknown.items())
+        return (
+            f"--promote-winner refused: the outcome rows may include rows a model trained on, which flatters it ({why}); "
+            "promote by hand if you are sure the rows are new: retrain_model.py --promote VERSION --reason TEXT"
+        )
     excluded = c.get("rows_excluded_trained_on", 0)
     if excluded and c["labelled"] < MIN_ROWS_TO_PROMOTE:
         return (

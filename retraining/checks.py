@@ -11,18 +11,24 @@ check               severity  fires when (defaults in :class:`CheckSettings`)
 ==================  ========  ===============================================================
 label_rate          block     positive rate differs from training: two-proportion z test
                               p < 0.001 AND Cohen's h >= 0.2 (26 % -> 42 % is h = 0.34)
-labels_one_class    block     every judged row has the same label (same test)
+labels_one_class    block     every judged row has the same label, and training's label rate
+                              makes that unlikely: P(all alike) < 0.001 (300 rows at a 3 % rate)
 all_missing         block     a column that had values is empty in every judged row
 out_of_range        block     >= 10 % more rows than in training fall outside the training
                               1st-99th percentile range (a unit change, swapped columns)
 kind_changed        block     a numeric column now holds text, or the reverse
+column_gone         block     a column the production model trained on is missing from the
+                              data, or empty in every row (not --drop-columns, id or time)
 missing_rate        warn      a column's missing share rose by >= 0.2 (and p < 0.001)
 new_categories      warn      >= 2 % of rows carry never-seen categories (the largest >= 10 rows)
 resent_batch        block     >= 20 % of the new rows (and >= 20) repeat rows the previous
-                              version already had: an upstream job sent a batch again
+                              version already had (with an id column: exact copies; without:
+                              beyond the share its own rows repeat): a batch sent again
 repeated_ids        warn      ids that occur more than once among the new rows
 drift               warn      PSI of the judged rows > 0.25 (whole-file PSI alongside)
 champion_drop       warn      the champion's AUC fell >= 0.02 below its deployed AUC, p < 0.01
+holdout_overlap     warn      the champion's training rows cannot be left out of the holdout
+                              (no ledger, key changed) or too few rows would remain
 ==================  ========  ===============================================================
 
 A user changes thresholds and severities with a :class:`CheckSettings` (``severity`` maps
@@ -57,12 +63,14 @@ DEFAULT_SEVERITY = {
     "all_missing": BLOCK,
     "out_of_range": BLOCK,
     "kind_changed": BLOCK,
+    "column_gone": BLOCK,
     "missing_rate": WARN,
     "new_categories": WARN,
     "resent_batch": BLOCK,
     "repeated_ids": WARN,
     "drift": WARN,
     "champion_drop": WARN,
+    "holdout_overlap": WARN,
 }
 
 
@@ -96,6 +104,7 @@ class CheckSettings:
     label_p_value: float = 0.001
     label_effect: float = 0.2
     missing_jump: float = 0.2
+    missing_p_value: float = 0.001
     range_share: float = 0.1
     new_category_share: float = 0.02
     new_category_rows: int = 10
@@ -110,12 +119,16 @@ class CheckSettings:
     def from_json(cls, data: dict, where: str = "check settings") -> CheckSettings:
         """Settings from a dict (e.g. a JSON file); unknown names and bad severities raise UsageError."""
         known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict):
+            raise UsageError(f'{where}: expected a JSON object of settings, e.g. {{"label_effect": 0.3}}, not {type(data).__name__}.')
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}.")
-        wrong = sorted(k for k, v in data.items() if k != "severity" and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0))
+        wrong = sorted(k for k, v in data.items() if k != "severity" and not _finite_non_negative(v))
         if wrong:
-            raise UsageError(f"{where}: {', '.join(wrong)} must be a number >= 0.")
+            raise UsageError(f"{where}: {', '.join(wrong)} must be a finite number >= 0.")
+        if not isinstance(data.get("severity", {}), dict):
+            raise UsageError(f'{where}: severity must be an object of check names, e.g. {{"severity": {{"drift": "block"}}}}.')
         severity = {**DEFAULT_SEVERITY, **data.get("severity", {})}
         bad = {k: v for k, v in severity.items() if k not in DEFAULT_SEVERITY or v not in MODES}
         if bad:
@@ -129,6 +142,15 @@ class CheckSettings:
         except (OSError, ValueError) as exc:
             raise UsageError(f"{path}: cannot read the check settings ({exc}); give a JSON object of settings.") from exc
         return cls.from_json(data, str(path))
+
+
+def _finite_non_negative(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 @dataclass
@@ -188,13 +210,14 @@ def run_checks(
     if reference and reference.get("labels"):
         found += label_checks(y, reference["labels"], s)
     found += value_checks(X, ds.cat_features, ref_features, s)
+    found += gone_columns(ds, ref_features)
     if rows is not None:
         found += duplicate_checks(ds, rows, s)
     drift = compare(reference, ds.X, ds.cat_features, reference_version, new=judged if basis == "new rows" else None) if reference else {}
     if drift:
         flagged = {c for f in found if f.severity == BLOCK for c in f.columns}
         found += drift_findings(drift, s, skip=flagged)
-    return CheckReport(_apply_severity(found, s, mode), basis, int(judged.sum()), drift)
+    return CheckReport(apply_severity(found, s, mode), basis, int(judged.sum()), drift)
 
 
 def champion_drop(
@@ -233,9 +256,17 @@ def label_checks(y: np.ndarray, ref: dict, s: CheckSettings) -> list[Finding]:
     """Label rate of the judged rows against the training label rate: significant AND large."""
     n1, x1 = len(y), int(np.sum(y))
     n0, x0 = int(ref.get("rows") or 0), int(ref.get("positives") or 0)
-    if n1 < s.min_column_rows or n0 == 0 or x0 in (0, n0):
+    if n1 == 0 or n1 < s.min_column_rows or n0 == 0 or x0 in (0, n0):
         return []
     p1, p0 = x1 / n1, x0 / n0
+    if x1 in (0, n1):  # exact: how likely are n1 rows all alike at the training rate? (a z test misses it at low rates)
+        chance = math.exp(n1 * math.log1p(-p0)) if x1 == 0 else math.exp(n1 * math.log(p0))
+        if chance >= s.label_p_value:
+            return []
+        which = "positive" if x1 else "negative"
+        numbers = {"rate": round(p1, 4), "rows": n1, "positives": x1, "training_rate": round(p0, 4), "p_value": _round_p(chance)}
+        message = f"all {n1} rows are {which} (training: {p0:.1%} positive; p = {chance:.2g}): are labels missing or defaulted?"
+        return [Finding("labels_one_class", BLOCK, [], numbers, message)]
     pooled = (x0 + x1) / (n0 + n1)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
     z = (p1 - p0) / se
@@ -245,10 +276,6 @@ def label_checks(y: np.ndarray, ref: dict, s: CheckSettings) -> list[Finding]:
         return []
     numbers = {"rate": round(p1, 4), "rows": n1, "positives": x1, "training_rate": round(p0, 4), "z": round(z, 2)}
     numbers.update(p_value=_round_p(p_value), cohens_h=round(h, 3))
-    if x1 in (0, n1):
-        which = "positive" if x1 else "negative"
-        message = f"all {n1} rows are {which} (training: {p0:.1%} positive): are labels missing or defaulted?"
-        return [Finding("labels_one_class", BLOCK, [], numbers, message)]
     message = f"positive rate {p1:.1%} in {n1} rows vs {p0:.1%} in training (p = {p_value:.2g}, Cohen's h {h:+.2f}): check the label feed"
     return [Finding("label_rate", BLOCK, [], numbers, message)]
 
@@ -279,13 +306,35 @@ def value_checks(X: pd.DataFrame, cat_features: list[str], ref_features: dict, s
     return found
 
 
+def gone_columns(ds: Dataset, ref_features: dict) -> list[Finding]:
+    """Columns the production model trained on that today's data lacks: not in the data (renamed upstream) or empty.
+
+    A column left out as constant or unique is not reported: a file of only today's rows
+    can hold one month or one campaign (the value checks and drift judge those). Columns
+    the user dropped, or now uses as the id or time column, are the user's choice.
+    """
+    chosen = {ds.split.get("key", {}).get("column"), ds.split.get("column")}  # the id column; the time column
+    why = {}
+    for name in ref_features:
+        if name in ds.X.columns or name in chosen:
+            continue
+        reason = ds.dropped.get(name, "not in the data")
+        if reason == "not in the data" or ds.missing.get(name, 0) >= ds.rows:
+            why[name] = reason if reason == "not in the data" else "empty in every row"
+    if not why:
+        return []
+    shown = "; ".join(f"{name!r}: {reason}" for name, reason in list(why.items())[:5]) + (f"; and {len(why) - 5} more" if len(why) > 5 else "")
+    message = f"{len(why)} column(s) the production model trained on are gone ({shown}): renamed or broken upstream?"
+    return [Finding("column_gone", BLOCK, list(why), {"columns": why}, message)]
+
+
 def _missing_jump(name: str, missing: np.ndarray, ref_missing: float, s: CheckSettings) -> list[Finding]:
     n, share = len(missing), float(missing.mean()) if len(missing) else 0.0
     if n < s.min_column_rows or share - ref_missing < s.missing_jump:
         return []
     se = math.sqrt(max(ref_missing * (1 - ref_missing), 1e-6) / n)
     p_value = 0.5 * math.erfc((share - ref_missing) / se / math.sqrt(2))
-    if p_value >= s.label_p_value:
+    if p_value >= s.missing_p_value:
         return []
     numbers = {"missing_share": round(share, 4), "training_missing_share": round(ref_missing, 4), "rows": n}
     return [Finding("missing_rate", WARN, [name], numbers, f"column {name!r} is missing in {share:.0%} of rows (training: {ref_missing:.0%})")]
@@ -325,22 +374,42 @@ def _new_categories(name: str, col: pd.Series, ref: dict, s: CheckSettings) -> l
 
 def duplicate_checks(ds: Dataset, rows: RowSplit, s: CheckSettings) -> list[Finding]:
     """A batch that repeats rows the previous version had; ids repeated among the new rows."""
-    new, resent = int(rows.new.sum()), int(rows.resent.sum())
     key = ds.split.get("key", {})
     id_column = key.get("column") if key.get("method") == "id" else None
     columns = [id_column] if id_column else []
+    if id_column and rows.resent.any():  # an id may repeat (a customer's next row): a re-sent row is an exact copy
+        resent_rows, usual = rows.resent & _exact_copies(ds, rows.resent), 0.0
+    else:  # a content key is the row already; some rows are alike anyway
+        resent_rows, usual = rows.resent, rows.usual_repeats
+    new, resent = int(rows.new.sum()), int(resent_rows.sum())
     found = []
-    if resent >= s.resent_rows and resent >= s.resent_share * new:
+    if new and resent >= s.resent_rows and resent - usual * new >= s.resent_share * new:
         what = f"ids of {id_column!r}" if id_column else "feature values"
         message = f"{resent} of the {new} new rows repeat rows the previous version already had ({what}): was a batch sent again?"
-        found.append(Finding("resent_batch", BLOCK, columns, {"resent_rows": resent, "new_rows": new, "share": round(resent / new, 4)}, message))
+        if usual >= 0.01:
+            message += f" (its own rows repeat a key {usual:.0%} of the time)"
+        numbers = {"resent_rows": resent, "new_rows": new, "share": round(resent / new, 4), "usual_share": round(usual, 4)}
+        found.append(Finding("resent_batch", BLOCK, columns, numbers, message))
     elif id_column:
         fresh = ds.keys[rows.new & ~rows.resent]
-        repeated = resent + len(fresh) - len(np.unique(fresh))
+        repeated = int(rows.resent.sum()) + len(fresh) - len(np.unique(fresh))
         if repeated:
             message = f"{repeated} of the {new} new rows repeat an id of {id_column!r} (of each other or of earlier rows)"
             found.append(Finding("repeated_ids", WARN, columns, {"repeated_rows": int(repeated), "new_rows": new}, message))
     return found
+
+
+def _exact_copies(ds: Dataset, resent: np.ndarray) -> np.ndarray:
+    """Rows sharing a key with a re-sent row whose features and label equal another such row's."""
+    from .ledger import content_hashes
+
+    keys = np.asarray(ds.keys)
+    involved = np.flatnonzero(np.isin(keys, np.unique(keys[resent])))
+    frame = ds.X.iloc[involved].assign(_label=ds.y[involved])
+    hashes = pd.Series(content_hashes(frame) ^ keys[involved].astype(np.uint64))
+    out = np.zeros(len(keys), bool)
+    out[involved] = hashes.map(hashes.value_counts()).to_numpy() > 1
+    return out
 
 
 def drift_findings(drift: dict, s: CheckSettings, skip: set[str] = frozenset()) -> list[Finding]:
@@ -358,7 +427,8 @@ def drift_findings(drift: dict, s: CheckSettings, skip: set[str] = frozenset()) 
     return found
 
 
-def _apply_severity(found: list[Finding], s: CheckSettings, mode: str) -> list[Finding]:
+def apply_severity(found: list[Finding], s: CheckSettings, mode: str) -> list[Finding]:
+    """The findings under the user's severities (``off`` drops one) and mode (``warn`` makes each a warning)."""
     out = []
     for f in found:
         severity = s.severity.get(f.name, f.severity)

@@ -20,8 +20,11 @@ the sorted keys of its training rows and of its holdout rows (repeats kept: 8 by
 row) and, with ``--time-column``, the latest time it saw. The run uses it twice:
 
 - :func:`in_training`: today's holdout rows that the champion trained on are left out of
-  the deploy comparison, so no model is scored on rows it learned;
-- :func:`split_rows`: against the *previous* version's ledger, the rows of today's file
+  the deploy comparison, so no model is scored on rows it learned (:func:`comparison_rows`
+  keeps them, with a warning, when too few rows of a class would remain);
+- :func:`split_rows`: against the ledger of the previous version whose data was accepted
+  (:func:`last_accepted`: a version held back by a blocking data check does not count, so
+  its rows stay new until they are fixed or promoted), the rows of today's file
   are new, seen before, or copies of rows seen before (a re-sent batch). Rows are matched
   as a multiset: a key the previous version had once and today's file has twice gives one
   seen row and one re-sent copy. With ``--time-column`` a row newer than the previous
@@ -34,6 +37,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +49,7 @@ from .errors import StateError
 from .fsutil import commit_temp, temp_path_beside
 
 if TYPE_CHECKING:
+    from .checks import Finding
     from .data import Dataset
 
 log = logging.getLogger(__name__)
@@ -173,14 +178,16 @@ def load_ledger(path: Path) -> Ledger | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:  # our handle: closed even when np.load fails
             meta = json.loads(npz["meta"].tobytes().decode("utf-8"))
             train, holdout = npz["train"].astype(np.uint64), npz["holdout"].astype(np.uint64)
-    except (OSError, ValueError, KeyError) as exc:
-        raise StateError(f"{path}: the row ledger is damaged ({exc}); delete it (that version's rows then count as unknown) or restore it.") from exc
+        version = str(meta["version"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        why = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise StateError(f"{path}: the row ledger is damaged ({why}); delete it (that version's rows then count as unknown) or restore it.") from exc
     if meta.get("format", 0) > LEDGER_FORMAT:
         raise StateError(f"{path}: ledger format {meta.get('format')} is newer than this program reads ({LEDGER_FORMAT}); upgrade the tool.")
-    return Ledger(meta["version"], train, holdout, meta.get("key", {}), meta.get("max_time"), meta.get("time_kind"), meta.get("format", 1))
+    return Ledger(version, train, holdout, meta.get("key", {}), meta.get("max_time"), meta.get("time_kind"), meta.get("format", 1))
 
 
 # -- using it ----------------------------------------------------------------------------
@@ -193,6 +200,7 @@ class RowSplit:
     basis: str  # "keys" | "time" | "no ledger" | "key changed"
     counts: dict
     previous: str | None = None
+    usual_repeats: float = 0.0  # share of the previous version's rows that repeat a key of another of its rows
 
     def to_json(self) -> dict:
         return {"basis": self.basis, "previous": self.previous, **self.counts}
@@ -208,7 +216,7 @@ class RowSplit:
 
 
 def split_rows(ds: Dataset, previous: Ledger | None) -> RowSplit:
-    """Which rows of ``ds`` are new since ``previous`` (the latest version's ledger)."""
+    """Which rows of ``ds`` are new since ``previous`` (the ledger of :func:`last_accepted`'s version)."""
     keys = np.asarray(ds.keys, dtype=np.uint64)
     n = len(keys)
     if previous is None or previous.key != ds.split.get("key", {}):
@@ -235,7 +243,8 @@ def split_rows(ds: Dataset, previous: Ledger | None) -> RowSplit:
         "gone": int(len(old) - seen.sum()),
         "resent": int(resent.sum()),
     }
-    return RowSplit(~seen, resent, basis, counts, previous.version)
+    usual = float(np.count_nonzero(old[1:] == old[:-1]) / len(old)) if len(old) else 0.0  # old is sorted: repeats sit side by side
+    return RowSplit(~seen, resent, basis, counts, previous.version, usual)
 
 
 def in_training(ds: Dataset, ledger: Ledger | None) -> np.ndarray:
@@ -261,6 +270,54 @@ def rows_in_training(frame: pd.DataFrame, ledger: Ledger | None) -> np.ndarray |
     if not columns or any(c not in frame.columns for c in columns):
         return None
     return _contains(ledger.train, content_hashes(frame[columns]))
+
+
+# -- which version new rows are counted against; which holdout rows are compared -------------
+def held_back(entry: dict) -> bool:
+    """A version kept for review by a blocking data-check finding (its rows were not accepted)."""
+    return entry.get("decision") != "deployed" and any(c.get("severity") == "block" for c in entry.get("checks") or ())
+
+
+def last_accepted(data: dict, champ_entry: dict | None) -> dict | None:
+    """The newest version that is production or was not held back by a blocking data check.
+
+    New rows are counted against it, so rows a blocked night brought stay new (and checked)
+    on the following nights until they are fixed upstream or a person promotes that version.
+    """
+    production = data.get("production")
+    for entry in reversed(data.get("versions", [])):
+        if entry.get("version") == production or not held_back(entry):
+            return entry
+    return champ_entry  # every version in the log was held back: production may be archived
+
+
+def comparison_rows(ds: Dataset, champion_trained: np.ndarray | None, unknown: str = "") -> tuple[np.ndarray, Finding | None]:
+    """The holdout rows both models are scored on: the holdout minus the champion's training rows.
+
+    Also a ``holdout_overlap`` warning when those rows stay in: they cannot be known
+    (``unknown`` says why), or too few rows of a class would remain without them.
+    """
+    from .checks import WARN, Finding
+    from .data import MIN_PER_CLASS
+
+    holdout = int(ds.holdout.sum())
+    if unknown:
+        message = f"the champion's training rows cannot be left out of the holdout: {unknown}; its ROC-AUC may be optimistic"
+        return ds.holdout, Finding("holdout_overlap", WARN, [], {"holdout_rows": holdout}, message)
+    if champion_trained is None:
+        return ds.holdout, None
+    kept = ds.holdout & ~champion_trained
+    positives = int(ds.y[kept].sum())
+    negatives = int(kept.sum()) - positives
+    if positives >= MIN_PER_CLASS and negatives >= MIN_PER_CLASS:
+        return kept, None
+    overlap = holdout - int(kept.sum())
+    numbers = {"holdout_rows": holdout, "trained_on": overlap, "positives_left": positives, "negatives_left": negatives}
+    message = (
+        f"{overlap} of {holdout} holdout rows are rows the champion trained on; without them {positives} positive and {negatives} "
+        f"negative rows would remain (at least {MIN_PER_CLASS} of each are needed), so they stay in: its ROC-AUC may be optimistic"
+    )
+    return ds.holdout, Finding("holdout_overlap", WARN, [], numbers, message)
 
 
 def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:

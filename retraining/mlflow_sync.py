@@ -174,8 +174,8 @@ class MlflowMirror:
             "retrain.dataset_sha256": entry.get("dataset", {}).get("sha256", ""),
             "retrain.checks": ", ".join(f"{c.get('name')}:{c.get('severity')}" for c in entry.get("checks") or []) or "none",
         }
-        for check in entry.get("checks") or []:  # one tag per finding, e.g. retrain.check.label_rate = "block: ..."
-            tags[f"retrain.check.{check.get('name')}"] = f"{check.get('severity')}: {check.get('message', '')}"[:4900]
+        for name, text in check_tags(entry.get("checks") or []).items():
+            tags[f"retrain.check.{name}"] = text
         with mlflow.start_run(experiment_id=exp_id, run_name=version, tags=tags) as run:
             mlflow.log_params({k: ("" if v is None else str(v)) for k, v in {**entry.get("params", {}), **entry.get("catboost_params", {})}.items()})
             mlflow.log_metrics(_metrics(entry))
@@ -235,3 +235,11 @@ def _metrics(entry: dict) -> dict[str, float]:
             out[f"delong_{k}"] = float(v)
     out["training_seconds"] = float(entry.get("training_seconds", 0.0))
     return out
+
+
+def check_tags(checks: list[dict]) -> dict[str, str]:
+    """One tag value per check name, e.g. ``out_of_range`` = "block: 'age' ... | block: 'balance' ..." (every finding kept)."""
+    grouped: dict[str, list[str]] = {}
+    for check in checks:
+        grouped.setdefault(str(check.get("name")), []).append(f"{check.get('severity')}: {check.get('message', '')}")
+    return {name: " | ".join(texts)[:4900] for name, texts in grouped.items()}

@@ -208,6 +208,8 @@ def _checks(entry: dict) -> str:
     checks = sorted(entry.get("checks") or [], key=lambda c: c.get("severity") != "block")
     rows = entry.get("rows") or {}
     counted = f" Rows: {rows.get('total')} in all, {rows.get('new')} new, {rows.get('seen')} seen before, {rows.get('gone')} gone." if rows else ""
+    if not checks and not rows:
+        return "<p class='checks-off'>Data checks: not run (--data-checks off, or a version made before the checks existed).</p>"
     if not checks:
         return f"<p class='checks-ok'>Data checks: no findings.{e(counted)}</p>"
     items = "".join(

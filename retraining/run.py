@@ -129,6 +129,7 @@ class Plan:
     champion: Any  # CatBoostClassifier | None
     version: str
     schema_changed: bool
+    accepted: dict | None = None  # the newest version whose rows were accepted: new rows are counted against it
 
 
 @dataclass
@@ -139,6 +140,7 @@ class Guard:
     findings: list = field(default_factory=list)  # checks.Finding
     rows: dict | None = None
     champion_trained: numpy.ndarray | None = None  # rows the champion trained on (None: unknown)
+    champion_rows_unknown: str = ""  # why the champion's training rows cannot be known ("" when known or no champion)
 
 
 @dataclass
@@ -172,7 +174,7 @@ class Recorded:
 # -- plan ------------------------------------------------------------------------------
 def plan(r: ModelRetrainer, ds: Dataset, data: dict, force: bool) -> Plan | str:
     """The version to train, or the reason there is nothing to do."""
-    from . import training
+    from . import ledger, training
 
     reg = r.registry
     latest = reg.latest(data)
@@ -185,7 +187,8 @@ def plan(r: ModelRetrainer, ds: Dataset, data: dict, force: bool) -> Plan | str:
         log.warning("The log names %s as production but %s is missing; treating it as absent.", data["production"], reg.production_path)
     schema_changed = bool(latest) and entry_schema(latest) != ds.schema()
     version = bump(latest["version"] if latest else None, schema_changed)
-    return Plan(ds, latest, reg.production_entry(data), champion, version, schema_changed)
+    champ_entry = reg.production_entry(data)
+    return Plan(ds, latest, champ_entry, champion, version, schema_changed, ledger.last_accepted(data, champ_entry))
 
 
 # -- guard -----------------------------------------------------------------------------
@@ -200,19 +203,36 @@ def guard(r: ModelRetrainer, p: Plan) -> Guard:
 
     reg = r.registry
     champ_ledger = ledger.load_ledger(reg.artifact_path("ledger", p.champ_entry["version"])) if p.champ_entry else None
-    trained = ledger.in_training(p.ds, champ_ledger) if champ_ledger is not None else None
+    trained, unknown = None, ""
+    if champ_ledger is not None and champ_ledger.key == p.ds.split.get("key", {}):
+        trained = ledger.in_training(p.ds, champ_ledger)
+    elif p.champ_entry is not None and p.champion is not None:
+        v = p.champ_entry["version"]
+        unknown = (
+            f"{v} has no row ledger (made before ledgers existed, or deleted)"
+            if champ_ledger is None
+            else f"the row key changed since {v} (a column added, removed or renamed, or another --id-column)"
+        )
     if r.data_checks == "off":
-        return Guard(drift=_drift(r, p), champion_trained=trained)
+        return Guard(drift=_drift(r, p), champion_trained=trained, champion_rows_unknown=unknown)
     from .checks import run_checks
 
-    previous = ledger.load_ledger(reg.artifact_path("ledger", p.latest["version"])) if p.latest else None
+    previous = ledger.load_ledger(reg.artifact_path("ledger", p.accepted["version"])) if p.accepted else None
     rows = ledger.split_rows(p.ds, previous)
     log.info("%s", rows.line())
+    if p.accepted and p.latest and p.accepted["version"] != p.latest["version"]:
+        log.warning(
+            "New rows are counted against %s, the newest version whose data was accepted: %s was held back by a data check, "
+            "so its new rows are checked again (fix them upstream, or --promote %s --reason TEXT to accept them).",
+            p.accepted["version"],
+            p.latest["version"],
+            p.latest["version"],
+        )
     reference = _reference_profile(r, p)
     version = p.champ_entry["version"] if p.champ_entry else None
     report = run_checks(p.ds, reference, rows, mode=r.data_checks, settings=r.check_settings, reference_version=version)
     drift = report.drift if reference is not None else _drift(r, p)
-    return Guard(drift=drift, findings=list(report.findings), rows=rows.to_json(), champion_trained=trained)
+    return Guard(drift=drift, findings=list(report.findings), rows=rows.to_json(), champion_trained=trained, champion_rows_unknown=unknown)
 
 
 def _reference_profile(r: ModelRetrainer, p: Plan) -> dict | None:
@@ -241,13 +261,14 @@ def evaluate(r: ModelRetrainer, p: Plan, g: Guard) -> Evaluation:
     """Train the candidate; score it and the champion on the same holdout rows."""
     from . import training
     from .evaluation import compare_auc, holdout_metrics
+    from .ledger import comparison_rows
 
     ds = p.ds
     log.info("Training %s: %d iterations on %d rows (%s)", p.version, r.params.iterations, int((~ds.holdout).sum()), r.params.task_type)
     if r.report:
         threading.Thread(target=_preload_report, daemon=True).start()  # overlaps matplotlib's import with training
     model, seconds = training.train(ds, r.params)
-    mask = ds.holdout if g.champion_trained is None else ds.holdout & ~g.champion_trained
+    mask, overlap = comparison_rows(ds, g.champion_trained, g.champion_rows_unknown)
     dropped = int(ds.holdout.sum() - mask.sum())
     if dropped:
         log.info("Left %d holdout rows out of the comparison: the champion trained on them.", dropped)
@@ -258,19 +279,32 @@ def evaluate(r: ModelRetrainer, p: Plan, g: Guard) -> Evaluation:
         return ev
     ev.champion_scores, ev.note = training.score_champion(p.champion, ds, mask)
     if ev.champion_scores is not None:
+        ev.findings = _holdout_overlap(r, overlap)
         ev.metrics["champion"] = holdout_metrics(y, ev.champion_scores)
         ev.comparison = compare_auc(y, cand, ev.champion_scores)
         ev.champion_auc = ev.metrics["champion"]["roc_auc"]
         if p.champ_entry is None:
             ev.note = f"{r.production_path} is not in the version log"
         elif r.data_checks != "off":
-            ev.findings = _champion_drop(r, p, y, ev.champion_scores)
+            ev.findings += _champion_drop(r, p, y, ev.champion_scores)
     elif p.champ_entry is not None:
         ev.champion_auc = p.champ_entry["metrics"]["candidate"]["roc_auc"]
         ev.note += f"; compared with its recorded ROC-AUC {ev.champion_auc:.4f}"
     else:
         ev.note += " and it has no recorded ROC-AUC, so the candidate replaces it"
     return ev
+
+
+def _holdout_overlap(r: ModelRetrainer, finding: Any) -> list:
+    """The ``holdout_overlap`` finding under the user's severities and mode (with ``off``: none)."""
+    from .checks import CheckSettings, apply_severity
+
+    if finding is None:
+        return []
+    if r.data_checks == "off":
+        log.warning("%s", finding.message)
+        return []
+    return apply_severity([finding], r.check_settings or CheckSettings(), r.data_checks)
 
 
 def _champion_drop(r: ModelRetrainer, p: Plan, y, scores) -> list:

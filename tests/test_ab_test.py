@@ -331,3 +331,20 @@ def test_prediction_log_writer_for_other_processes(tmp_path):
     assert (split.variant.to_numpy() == np.where(codes == 1, CHALLENGER, CHAMPION)).all() and np.allclose(split.score, np.linspace(0, 1, 10))
     assert shadow.share.isna().all() and shadow.served.sum() == 10 and set(shadow.loc[~shadow.served, "model_version"]) == {"v1.1.0"}
     assert np.allclose(shadow.loc[~shadow.served, "score"], 0.75)
+
+
+def test_ledgers_that_cannot_be_matched_are_said_and_promote_winner_refuses(registry):
+    """A version without a ledger: its training rows cannot be left out, so nothing is promoted automatically."""
+    from retraining.abanalysis import promotion_refusal
+    from retraining.registry import Registry
+
+    outcomes = simulate(registry, "better", False)
+    trained = _trained(registry, outcomes.customer_id)
+    reg = Registry(registry / "models", registry / "catboost_model.cbm")
+    renamed = analyze(registry / "better.jsonl", outcomes.rename(columns={"customer_id": "cust"}), "cust", "label", registry=reg)
+    assert renamed["counts"]["rows_excluded_trained_on"] == trained.sum()  # the same ids under another name: matched by value
+    assert "training_rows_unknown" not in renamed["counts"]
+    (registry / "models" / "ledgers" / "v1.0.0.npz").unlink()  # as for a version made before ledgers
+    r = analyze(registry / "better.jsonl", outcomes, "customer_id", "label", registry=reg)
+    assert r["counts"]["training_rows_unknown"] == {"v1.0.0": "it has no training ledger (made before ledgers)"}
+    assert promotion_refusal(r).startswith("--promote-winner refused: the outcome rows may include rows a model trained on")

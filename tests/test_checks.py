@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from bank_nights import bank, flip_labels, with_ids, write
 
-from retraining.checks import CheckSettings, Finding, champion_drop, run_checks
+from retraining.checks import CheckSettings, Finding, champion_drop, label_checks, run_checks
 from retraining.data import load_dataset
 from retraining.drift import profile
 from retraining.errors import UsageError
@@ -154,7 +154,7 @@ def test_modes_settings_and_old_profiles(tmp_path, data):
     assert report.findings == [] and report.drift["features"]["age"]["psi_new"] < 0.1
     with pytest.raises(UsageError, match="unknown setting"):
         CheckSettings.from_json({"label_efect": 0.1})
-    with pytest.raises(UsageError, match="label_effect must be a number"):
+    with pytest.raises(UsageError, match="label_effect must be a finite number"):
         CheckSettings.from_json({"label_effect": "big"})
     settings_file = tmp_path / "checks.json"
     settings_file.write_text('{"range_share": 0.3, "severity": {"drift": "off"}}')
@@ -189,3 +189,58 @@ def test_the_champion_falling_below_its_deployed_auc_is_a_warning(data):
     finding = champion_drop(flipped, scores, deployed, version="v1.0.0")
     assert finding.name == "champion_drop" and finding.severity == "warn" and "the data or the labels changed" in finding.message
     assert finding.numbers["drop"] > 0.1
+
+
+def test_labels_missing_at_a_low_base_rate_block_by_an_exact_test():
+    """300 all-negative rows at a 3 % base rate (p = 0.97**300 = 1e-4): the z test alone missed it."""
+    three_percent = {"rows": 10000, "positives": 300}
+    found = label_checks(np.zeros(300), three_percent, CheckSettings())
+    assert [f.name for f in found] == ["labels_one_class"] and found[0].numbers["p_value"] < 0.001
+    assert label_checks(np.zeros(200), three_percent, CheckSettings()) == []  # p = 0.002: 200 clean rows can all be negative
+    clean = np.zeros(300)
+    clean[:9] = 1
+    assert label_checks(clean, three_percent, CheckSettings()) == []
+    assert [f.name for f in label_checks(np.ones(150), three_percent, CheckSettings())] == ["labels_one_class"]
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '"strict"', '{"severity": "warn"}', '{"label_effect": NaN}', '{"range_share": Infinity}', "{"])
+def test_a_bad_check_settings_file_is_one_clear_line(tmp_path, text):
+    path = tmp_path / "checks.json"
+    path.write_text(text)
+    with pytest.raises(UsageError) as err:
+        CheckSettings.load(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_rate_has_its_own_p_value_setting():
+    assert CheckSettings.from_json({"label_p_value": 0.5}).missing_p_value == CheckSettings().missing_p_value == 0.001
+
+
+def test_a_column_gone_from_the_feed_blocks_unless_the_user_dropped_it(tmp_path, data):
+    nights = Nights(tmp_path)
+    nights.run(data.iloc[:FIRST])
+    report = nights.run(data.iloc[: FIRST + NIGHT].drop(columns="balance"), deploy=False)
+    assert [(f.name, f.columns) for f in report.blocking] == [("column_gone", ["balance"])]
+    assert "not in the data" in report.blocking[0].message
+    emptied = data.iloc[FIRST : FIRST + NIGHT].assign(pdays=np.nan)  # a file of only the new rows; the feed lost a column
+    report = nights.run(emptied, deploy=False)
+    assert ("column_gone", ["pdays"]) in [(f.name, f.columns) for f in report.blocking]
+    one_month = data.iloc[FIRST : FIRST + NIGHT].assign(month="may")  # a day's rows: one month, left out as constant
+    assert "column_gone" not in [f.name for f in nights.run(one_month, deploy=False).findings]
+    ds = load_dataset(write(tmp_path, "dropped.csv", data.iloc[: FIRST + NIGHT]), drop_columns=["balance"])
+    assert "column_gone" not in [f.name for f in run_checks(ds, nights.reference, split_rows(ds, nights.previous)).findings]
+
+
+def test_a_customer_id_that_repeats_is_not_a_resent_batch_but_an_exact_copy_is(tmp_path, data):
+    """An id per customer (a row per contact): returning customers' new rows are not copies; a batch sent twice is."""
+    frame = data.iloc[: FIRST + 2 * NIGHT].copy()
+    rng = np.random.default_rng(0)
+    frame["customer_id"] = np.r_[np.arange(FIRST) // 3, rng.integers(0, FIRST // 3, size=2 * NIGHT)]
+    nights = Nights(tmp_path, id_column="customer_id")
+    nights.run(frame.iloc[:FIRST])
+    report = nights.run(frame.iloc[: FIRST + NIGHT])
+    assert "resent_batch" not in [f.name for f in report.findings]
+    assert [f.name for f in report.findings if f.name == "repeated_ids"] == ["repeated_ids"]  # said, as a warning
+    again = pd.concat([frame.iloc[: FIRST + NIGHT], frame.iloc[FIRST : FIRST + NIGHT], frame.iloc[FIRST + NIGHT :]])
+    report = nights.run(again, deploy=False)
+    assert [f.name for f in report.blocking] == ["resent_batch"] and report.blocking[0].numbers["resent_rows"] == NIGHT

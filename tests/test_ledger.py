@@ -9,7 +9,18 @@ from bank_nights import bank, flip_labels, with_ids, write
 
 from retraining.data import SPLIT_VERSION, load_dataset
 from retraining.errors import StateError
-from retraining.ledger import LEDGER_FORMAT, in_training, load_ledger, make_ledger, row_keys, rows_in_training, save_ledger, split_rows
+from retraining.ledger import (
+    LEDGER_FORMAT,
+    comparison_rows,
+    in_training,
+    last_accepted,
+    load_ledger,
+    make_ledger,
+    row_keys,
+    rows_in_training,
+    save_ledger,
+    split_rows,
+)
 
 FEATURES = ["age", "job", "balance", "month"]
 
@@ -57,9 +68,16 @@ def test_a_ledger_round_trips_at_8_bytes_a_row(tmp_path):
     assert not list(path.parent.glob("*.partial"))
 
 
-def test_a_damaged_ledger_is_a_clear_state_error(tmp_path):
+@pytest.mark.parametrize("content", [b"not a ledger", b"", b"PK\x03\x04 cut short"])
+def test_a_damaged_ledger_is_a_clear_state_error(tmp_path, content):
     path = tmp_path / "v1.0.0.npz"
-    path.write_bytes(b"not a ledger")
+    path.write_bytes(content)
+    with pytest.raises(StateError, match="ledger is damaged") as err:
+        load_ledger(path)
+    assert "\n" not in str(err.value)
+    good = tmp_path / "good.npz"
+    save_ledger(make_ledger("v1.0.0", load_dataset(write(tmp_path, "a.csv", bank(rows=500)))), good)
+    path.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])  # torn by a full disk
     with pytest.raises(StateError, match="ledger is damaged"):
         load_ledger(path)
 
@@ -135,3 +153,37 @@ def test_rows_of_a_replay_file_are_matched_to_a_ledger_by_its_own_key(tmp_path):
     assert rows_in_training(replay.drop(columns=["customer_id"]), by_id[1]) is None  # the key column is missing
     assert rows_in_training(replay.drop(columns=["age"]), by_content[1]) is None
     assert rows_in_training(replay, None) is None
+
+
+def test_the_comparison_keeps_the_champions_rows_only_when_too_few_would_remain(tmp_path):
+    ds = load_dataset(write(tmp_path, "a.csv", bank(rows=5000)))
+    trained = np.zeros(ds.rows, bool)
+    trained[np.flatnonzero(ds.holdout)[:50]] = True
+    rows, finding = comparison_rows(ds, trained)
+    assert (rows == (ds.holdout & ~trained)).all() and finding is None
+    everything = ds.holdout.copy()
+    everything[np.flatnonzero(ds.holdout & (ds.y == 1))[:3]] = False  # 3 positives left: too few to score an AUC
+    rows, finding = comparison_rows(ds, everything)
+    assert (rows == ds.holdout).all() and finding.name == "holdout_overlap" and finding.numbers["positives_left"] == 3
+    rows, finding = comparison_rows(ds, None, unknown="v1.0.0 has no row ledger")
+    assert (rows == ds.holdout).all() and "v1.0.0 has no row ledger" in finding.message
+    rows, finding = comparison_rows(ds, None)
+    assert (rows == ds.holdout).all() and finding is None
+
+
+def test_new_rows_are_counted_against_the_newest_version_whose_data_was_accepted():
+    blocked = {"decision": "kept for review", "checks": [{"name": "label_rate", "severity": "block"}]}
+    log = {
+        "production": "v1.0.0",
+        "versions": [
+            {"version": "v1.0.0", "decision": "deployed", "checks": []},
+            {"version": "v1.1.0", "decision": "kept for review", "checks": [{"name": "drift", "severity": "warn"}]},
+            {"version": "v1.2.0", **blocked},
+            {"version": "v1.3.0", **blocked},
+        ],
+    }
+    assert last_accepted(log, log["versions"][0])["version"] == "v1.1.0"  # kept by the AUC rule: its rows were fine
+    log["production"] = "v1.3.0"  # promoted by a person: its rows are accepted
+    assert last_accepted(log, log["versions"][3])["version"] == "v1.3.0"
+    only_blocked = {"production": "v0.9.0", "versions": [{"version": "v1.0.0", **blocked}]}
+    assert last_accepted(only_blocked, {"version": "v0.9.0"})["version"] == "v0.9.0"  # production archived

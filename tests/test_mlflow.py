@@ -181,3 +181,14 @@ def test_without_mlflow_installed_the_flag_says_what_to_install(project):
     assert plain.returncode == 0, plain.stderr  # the core needs no mlflow
     flagged = subprocess.run([*base, "--force", "--mlflow-uri", "http://127.0.0.1:1"], cwd=project, capture_output=True, text=True, env=env)
     assert flagged.returncode == 2 and "pip install -r requirements-mlflow.txt" in flagged.stderr
+
+
+def test_every_finding_of_a_check_reaches_its_mlflow_tag():
+    from retraining.mlflow_sync import check_tags
+
+    checks = [
+        {"name": "out_of_range", "severity": "block", "message": "'age' outside"},
+        {"name": "drift", "severity": "warn", "message": "'job' shifted"},
+        {"name": "out_of_range", "severity": "block", "message": "'day' outside"},
+    ]
+    assert check_tags(checks) == {"out_of_range": "block: 'age' outside | block: 'day' outside", "drift": "warn: 'job' shifted"}
