@@ -376,7 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code (:class:`retraining.errors.ExitCode`, or the job's with --once)."""
     args, passthrough = parse_args(list(sys.argv[1:] if argv is None else argv), default_script=HERE / "retrain_model.py", description=__doc__)
     setup_logging(("scheduler",), args.verbose, log_file=None if args.status else Path(args.log_dir) / "scheduler.log")
-    return guarded_main(lambda: _program(args, passthrough), log=log, verbose=args.verbose)
+
+    def failed(code: ExitCode, line: str) -> None:  # the scheduler itself could not start or stopped on an error
+        if not args.status and code not in (ExitCode.INTERRUPTED, ExitCode.BUSY):  # Ctrl+C; a second scheduler refused
+            notify_failure(passthrough, f"scheduler.py stopped: {line} (exit code {int(code)}); no nightly runs until it is restarted", [])
+
+    return guarded_main(lambda: _program(args, passthrough), log=log, verbose=args.verbose, on_failure=failed)
 
 
 def _program(args: argparse.Namespace, passthrough: list[str]) -> int:

@@ -339,6 +339,21 @@ def test_scheduler_reports_an_unclean_stop_of_the_previous_one(receiver, tmp_pat
     assert again.returncode == 0 and len(receiver.posts) == 1  # the last one stopped cleanly: nothing to say
 
 
+def test_a_scheduler_that_cannot_start_says_so_but_a_refused_second_one_does_not(receiver, tmp_path):
+    from filelock import FileLock
+
+    from scheduler import LOCK_NAME
+
+    missing = scheduler(tmp_path, "--script", str(tmp_path / "nope.py"), "--", "--notify", receiver.url())
+    assert missing.returncode == 2 and len(receiver.posts) == 1
+    text = receiver.posts[0]["body"]["message"]
+    assert text.startswith("scheduler.py stopped: error: the job script") and "no nightly runs until it is restarted" in text
+    (tmp_path / "models").mkdir()
+    with FileLock(str(tmp_path / "models" / LOCK_NAME)):  # a scheduler is already running: this one is refused, by design
+        second = scheduler(tmp_path, "--script", str(JOBS / "ok.py"), "--", "--notify", receiver.url())
+    assert second.returncode == 4 and len(receiver.posts) == 1
+
+
 # -- retrain_model.py end to end ------------------------------------------------------------
 def retrain(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     base = ("--data", "data.csv", "--threads", "2", "--lock-timeout", "5")
