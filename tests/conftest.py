@@ -86,6 +86,9 @@ def interrupt_after(script: str, *args: str, cwd: Path, line: str, pause: float 
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # a test run started in the background (``pytest &``, ``nohup``) passes SIGINT on as ignored, and
+        # Python then installs no Ctrl+C handler: give the script the disposition a terminal would
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if os.name == "posix" else None,
     )
     seen = [proc.stderr.readline()]
     while seen[-1] and line not in seen[-1]:
