@@ -47,6 +47,7 @@ import pandas as pd
 
 from .errors import StateError
 from .fsutil import commit_temp, temp_path_beside
+from .records import Decision
 
 if TYPE_CHECKING:
     from .checks import Finding
@@ -275,7 +276,7 @@ def rows_in_training(frame: pd.DataFrame, ledger: Ledger | None) -> np.ndarray |
 # -- which version new rows are counted against; which holdout rows are compared -------------
 def held_back(entry: dict) -> bool:
     """A version kept for review by a blocking data-check finding (its rows were not accepted)."""
-    return entry.get("decision") != "deployed" and any(c.get("severity") == "block" for c in entry.get("checks") or ())
+    return entry.get("decision") != Decision.DEPLOYED and any(c.get("severity") == "block" for c in entry.get("checks") or ())
 
 
 def last_accepted(data: dict, champ_entry: dict | None) -> dict | None:

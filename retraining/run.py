@@ -88,7 +88,9 @@ class RunResult:
 
     @property
     def blocked(self) -> bool:
-        return any(c.get("severity") == "block" for c in self.checks) and not self.deployed
+        from .ledger import held_back
+
+        return held_back({"decision": self.status, "checks": self.checks})
 
     def to_dict(self) -> dict:
         out = asdict(self)
