@@ -45,8 +45,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "bench"))  # the benchmark helpers; the library comes from the installed package (pip install -e .)
 
 from measure import machine, stamp, table_head, table_row  # noqa: E402
 
@@ -165,10 +164,10 @@ class DirectRunner:
     def night(self, state: Path, frame: pd.DataFrame) -> dict:
         import json
 
-        from retraining.checks import run_checks
-        from retraining.data import load_dataset
-        from retraining.drift import profile
-        from retraining.ledger import load_ledger, make_ledger, save_ledger, split_rows
+        from retraining.data.dataset import load_dataset
+        from retraining.guard.checks import run_checks
+        from retraining.guard.drift import profile
+        from retraining.guard.ledger import load_ledger, make_ledger, save_ledger, split_rows
 
         frame.to_csv(state / "data.csv", index=False)
         ds = load_dataset(state / "data.csv")
@@ -176,7 +175,7 @@ class DirectRunner:
         reference = json.loads(ref_path.read_text()) if ref_path.is_file() else None
         report = run_checks(ds, reference, split_rows(ds, load_ledger(led_path))) if reference else None
         blocked = bool(report and report.blocking)
-        if not blocked:  # as a real run: a blocked night's rows are not accepted (retraining.ledger.last_accepted)
+        if not blocked:  # as a real run: a blocked night's rows are not accepted (retraining.guard.ledger.last_accepted)
             ref_path.write_text(json.dumps(profile(ds.X[~ds.holdout], ds.cat_features, ds.y[~ds.holdout])))
             save_ledger(make_ledger("v", ds), led_path)
         return {"status": "kept for review" if blocked else "deployed", "checks": report.to_json()["findings"] if report else []}
@@ -257,10 +256,11 @@ def cost(rows: int, repeats: int) -> int:
 
 
 def _cost_row(label: str, path: Path, tmp: Path, repeats: int) -> str:
-    from retraining.checks import run_checks
-    from retraining.data import load_dataset
-    from retraining.drift import profile
-    from retraining.ledger import key_columns, make_ledger, row_keys, save_ledger, split_rows
+    from retraining.data.dataset import load_dataset
+    from retraining.data.keys import key_columns, row_keys
+    from retraining.guard.checks import run_checks
+    from retraining.guard.drift import profile
+    from retraining.guard.ledger import make_ledger, save_ledger, split_rows
 
     ds = load_dataset(path)
     frame = pd.read_csv(path)

@@ -172,6 +172,6 @@ def _normal_quantile(q: float) -> float:
 
 
 # The deploy rule has no numpy in it and lives in retraining.rules; re-exported here.
-from .rules import DeployRule, decide  # noqa: E402
+from retraining.rules import DeployRule, decide  # noqa: E402
 
 __all__ = ["AucComparison", "DeployRule", "compare_auc", "decide", "holdout_metrics", "pr_auc", "roc_auc", "structural_components", "threshold_counts"]

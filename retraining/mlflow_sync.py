@@ -23,8 +23,8 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 
-from .errors import UsageError
-from .records import Decision
+from retraining.errors import UsageError
+from retraining.records import Decision
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class MlflowMirror:
             for mv in mvs:  # half-written by an interrupted sync: start again
                 client.delete_model_version(self.model_name, mv.version)
             client.delete_run(run.info.run_id)
-        from .training import load_model
+        from retraining.training import load_model
 
         model = load_model(registry.verify(entry), f"version {version}")
         example = _example(registry, version)
@@ -195,7 +195,7 @@ class MlflowMirror:
         """champion -> the production version; challenger -> the newest version kept for review."""
         by_version = {e["version"]: (pushed.get(e["version"]) or e.get("mlflow") or {}).get("model_version") for e in data["versions"]}
         wanted = {"champion": data.get("production")}
-        from .registry import parse_version
+        from retraining.registry import parse_version
 
         kept = [e["version"] for e in data["versions"] if e.get("decision") != Decision.DEPLOYED and e["version"] != data.get("production")]
         wanted["challenger"] = max(kept, key=parse_version) if kept else None

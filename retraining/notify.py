@@ -10,13 +10,8 @@ API (stable; the CLI, ``retrain_model.py``, ``scheduler.py`` and the Airflow DAG
     ENV_VAR = "RETRAIN_NOTIFY"          # targets, comma or space separated
     mask(url) -> str                    # a target as it may be shown: tokens and passwords hidden
     mask_text(text) -> str              # any URL passwords in a free-text line hidden
-    add_notify_arguments(group)         # --notify URL (repeatable), --notify-config PATH, --notify-on EVENTS
-    notifier_from_args(args, environ=None, logger=None) -> Notifier
-        # targets: --notify and --notify-config; when neither is given, $RETRAIN_NOTIFY.
-        # Raises UsageError (exit 2) for a missing apprise, a URL Apprise does not know,
-        # a missing config file. No targets: a Notifier that does nothing (bool(n) is False).
-    notifier_from_argv(argv, environ=None, logger=None) -> Notifier
-        # the same from retrain_model.py's argument list, other arguments ignored (scheduler.py, Airflow)
+    targets(urls, config_path, environ=None) -> (urls, config_path)
+        # --notify and --notify-config; when neither is given, $RETRAIN_NOTIFY
     Notifier(urls=(), config_path=None, events=None, *, budget=10.0, logger=None)
         .targets -> list[str]           # masked, for logs and --json
         .wants(event) -> bool
@@ -33,24 +28,23 @@ failure is one warning line on the ``retraining.notify`` logger (or ``logger``) 
 names the targets masked. Apprise's own log lines, which can carry URLs, are kept out
 of every log (its logger is routed to a NullHandler).
 
-``python -m retraining.notify --failed LINE --exit-code N [--script NAME] [--notify URL ...]``
-sends a ``failed`` message from outside a run (the Airflow DAG's failure callback).
+The flags (``--notify``, ``--notify-config``, ``--notify-on``) and the command line
+``python -m retraining.cli.notify --failed LINE --exit-code N`` (the Airflow DAG's failure
+callback) live in :mod:`retraining.cli.notify`: this module parses no command line.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
 import socket
-import sys
 import threading
 import time
 import warnings
 from pathlib import Path
 
-from .errors import ExitCode, UsageError
+from retraining.errors import ExitCode, UsageError
 
 EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift")
 DEFAULT_EVENTS = tuple(e for e in EVENTS if e != "deployed")
@@ -105,63 +99,12 @@ def split_targets(text: str | None) -> tuple[str, ...]:
     return tuple(u for u in re.split(r"[,\s]+", text or "") if u)
 
 
-def _events_arg(text: str) -> tuple[str, ...]:
-    try:
-        return parse_events(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def add_notify_arguments(group) -> None:
-    """Add --notify, --notify-config and --notify-on to an argparse parser or group."""
-    group.add_argument(
-        "--notify",
-        action="append",
-        default=[],
-        metavar="URL",
-        help=f"send notifications to this Apprise URL, e.g. slack://... or mailto://... (repeatable; default: ${ENV_VAR}, comma separated)",
-    )
-    group.add_argument("--notify-config", metavar="PATH", help="Apprise config file (text or YAML) with more targets")
-    group.add_argument(
-        "--notify-on",
-        type=_events_arg,
-        metavar="EVENTS",
-        help=f"comma-separated events to send: {', '.join(EVENTS)} or all (default: all but deployed)",
-    )
-
-
-def notifier_from_args(args: argparse.Namespace, environ: dict | None = None, logger: logging.Logger | None = None) -> Notifier:
-    """The Notifier the flags ask for (``$RETRAIN_NOTIFY`` when no target flag is given)."""
-    urls = tuple(getattr(args, "notify", None) or ())
-    config = getattr(args, "notify_config", None)
-    if not urls and not config:
+def targets(urls: tuple[str, ...] | list[str], config_path: str | None, environ: dict | None = None) -> tuple[tuple[str, ...], str | None]:
+    """The targets to use: the given URLs and config file, or ``$RETRAIN_NOTIFY`` when neither is given."""
+    urls = tuple(urls or ())
+    if not urls and not config_path:
         urls = split_targets((os.environ if environ is None else environ).get(ENV_VAR))
-    return Notifier(urls, config, getattr(args, "notify_on", None), logger=logger)
-
-
-def notifier_from_argv(argv: list[str], environ: dict | None = None, logger: logging.Logger | None = None) -> Notifier:
-    """The same, from retrain_model.py's argument list (the rest ignored): for scheduler.py and Airflow."""
-    args = argparse.Namespace(notify=[], notify_config=None, notify_on=None)
-    flags = {"--notify": "notify", "--notify-config": "notify_config", "--notify-on": "notify_on"}
-    it = iter(argv)
-    for arg in it:
-        name, eq, value = arg.partition("=")
-        if name not in flags:
-            continue
-        if not eq:
-            value = next(it, None)
-            if value is None:
-                raise UsageError(f"{name} needs a value")
-        if name == "--notify":
-            args.notify.append(value)
-        elif name == "--notify-on":
-            try:
-                args.notify_on = parse_events(value)
-            except ValueError as exc:
-                raise UsageError(f"--notify-on: {exc}") from exc
-        else:
-            args.notify_config = value
-    return notifier_from_args(args, environ, logger)
+    return urls, config_path
 
 
 def _apprise():
@@ -394,33 +337,3 @@ def failure_message(error_line: str, exit_code: int, script: str = "retrain_mode
 
 
 _SHORT_MEANING = {code: re.split(r"[:(]", code.meaning)[0].strip() for code in ExitCode if code}  # "bad input", "CatBoost could not train", ...
-
-
-# -- python -m retraining.notify: a failed message from outside a run (Airflow) ------------
-def main(argv: list[str] | None = None) -> int:
-    """Send one ``failed`` message; exit 0 even if it could not be delivered (2 for bad flags)."""
-    from .argparse_util import OneLineParser
-
-    p = OneLineParser(
-        prog="python -m retraining.notify",
-        description="Send a 'failed' notification for a run that could not report itself; other arguments (retrain_model.py's) are ignored.",
-        allow_abbrev=False,
-    )
-    p.add_argument("--failed", required=True, metavar="LINE", help="the error line")
-    p.add_argument("--exit-code", type=int, default=1, help="the run's exit code (default: %(default)s)")
-    p.add_argument("--script", default="retrain_model.py", help="what failed (default: %(default)s)")
-    p.add_argument("--attempts", type=int, help="attempts made, retries included")
-    add_notify_arguments(p)
-    args, _unknown = p.parse_known_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    try:
-        notifier = notifier_from_args(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    notifier.notify_failure(args.failed, args.exit_code, args.script, args.attempts)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

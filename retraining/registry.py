@@ -39,9 +39,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from .errors import BusyError, StateError, VersionNotFoundError
-from .fsutil import atomic_copy, atomic_write_bytes, atomic_write_json, remove_stale_temp_files, sha256_file
-from .records import Event, VersionEntry
+from retraining.errors import BusyError, StateError, VersionNotFoundError
+from retraining.fsutil import atomic_copy, atomic_write_bytes, atomic_write_json, remove_stale_temp_files, sha256_file
+from retraining.records import Event, VersionEntry
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class Registry:
         "evaluation": ("evaluations", "npz"),
         "report": ("reports", "html"),
         "metadata": ("metadata", "json"),
-        "ledger": ("ledgers", "npz"),  # the row keys it trained on and held out (retraining.ledger)
+        "ledger": ("ledgers", "npz"),  # the row keys it trained on and held out (retraining.guard.ledger)
     }
 
     def artifact_path(self, kind: str, version: str) -> Path:

@@ -1,6 +1,6 @@
 """The steps of one retraining run, each returning a small record the next one takes.
 
-:meth:`retrain_model.ModelRetrainer.retrain` tells the story; the work is here::
+:meth:`retraining.retrainer.ModelRetrainer.retrain` tells the story; the work is here::
 
     plan      the version number, skip-if-unchanged, the champion and its entry
     guard     which rows are new, which the champion trained on, the data checks
@@ -19,164 +19,50 @@ import json
 import logging
 import platform
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .fsutil import atomic_write_json, commit_temp, sha256_file, temp_path_beside
-from .records import Decision, VersionEntry
-from .registry import bump, entry_schema, utc_now
-from .rules import decide as apply_rule
+from retraining.fsutil import atomic_write_json, commit_temp, sha256_file, temp_path_beside
+from retraining.records import Decision, VersionEntry
+from retraining.registry import Registry, bump, entry_schema, utc_now
+from retraining.results import Evaluation, Guard, Plan, Recorded, RunResult, Verdict
+from retraining.rules import DeployRule
+from retraining.rules import decide as apply_rule
+from retraining.training import TrainParams
 
 if TYPE_CHECKING:
-    import numpy
+    from retraining.data.dataset import Dataset
+    from retraining.guard.findings import CheckSettings
 
-    from retrain_model import ModelRetrainer
-
-    from .data import Dataset
-    from .evaluation import AucComparison
-
-log = logging.getLogger("retrain_model")
-T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
-class Timer:
-    """Seconds per step, for ``RunResult.timings``."""
+class Settings(Protocol):
+    """What the steps read of the run's settings (:class:`retraining.retrainer.ModelRetrainer` has them all)."""
 
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T:
-        t = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t, 3)
-
-    def total(self) -> float:
-        return round(time.perf_counter() - self.started, 3)
-
-
-@dataclass
-class RunResult:
-    """What one :meth:`ModelRetrainer.retrain` did."""
-
-    status: str  # a Decision value: "deployed", "kept for review" or "unchanged"
-    version: str | None
-    reason: str
-    production: str | None
-    candidate_auc: float | None = None
-    champion_auc: float | None = None
-    champion_version: str | None = None
-    delong: dict | None = None
-    model_path: str | None = None
-    report_path: str | None = None
-    drift: str | None = None
-    seconds: float | None = None
-    timings: dict | None = None
-    checks: list[dict] = field(default_factory=list)
-    rows: dict | None = None
-    holdout_dropped_trained_on: int = 0
-    production_before: str | None = None
+    registry: Registry
+    params: TrainParams
+    rule: DeployRule
+    data_checks: str
+    check_settings: CheckSettings | None
+    report: bool
 
     @property
-    def deployed(self) -> bool:
-        return self.status == Decision.DEPLOYED
+    def models_dir(self) -> Path: ...
 
     @property
-    def blocked(self) -> bool:
-        from .ledger import held_back
+    def production_path(self) -> Path: ...
 
-        return held_back({"decision": self.status, "checks": self.checks})
+    def settings(self) -> dict: ...
 
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["status"] = str(self.status)
-        return out
-
-    def summary(self) -> str:
-        if self.status == Decision.UNCHANGED:
-            return f"Nothing to do: {self.reason}. Production stays {self.production or 'empty'}."
-        where = f" -> production ({self.production})" if self.deployed else f" (production stays {self.production or 'empty'})"
-        lines = [f"{self.version}: {self.status}{where}"]
-        auc = f"  ROC-AUC candidate {self.candidate_auc:.4f}"
-        if self.champion_auc is not None:
-            auc += f" | champion {self.champion_version or 'external'} {self.champion_auc:.4f}"
-        if self.delong:
-            d = self.delong
-            auc += f" | delta {d['delta']:+.4f}, 95% CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], DeLong p = {d['p_value']:.3g}"
-        lines += [auc, f"  why: {self.reason}"]
-        if self.rows:
-            r = self.rows
-            dropped = f"; {self.holdout_dropped_trained_on} holdout rows the champion trained on left out" if self.holdout_dropped_trained_on else ""
-            lines.append(f"  rows: {r.get('total')} in all, {r.get('new')} new, {r.get('seen')} seen before, {r.get('gone')} gone{dropped}")
-        lines += [f"  check {c['severity']}: {c['message']}" for c in self.checks]
-        lines.append(f"  model: {self.model_path}")
-        if self.report_path:
-            lines.append(f"  report: {self.report_path}")
-        if self.drift:
-            lines.append(f"  {self.drift}")
-        return "\n".join(lines)
-
-
-# -- step records --------------------------------------------------------------------
-@dataclass
-class Plan:
-    ds: Dataset
-    latest: dict | None
-    champ_entry: dict | None
-    champion: Any  # CatBoostClassifier | None
-    version: str
-    schema_changed: bool
-    accepted: dict | None = None  # the newest version whose rows were accepted: new rows are counted against it
-
-
-@dataclass
-class Guard:
-    """Rows and findings: what the data checks saw before the decision."""
-
-    drift: dict
-    findings: list = field(default_factory=list)  # checks.Finding
-    rows: dict | None = None
-    champion_trained: numpy.ndarray | None = None  # rows the champion trained on (None: unknown)
-    champion_rows_unknown: str = ""  # why the champion's training rows cannot be known ("" when known or no champion)
-
-
-@dataclass
-class Evaluation:
-    model: Any
-    train_seconds: float
-    y: numpy.ndarray
-    candidate_scores: numpy.ndarray
-    metrics: dict
-    champion_scores: numpy.ndarray | None = None
-    champion_auc: float | None = None
-    comparison: AucComparison | None = None
-    note: str = ""
-    dropped_trained_on: int = 0
-    findings: list = field(default_factory=list)  # the champion-drop check (needs the champion's scores)
-
-
-@dataclass
-class Verdict:
-    decision: Decision
-    reason: str
-    findings: list = field(default_factory=list)  # every data-check finding of the run, the champion drop included
-
-
-@dataclass
-class Recorded:
-    entry: VersionEntry
-    path: Path
+    def sync_mirror(self, data: dict) -> bool: ...
 
 
 # -- plan ------------------------------------------------------------------------------
-def plan(r: ModelRetrainer, ds: Dataset, data: dict, force: bool) -> Plan | str:
+def plan(r: Settings, ds: Dataset, data: dict, force: bool) -> Plan | str:
     """The version to train, or the reason there is nothing to do."""
-    from . import ledger, training
+    from retraining import training
+    from retraining.guard import ledger
 
     reg = r.registry
     latest = reg.latest(data)
@@ -194,14 +80,14 @@ def plan(r: ModelRetrainer, ds: Dataset, data: dict, force: bool) -> Plan | str:
 
 
 # -- guard -----------------------------------------------------------------------------
-def guard(r: ModelRetrainer, p: Plan) -> Guard:
+def guard(r: Settings, p: Plan) -> Guard:
     """Which rows are new and which the champion trained on; the data checks on the new rows.
 
     The champion's training rows are found whatever ``--data-checks`` says (no model is
     scored on rows it learned); ``off`` skips the new-row split and the checks and judges
     drift on the whole file, as before the checks existed.
     """
-    from . import ledger
+    from retraining.guard import ledger
 
     reg = r.registry
     champ_ledger = ledger.load_ledger(reg.artifact_path("ledger", p.champ_entry["version"])) if p.champ_entry else None
@@ -217,7 +103,7 @@ def guard(r: ModelRetrainer, p: Plan) -> Guard:
         )
     if r.data_checks == "off":
         return Guard(drift=_drift(r, p), champion_trained=trained, champion_rows_unknown=unknown)
-    from .checks import run_checks
+    from retraining.guard.checks import run_checks
 
     previous = ledger.load_ledger(reg.artifact_path("ledger", p.accepted["version"])) if p.accepted else None
     rows = ledger.split_rows(p.ds, previous)
@@ -237,7 +123,7 @@ def guard(r: ModelRetrainer, p: Plan) -> Guard:
     return Guard(drift=drift, findings=list(report.findings), rows=rows.to_json(), champion_trained=trained, champion_rows_unknown=unknown)
 
 
-def _reference_profile(r: ModelRetrainer, p: Plan) -> dict | None:
+def _reference_profile(r: Settings, p: Plan) -> dict | None:
     """The production model's training profile, or None (no champion, or made before profiles)."""
     if p.champ_entry is None:
         return None
@@ -245,11 +131,11 @@ def _reference_profile(r: ModelRetrainer, p: Plan) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def _drift(r: ModelRetrainer, p: Plan) -> dict:
+def _drift(r: Settings, p: Plan) -> dict:
     if p.champ_entry is None:
         why = "no production model in the version log" if p.champion is not None else "no production model yet"
         return {"reference": None, "note": f"no reference profile ({why})"}
-    from .drift import compare as drift_compare
+    from retraining.guard.drift import compare as drift_compare
 
     version = p.champ_entry["version"]
     ref_path = r.registry.artifact_path("profile", version)
@@ -259,11 +145,11 @@ def _drift(r: ModelRetrainer, p: Plan) -> dict:
 
 
 # -- evaluate --------------------------------------------------------------------------
-def evaluate(r: ModelRetrainer, p: Plan, g: Guard) -> Evaluation:
+def evaluate(r: Settings, p: Plan, g: Guard) -> Evaluation:
     """Train the candidate; score it and the champion on the same holdout rows."""
-    from . import training
-    from .evaluation import compare_auc, holdout_metrics
-    from .ledger import comparison_rows
+    from retraining import training
+    from retraining.evaluation import compare_auc, holdout_metrics
+    from retraining.guard.ledger import comparison_rows
 
     ds = p.ds
     log.info("Training %s: %d iterations on %d rows (%s)", p.version, r.params.iterations, int((~ds.holdout).sum()), r.params.task_type)
@@ -297,9 +183,9 @@ def evaluate(r: ModelRetrainer, p: Plan, g: Guard) -> Evaluation:
     return ev
 
 
-def _holdout_overlap(r: ModelRetrainer, finding: Any) -> list:
+def _holdout_overlap(r: Settings, finding: Any) -> list:
     """The ``holdout_overlap`` finding under the user's severities and mode (with ``off``: none)."""
-    from .checks import CheckSettings, apply_severity
+    from retraining.guard.findings import CheckSettings, apply_severity
 
     if finding is None:
         return []
@@ -309,8 +195,8 @@ def _holdout_overlap(r: ModelRetrainer, finding: Any) -> list:
     return apply_severity([finding], r.check_settings or CheckSettings(), r.data_checks)
 
 
-def _champion_drop(r: ModelRetrainer, p: Plan, y, scores) -> list:
-    from .checks import champion_drop
+def _champion_drop(r: Settings, p: Plan, y, scores) -> list:
+    from retraining.guard.checks import champion_drop
 
     found = champion_drop(y, scores, p.champ_entry.get("metrics") or {}, version=p.champ_entry["version"], settings=r.check_settings)
     if found is not None and r.data_checks == "warn":
@@ -319,13 +205,13 @@ def _champion_drop(r: ModelRetrainer, p: Plan, y, scores) -> list:
 
 
 def _preload_report() -> None:
-    from . import report
+    from retraining.report import html as report
 
     report.preload()
 
 
 # -- decide ----------------------------------------------------------------------------
-def decide(r: ModelRetrainer, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
+def decide(r: Settings, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
     """The user's rule (ROC-AUC >= the champion's), unless a blocking data check says no."""
     deploy, reason = apply_rule(r.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note)
     findings = [*g.findings, *ev.findings]
@@ -343,7 +229,7 @@ def decide(r: ModelRetrainer, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
 
 
 # -- record ----------------------------------------------------------------------------
-def record(r: ModelRetrainer, data: dict, p: Plan, g: Guard, ev: Evaluation, v: Verdict) -> Recorded:
+def record(r: Settings, data: dict, p: Plan, g: Guard, ev: Evaluation, v: Verdict) -> Recorded:
     """Version file, artifacts, log entry and (if deployed) production; under the lock."""
     reg = r.registry
     path = reg.version_path(p.version)
@@ -351,7 +237,7 @@ def record(r: ModelRetrainer, data: dict, p: Plan, g: Guard, ev: Evaluation, v: 
     ev.model.save_model(str(tmp))
     commit_temp(tmp, path)
     _save_artifacts(r, p, ev)
-    from .ledger import make_ledger, save_ledger
+    from retraining.guard.ledger import make_ledger, save_ledger
 
     save_ledger(make_ledger(p.version, p.ds), reg.artifact_path("ledger", p.version))
     entry = _entry(r, p, g, ev, v, path)
@@ -359,11 +245,11 @@ def record(r: ModelRetrainer, data: dict, p: Plan, g: Guard, ev: Evaluation, v: 
     return Recorded(entry, path)
 
 
-def _save_artifacts(r: ModelRetrainer, p: Plan, ev: Evaluation) -> None:
+def _save_artifacts(r: Settings, p: Plan, ev: Evaluation) -> None:
     """The training-data profile and the holdout scores (for drift and the report)."""
     import numpy
 
-    from .drift import profile as make_profile
+    from retraining.guard.drift import profile as make_profile
 
     reg, ds = r.registry, p.ds
     prof = reg.artifact_path("profile", p.version)
@@ -384,8 +270,8 @@ def _save_artifacts(r: ModelRetrainer, p: Plan, ev: Evaluation) -> None:
     commit_temp(tmp, scores)
 
 
-def _entry(r: ModelRetrainer, p: Plan, g: Guard, ev: Evaluation, v: Verdict, path: Path) -> VersionEntry:
-    from . import training
+def _entry(r: Settings, p: Plan, g: Guard, ev: Evaluation, v: Verdict, path: Path) -> VersionEntry:
+    from retraining import training
 
     all_params = ev.model.get_all_params()
     ds = p.ds
@@ -432,7 +318,7 @@ def _environment() -> dict:
     import numpy
     import pandas
 
-    from . import __version__
+    from retraining import __version__
 
     return {
         "python": platform.python_version(),
@@ -446,7 +332,7 @@ def _environment() -> dict:
 
 # -- result ----------------------------------------------------------------------------
 def result(data: dict, p: Plan, g: Guard, ev: Evaluation, rec: Recorded, before: str | None) -> RunResult:
-    from .drift import summary_line
+    from retraining.guard.drift import summary_line
 
     return RunResult(
         status=rec.entry.decision,
@@ -464,3 +350,29 @@ def result(data: dict, p: Plan, g: Guard, ev: Evaluation, rec: Recorded, before:
         holdout_dropped_trained_on=ev.dropped_trained_on,
         production_before=before,
     )
+
+
+# -- publish ---------------------------------------------------------------------------
+def publish(r: Settings, data: dict, rec: Recorded) -> Path | None:
+    """The report and the MLflow mirror (under the lock); neither fails the run. The notification follows the lock."""
+    entry = rec.entry.to_json()
+    path = write_report(r.registry, data, entry, entry) if r.report else None
+    r.sync_mirror(data)
+    return path
+
+
+def write_report(registry: Registry, data: dict, entry: dict, full: dict | None = None) -> Path | None:
+    """The HTML report of ``entry``'s version; None (and a warning) if it cannot be written: the model is safe."""
+    from retraining.report import html as report
+
+    try:
+        entry = full or registry.full_entry(data, entry["version"])
+        champ_version = (entry.get("champion") or {}).get("version")
+        champ = registry.full_entry(data, champ_version) if champ_version else None
+        html = report.render(entry, data, report.load_evaluation(registry.artifact_path("evaluation", entry["version"])), champ)
+        path = report.write(registry.artifact_path("report", entry["version"]), html)
+    except (OSError, ValueError, KeyError) as exc:  # a report failure must not fail the run
+        log.warning("Could not write the report for %s: %s", entry["version"], exc)
+        return None
+    log.info("Report: %s", path)
+    return path

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import StateError, TrainingError
+from retraining.errors import StateError, TrainingError
 
 if TYPE_CHECKING:  # numpy, pandas and the data module load only when a model is trained
     import numpy as np
     import pandas as pd
 
-    from .data import Dataset
+    from retraining.data.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def as_categoricals(X: pd.DataFrame, cat_features: list[str]) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from .data import categorical_values
+    from retraining.data.dataset import categorical_values
 
     converted = {}
     for c in cat_features:

@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, make_frame, retrainer, run_script, write_csv
+from helpers import ROOT, make_frame, retrainer, run_script, write_csv
 
-from retraining.abanalysis import analyze
-from retraining.abtest import CHALLENGER, CHAMPION, ABTest, assign_arms
+from retraining.ab.analysis import analyze
+from retraining.ab.experiment import CHALLENGER, CHAMPION, ABTest, assign_arms
+from retraining.ab.predlog import entity_hashes, read_prediction_log
 from retraining.errors import DataError, UsageError, VersionNotFoundError
-from retraining.predlog import entity_hashes, read_prediction_log
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_split_and_shadow_scores_are_each_models_own(registry, n):
     out = t.predict(frame, frame.customer_id)
     from catboost import Pool
 
-    from retraining.data import categorical_values
+    from retraining.data.dataset import categorical_values
     from retraining.training import as_categoricals
 
     def own(arm: str) -> np.ndarray:  # the model on plain string columns, as training saw them
@@ -180,7 +180,7 @@ def test_concurrent_writers_never_interleave(registry):
     """Four processes scoring 20 batches each (shadow mode: large batches write their served lines on a second thread)."""
     code = (
         "import sys, numpy as np; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests']; from ab_test import ABTest; "
-        "from conftest import make_frame; frame = make_frame(5000, seed=5); "
+        "from helpers import make_frame; frame = make_frame(5000, seed=5); "
         "t = ABTest(sys.argv[2] + '/models', sys.argv[2] + '/catboost_model.cbm', shadow=True, log_path=sys.argv[2] + '/c.jsonl')\n"
         "for i in range(20):\n"
         "    t.predict(frame.iloc[:500 if i % 2 else 5000], np.arange(500 if i % 2 else 5000) + 5000 * i)\n"
@@ -252,7 +252,8 @@ def test_scoring_uses_the_one_assignment_rule(registry):
 
 def _trained(registry, ids) -> np.ndarray:
     """Which ids either version trained on, from the ledgers the runs wrote."""
-    from retraining.ledger import id_hashes, load_ledger
+    from retraining.data.keys import id_hashes
+    from retraining.guard.ledger import load_ledger
 
     keys = id_hashes(pd.Series(ids))
     return np.isin(keys, load_ledger(registry / "models" / "ledgers" / "v1.0.0.npz").train) | np.isin(
@@ -296,11 +297,11 @@ def test_promote_winner_refused_when_few_untrained_rows_remain(registry):
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT POSIX-style")
 def test_ctrl_c_and_a_stuck_log_lock_exit_130_and_124(registry):
     """Ctrl+C while the prediction log's lock is held by another writer: exit 130, one line, no log lines, no output file."""
-    from conftest import interrupt_after
     from filelock import FileLock
+    from helpers import interrupt_after
 
+    from retraining.ab.predlog import append_atomically
     from retraining.errors import ExitCode, TimedOutError
-    from retraining.predlog import append_atomically
 
     write_csv(registry / "incoming.csv", make_frame(500, seed=2).drop(columns="target"))
     score = ["score", "incoming.csv", "--id-column", "customer_id", "--out", "s.csv", "--log", "p.jsonl"]
@@ -316,7 +317,7 @@ def test_ctrl_c_and_a_stuck_log_lock_exit_130_and_124(registry):
 
 def test_prediction_log_writer_for_other_processes(tmp_path):
     """log_predictions is what a live server calls: its lines read back like ab_test.py's, shadow blocks included."""
-    from retraining.predlog import log_predictions
+    from retraining.ab.predlog import log_predictions
 
     ids = np.arange(10)
     hashes = entity_hashes(ids, "exp")
@@ -335,7 +336,7 @@ def test_prediction_log_writer_for_other_processes(tmp_path):
 
 def test_ledgers_that_cannot_be_matched_are_said_and_promote_winner_refuses(registry):
     """A version without a ledger: its training rows cannot be left out, so nothing is promoted automatically."""
-    from retraining.abanalysis import promotion_refusal
+    from retraining.ab.analysis import promotion_refusal
     from retraining.registry import Registry
 
     outcomes = simulate(registry, "better", False)

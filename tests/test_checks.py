@@ -1,4 +1,4 @@
-"""Data checks before the deploy decision (retraining.checks), on growing nightly files of the shipped bank data."""
+"""Data checks before the deploy decision (retraining.guard.checks), on growing nightly files of the shipped bank data."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 from bank_nights import bank, flip_labels, with_ids, write
 
-from retraining.checks import CheckSettings, Finding, champion_drop, label_checks, run_checks
-from retraining.data import load_dataset
-from retraining.drift import profile
+from retraining.data.dataset import load_dataset
 from retraining.errors import UsageError
-from retraining.ledger import make_ledger, split_rows
+from retraining.guard.checks import champion_drop, label_checks, run_checks
+from retraining.guard.drift import profile
+from retraining.guard.findings import CheckSettings, Finding
+from retraining.guard.ledger import make_ledger, split_rows
 
 FIRST = 12000  # the production model's file
 NIGHT = 600  # new rows a night

@@ -8,7 +8,7 @@ import shutil
 import sys
 
 import pytest
-from conftest import ROOT, make_frame, run_script, sha, snapshot, write_csv
+from helpers import ROOT, make_frame, run_script, sha, snapshot, write_csv
 
 FAST = ["--data", "data.csv", "--iterations", "20", "--threads", "2"]
 
@@ -199,7 +199,7 @@ def test_help_lists_the_exit_codes(script):
 def test_guarded_main_turns_each_failure_into_one_line_and_its_code(capsys, tmp_path):
     import logging
 
-    from retraining.cliutil import guarded_main
+    from retraining.cli.main import guarded_main
     from retraining.errors import BusyError, ExitCode
 
     failures = []
@@ -235,8 +235,8 @@ def test_guarded_main_turns_each_failure_into_one_line_and_its_code(capsys, tmp_
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT POSIX-style")
 def test_ctrl_c_exits_130_and_changes_nothing(project):
     """Ctrl+C while waiting for the models folder's lock: one line, exit 130, nothing on disk changed."""
-    from conftest import interrupt_after
     from filelock import FileLock
+    from helpers import interrupt_after
 
     (project / "models").mkdir()
     with FileLock(str(project / "models" / ".retrain.lock")):

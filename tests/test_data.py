@@ -1,13 +1,13 @@
-"""Reading, validating and splitting the training CSV (retraining.data)."""
+"""Reading, validating and splitting the training CSV (retraining.data.dataset)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_frame, write_csv
+from helpers import make_frame, write_csv
 
-from retraining.data import MISSING_CATEGORY, load_dataset, row_hashes
+from retraining.data.dataset import MISSING_CATEGORY, load_dataset, row_hashes
 from retraining.errors import DataError
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 from bank_nights import bank, flip_labels, write
-from conftest import retrainer
+from helpers import retrainer
 
-from retraining.ledger import load_ledger
+from retraining.guard.ledger import load_ledger
 
 FIRST, NIGHT = 8000, 600
 

@@ -1,4 +1,4 @@
-"""The row key, the per-version ledger and the new-row split (retraining.ledger), on the shipped bank data."""
+"""The row key, the per-version ledger and the new-row split (retraining.guard.ledger), on the shipped bank data."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import pandas as pd
 import pytest
 from bank_nights import bank, flip_labels, with_ids, write
 
-from retraining.data import SPLIT_VERSION, load_dataset
+from retraining.data.dataset import SPLIT_VERSION, load_dataset
+from retraining.data.keys import row_keys
 from retraining.errors import StateError
-from retraining.ledger import (
+from retraining.guard.ledger import (
     LEDGER_FORMAT,
     comparison_rows,
     in_training,
     last_accepted,
     load_ledger,
     make_ledger,
-    row_keys,
     rows_in_training,
     save_ledger,
     split_rows,

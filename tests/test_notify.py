@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, make_frame, run_script, write_csv
+from helpers import ROOT, free_port, make_frame, retrain_script, run_script, write_csv
 
 from retraining import notify
+from retraining.cli import notify as notify_cli
+from retraining.cli import retrain as retrain_cli
 from retraining.errors import UsageError
 
 SECRET = "S3cr3tT0kenXYZ"
@@ -102,12 +104,6 @@ def smtp():
 
 def ours(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "retraining.notify"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 REVIEW = {
@@ -190,14 +186,14 @@ def test_config_file_and_environment_variable(receiver, tmp_path):
     config = tmp_path / "apprise.txt"
     config.write_text(receiver.url("from-config") + "\n", encoding="utf-8")
     parser = __import__("argparse").ArgumentParser()
-    notify.add_notify_arguments(parser)
-    from_config = notify.notifier_from_args(parser.parse_args(["--notify-config", str(config)]))
-    from_env = notify.notifier_from_args(parser.parse_args([]), environ={"RETRAIN_NOTIFY": f"{receiver.url('env-a')}, {receiver.url('env-b')}"})
-    flags_win = notify.notifier_from_args(parser.parse_args(["--notify", receiver.url("flag")]), environ={"RETRAIN_NOTIFY": receiver.url("env-c")})
+    notify_cli.add_notify_arguments(parser)
+    from_config = notify_cli.notifier_from_args(parser.parse_args(["--notify-config", str(config)]))
+    from_env = notify_cli.notifier_from_args(parser.parse_args([]), environ={"RETRAIN_NOTIFY": f"{receiver.url('env-a')}, {receiver.url('env-b')}"})
+    flags_win = notify_cli.notifier_from_args(parser.parse_args(["--notify", receiver.url("flag")]), environ={"RETRAIN_NOTIFY": receiver.url("env-c")})
     for n in (from_config, from_env, flags_win):
         n.notify_failure("error: x", 4)
     assert sorted(p["path"] for p in receiver.posts) == ["/env-a", "/env-b", "/flag", "/from-config"]
-    assert not notify.notifier_from_args(parser.parse_args([]), environ={})  # no targets: a no-op Notifier
+    assert not notify_cli.notifier_from_args(parser.parse_args([]), environ={})  # no targets: a no-op Notifier
 
 
 def test_bad_targets_are_one_clear_usage_error(tmp_path):
@@ -210,7 +206,7 @@ def test_bad_targets_are_one_clear_usage_error(tmp_path):
     with pytest.raises(UsageError, match="no notification URL Apprise understands in it"):
         notify.Notifier(config_path=str(empty))
     with pytest.raises(UsageError, match="--notify-on: unknown event often"):
-        notify.notifier_from_argv(["--data", "x.csv", "--notify-on", "often"])
+        retrain_cli.child_args(["--data", "x.csv", "--notify-on", "often"])  # how scheduler.py reads the run's flags
 
 
 def test_missing_apprise_names_the_requirements_file(tmp_path):
@@ -277,7 +273,7 @@ def test_module_cli_sends_a_failed_message(receiver):
         [
             sys.executable,
             "-m",
-            "retraining.notify",
+            "retraining.cli.notify",
             "--failed",
             "error: task retrain failed",
             "--exit-code",
@@ -342,7 +338,7 @@ def test_scheduler_reports_an_unclean_stop_of_the_previous_one(receiver, tmp_pat
 def test_a_scheduler_that_cannot_start_says_so_but_a_refused_second_one_does_not(receiver, tmp_path):
     from filelock import FileLock
 
-    from scheduler import LOCK_NAME
+    from retraining.scheduling.cli import LOCK_NAME
 
     missing = scheduler(tmp_path, "--script", str(tmp_path / "nope.py"), "--", "--notify", receiver.url())
     assert missing.returncode == 2 and len(receiver.posts) == 1
@@ -355,11 +351,6 @@ def test_a_scheduler_that_cannot_start_says_so_but_a_refused_second_one_does_not
 
 
 # -- retrain_model.py end to end ------------------------------------------------------------
-def retrain(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    base = ("--data", "data.csv", "--threads", "2", "--lock-timeout", "5")
-    return run_script("retrain_model.py", *base, *args, cwd=cwd, timeout=300, env={"RETRAIN_NOTIFY": "", **(env or {})})
-
-
 def every_file_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
@@ -371,7 +362,7 @@ def test_runs_promotions_and_failures_notify_and_the_token_is_written_nowhere(re
     outputs = []
 
     def run(*args: str, code: int = 0) -> dict | None:
-        proc = retrain(tmp_path, *args, "--notify", url, "--json")
+        proc = retrain_script(tmp_path, *args, "--notify", url, "--json")
         outputs.append(proc.stdout + proc.stderr)
         assert proc.returncode == code, proc.stderr[-3000:]
         return json.loads(proc.stdout) if code == 0 else None
@@ -404,7 +395,7 @@ def test_runs_promotions_and_failures_notify_and_the_token_is_written_nowhere(re
 def test_unreachable_target_keeps_the_exit_code_and_the_10_s_bound(silent_port, tmp_path):
     write_csv(tmp_path / "data.csv", make_frame(600))
     hung = f"json://127.0.0.1:{silent_port}/hook/{SECRET}?rto=60"  # Apprise alone would wait 60 s
-    proc = retrain(tmp_path, "--iterations", "30", "--no-report", "--notify", hung, "--notify-on", "all")
+    proc = retrain_script(tmp_path, "--iterations", "30", "--no-report", "--notify", hung, "--notify-on", "all")
     assert proc.returncode == 0, proc.stderr[-3000:]
     warnings = [line for line in proc.stderr.splitlines() if "not delivered" in line]
     assert len(warnings) == 1 and f"json://127.0.0.1:{silent_port}/****" in warnings[0] and SECRET not in proc.stderr
@@ -419,7 +410,7 @@ def test_unreachable_target_keeps_the_exit_code_and_the_10_s_bound(silent_port, 
 def test_run_mails_the_html_report(smtp, tmp_path):
     url, inbox = smtp
     write_csv(tmp_path / "data.csv", make_frame(600))
-    proc = retrain(tmp_path, "--iterations", "30", "--notify", url, "--notify-on", "deployed")
+    proc = retrain_script(tmp_path, "--iterations", "30", "--notify", url, "--notify-on", "deployed")
     assert proc.returncode == 0, proc.stderr[-3000:]
     message = email.message_from_bytes(inbox.messages[0][1], policy=policy.default)
     assert message["Subject"].startswith("[catboost-retrain] v1.0.0 deployed to production")
@@ -431,9 +422,9 @@ def test_run_mails_the_html_report(smtp, tmp_path):
 def test_environment_variable_alone_reaches_every_event(receiver, tmp_path):
     write_csv(tmp_path / "data.csv", make_frame(600))
     env = {"RETRAIN_NOTIFY": f"{receiver.url('a')} {receiver.url('b')}"}
-    ok = retrain(tmp_path, "--iterations", "30", "--no-report", "--notify-on", "all", env=env)
+    ok = retrain_script(tmp_path, "--iterations", "30", "--no-report", "--notify-on", "all", env=env)
     assert ok.returncode == 0, ok.stderr[-3000:]
-    bad = retrain(tmp_path, "--iterations", "30", "--target", "nope", env=env)
+    bad = retrain_script(tmp_path, "--iterations", "30", "--target", "nope", env=env)
     assert bad.returncode == 2
     heads = {path: [p["body"]["message"].splitlines()[0] for p in receiver.posts if p["path"] == path] for path in ("/a", "/b")}
     for lines in heads.values():  # one Notifier for the whole command: the run's message and the failure's

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, make_frame, retrainer, run_script, write_csv
+from helpers import ROOT, make_frame, retrainer, run_script, write_csv
 
-from retraining.drift import band, compare, profile, psi
+from retraining.guard.drift import band, compare, profile, psi
 
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_frame, retrainer, sha, write_csv
+from helpers import make_frame, retrainer, sha, write_csv
 
 from retrain_model import ModelRetrainer, compare_auc
 from retraining.errors import DataError, StateError, TrainingError, UsageError
@@ -77,7 +77,7 @@ def test_champion_is_scored_on_rows_it_never_saw(tmp_path):
     # the champion memorised its training rows: on them it looks far better than chance
     from catboost import CatBoostClassifier
 
-    from retraining.data import load_dataset
+    from retraining.data.dataset import load_dataset
 
     ds = load_dataset(tmp_path / "data.csv")
     champ = CatBoostClassifier().load_model(str(tmp_path / "models" / "catboost_model_v1.0.0.cbm"))
@@ -172,7 +172,7 @@ def test_a_broken_label_feed_is_blocked_and_the_typed_records_say_why(project):
     assert result.reason.startswith("blocked by data check labels_one_class")
     assert result.rows == {**result.rows, "total": 900, "new": 300, "seen": 600, "gone": 0}
     assert {c["name"] for c in result.checks if c["severity"] == "block"} == {"labels_one_class"}
-    assert set(result.timings) >= {"read", "plan", "checks", "training", "evaluate", "decide", "record", "report"}
+    assert set(result.timings) >= {"read", "plan", "checks", "training", "evaluate", "decide", "record", "publish"}
     entry = ModelRetrainer(models_dir=project / "models").version_history()["versions"][-1]
     assert entry["checks"] and entry["rows"]["new"] == 300 and "labels_one_class" in entry["reason"]
     assert (project / "models" / "ledgers" / "v1.1.0.npz").is_file()

@@ -14,10 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ROOT, run_script
+from helpers import ROOT, run_script
 
-from retraining.jobrunner import pid_alive
-from retraining.timeplan import Plan
+from retraining.scheduling.jobrunner import pid_alive
+from retraining.scheduling.timeplan import Plan
 
 JOBS = ROOT / "tests" / "jobs"
 UTC = dt.timezone.utc
@@ -242,7 +242,7 @@ def test_missing_job_script_or_status_is_one_line_and_exit_2(tmp_path):
 def test_version_produced_finds_versions_moved_to_the_archive(tmp_path):
     """A run's version counts even when the log has already moved it to history/ (it goes through Registry)."""
     from retraining.registry import Registry, empty_log, utc_now
-    from scheduler import version_produced
+    from retraining.scheduling.status import version_produced
 
     since = dt.datetime.now(UTC) - dt.timedelta(seconds=2)
     reg = Registry(tmp_path / "models", tmp_path / "catboost_model.cbm")

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from conftest import ROOT, make_frame, run_script, write_csv
+from helpers import ROOT, free_port, make_frame, retrain_script, run_script, write_csv
 
-from retraining.serve_ab import CHAMPION
-from retraining.serve_input import BadRequest, Table, rows_for
+from retraining.serving.ab import CHAMPION
+from retraining.serving.inputs import BadRequest, Table, rows_for
 from retraining.training import load_model, predict
 
 FEATURES = ["x1", "x2", "x3", "c1", "c2"]
@@ -29,8 +28,7 @@ pytestmark = pytest.mark.skipif(os.name == "nt", reason="signals (SIGTERM, SIGHU
 
 
 def retrain(project: Path, *args: str) -> subprocess.CompletedProcess:
-    common = ("--data", "data.csv", "--iterations", "20", "--threads", "1", "--id-column", "customer_id", "--no-report")
-    proc = run_script("retrain_model.py", *common, *args, cwd=project)
+    proc = retrain_script(project, "--iterations", "20", "--id-column", "customer_id", "--no-report", *args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
 
@@ -53,12 +51,6 @@ def project(registry, tmp_path) -> Path:
     copy = tmp_path / "p"
     shutil.copytree(registry, copy, ignore=shutil.ignore_patterns("logs"))
     return copy
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -377,7 +369,8 @@ def test_recipes_run_serve_py_with_flags_it_has(registry, serve):
     exec_start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart=")).split()[1:]
     assert exec_start[0].endswith("/serve.py")
     build_parser().parse_args(exec_start[1:])  # every flag of the unit exists
-    server = serve(registry, *entrypoint[2:], *compose["command"], "--host", "127.0.0.1")  # the container's command line, on a free port
+    assert entrypoint[0] == "catboost-serve"  # the installed serve.py (pyproject.toml's [project.scripts])
+    server = serve(registry, *entrypoint[1:], *compose["command"], "--host", "127.0.0.1")  # the container's command line, on a free port
     assert server.get("/version")[2]["version"] == "v1.0.0" and server.post(rows(2))[0] == 200
     assert server.stop() == 0
 
@@ -409,9 +402,9 @@ def test_concurrent_requests_each_get_their_own_rows_scores(registry, serve):
 
 def test_a_full_shadow_queue_drops_and_counts_but_never_blocks_and_the_served_lines_stay(registry, tmp_path):
     from retraining.registry import Registry
-    from retraining.serve_ab import LiveAB, PredictionLog
-    from retraining.serve_input import decode
-    from retraining.serve_models import load_version
+    from retraining.serving.ab import LiveAB, PredictionLog
+    from retraining.serving.inputs import decode
+    from retraining.serving.models import load_version
 
     reg = Registry(registry / "models", registry / "catboost_model.cbm")
     champion, challenger = load_version(reg, "v1.0.0"), load_version(reg, "v1.1.0")

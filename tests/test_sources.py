@@ -7,10 +7,10 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from conftest import make_frame, run_script, snapshot
+from helpers import make_frame, run_script, snapshot
 from pg import PASSWORD, postgres  # noqa: F401 - the session fixture
 
-from retraining.data import load_dataset
+from retraining.data.dataset import load_dataset
 from retraining.errors import DataError, ExitCode, SourceError, SourceUnreachableError, UsageError
 from retraining.sources import SourceSpec, column_list, mask_argv, mask_url, read_table, suggest
 
@@ -61,7 +61,7 @@ def test_validate_json_of_an_excel_export_lists_the_decimal_column_as_numeric(tm
 def test_flags_become_a_spec():
     import argparse
 
-    from retraining.sources import add_source_arguments, spec_from_args
+    from retraining.cli.options import add_source_arguments, spec_from_args
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--data")

@@ -75,7 +75,7 @@ def notify_failure(context) -> None:
     code = getattr(exc, "exit_code", 124 if "Timeout" in type(exc).__name__ else 1)
     try:
         cfg = settings()
-        cmd = [cfg["python"], "-m", "retraining.notify", "--failed", line, "--exit-code", str(code)]
+        cmd = [cfg["python"], "-m", "retraining.cli.notify", "--failed", line, "--exit-code", str(code)]
         cmd += ["--script", f"retrain_model.py (Airflow {DAG_ID}.{task})", "--attempts", str(getattr(ti, "try_number", 1) or 1), *cfg["args"]]
         env = {**os.environ, "PYTHONPATH": cfg["project_dir"]}
         proc = subprocess.run(cmd, cwd=cfg["work_dir"], env=env, capture_output=True, text=True, timeout=30, check=False)

@@ -1,0 +1,192 @@
+"""The analysis of an A/B or shadow test: join the prediction log with outcomes, compare the arms.
+
+:func:`analyze` returns per-arm ROC-AUCs, their difference, the sample-ratio check and a
+recommendation (promote the challenger, keep the champion, keep collecting). Rows either
+model trained on are left out when a registry is given: an outcome whose id is in either
+version's training ledger would flatter that model (``counts["rows_excluded_trained_on"]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retraining.ab import stats as abstats
+from retraining.ab.predlog import CHALLENGER, CHAMPION, entity_hashes, read_prediction_log
+from retraining.data.dataset import encode_target
+from retraining.errors import DataError, UsageError
+from retraining.evaluation import compare_auc
+from retraining.sources import column_list, suggest
+
+log = logging.getLogger(__name__)
+MIN_ROWS_TO_PROMOTE = 200  # labelled rows left after the training rows are left out
+
+
+def analyze(
+    log_path: Path,
+    outcomes: pd.DataFrame,
+    id_column: str,
+    label_column: str,
+    experiment: str | None = None,
+    salt: str | None = None,
+    positive_class: str | None = None,
+    where: str = "outcomes",
+    registry=None,
+) -> dict:
+    """Join the log with outcomes; per-arm AUCs, the difference, SRM, a recommendation.
+
+    With ``registry`` (a :class:`retraining.registry.Registry`), outcome rows whose id is in
+    the champion's or the challenger's training ledger are left out.
+    """
+    preds = _one_experiment(read_prediction_log(log_path), experiment, log_path)
+    experiment = str(preds["experiment"].iloc[0])
+    for col in (id_column, label_column):
+        if col not in outcomes.columns:
+            raise DataError(f"{where}: no column {col!r}; columns are {column_list(outcomes.columns)}.{suggest(col, outcomes.columns)}")
+    shadow = not preds["served"].all()
+    served = preds[preds["served"]].drop_duplicates("entity", keep="first")
+    versions = served.groupby("variant")["model_version"].first().to_dict()
+    if shadow:
+        versions[CHALLENGER] = preds.loc[~preds["served"], "model_version"].iloc[0]
+    report: dict = {"experiment": experiment, "mode": "shadow" if shadow else "split", "versions": versions, "predictions": len(served)}
+    labels, counts = _join(outcomes, served, id_column, label_column, salt or experiment)
+    if registry is not None:
+        labels, counts["rows_excluded_trained_on"], unknown = _without_training_rows(labels, id_column, registry, versions)
+        if unknown:
+            counts["training_rows_unknown"] = unknown
+    counts["labelled"] = len(labels)
+    report["counts"] = counts
+    distinct = labels[label_column].astype(str).nunique()
+    if distinct < 2:
+        report.update(arms={}, difference=None, srm=None)
+        report["recommendation"] = {"action": "keep collecting", "reason": f"the joined outcomes hold {distinct} class(es); AUC needs both", "more_rows": None}
+        return report
+    y, _ = encode_target(labels[label_column], label_column, positive_class, where)
+    joined = served[["entity", "variant", "score"]].set_index("entity").loc[labels["entity"]]
+    if shadow:
+        report.update(_compare_shadow(preds, labels, joined, y, counts))
+    else:
+        report.update(_compare_split(preds, served, joined, y, experiment))
+    report["recommendation"] = abstats.recommend(report["difference"], report["srm"], counts["labelled"])
+    return report
+
+
+def _one_experiment(preds: pd.DataFrame, experiment: str | None, log_path: Path) -> pd.DataFrame:
+    experiments = sorted(preds["experiment"].unique())
+    if experiment is None:
+        if len(experiments) > 1:
+            raise UsageError(f"{log_path} holds several experiments ({', '.join(experiments)}); pick one with --experiment.")
+        experiment = experiments[0]
+    elif experiment not in experiments:
+        raise UsageError(f"{log_path} has no experiment {experiment!r} (it has {', '.join(experiments)}).")
+    return preds[preds["experiment"] == experiment]
+
+
+def _join(outcomes: pd.DataFrame, served: pd.DataFrame, id_column: str, label_column: str, salt: str) -> tuple[pd.DataFrame, dict]:
+    """The labelled outcomes of scored entities (one per entity, the last), and what did not join."""
+    labels = outcomes[[id_column, label_column]]
+    no_label = labels[label_column].isna()
+    labels = labels[~no_label]
+    counts = {"outcome_rows": len(outcomes), "missing_labels": int(no_label.sum())}
+    labels = labels.assign(entity=entity_hashes(labels[id_column], salt))
+    labels = labels.drop_duplicates("entity", keep="last")
+    known = np.isin(labels["entity"].to_numpy(), served["entity"].to_numpy())
+    counts["unknown_ids"] = int((~known).sum())
+    counts["predictions_without_outcome"] = int((~np.isin(served["entity"].to_numpy(), labels["entity"].to_numpy())).sum())
+    return labels[known], counts
+
+
+def _without_training_rows(labels: pd.DataFrame, id_column: str, registry, versions: dict) -> tuple[pd.DataFrame, int, dict]:
+    """``labels`` less the rows whose id is in either version's training ledger, how many those were, and why a version could not be checked."""
+    from retraining.data.keys import id_hashes
+    from retraining.guard.ledger import load_ledger
+
+    keys = id_hashes(labels[id_column])  # the row keys of a ledger made with --id-column
+    trained = np.zeros(len(labels), dtype=bool)
+    unknown: dict[str, str] = {}
+    for version in sorted({versions.get(CHAMPION), versions.get(CHALLENGER)} - {None}):
+        ledger = load_ledger(registry.artifact_path("ledger", version))
+        if ledger is None:
+            unknown[version] = "it has no training ledger (made before ledgers)"
+        elif ledger.key.get("method") != "id":
+            unknown[version] = f"its ledger is keyed by feature values, not by an id (train with --id-column {id_column})"
+        else:
+            if ledger.key.get("column") != id_column:
+                log.info("%s was trained with --id-column %r; matching its ids to the outcomes' %r by value.", version, ledger.key.get("column"), id_column)
+            trained |= np.isin(keys, ledger.train)
+            continue
+        log.warning("%s: %s, so its training rows cannot be left out of the analysis.", version, unknown[version])
+    return labels[~trained], int(trained.sum()), unknown
+
+
+def _compare_shadow(preds: pd.DataFrame, labels: pd.DataFrame, joined: pd.DataFrame, y: np.ndarray, counts: dict) -> dict:
+    """Paired: both models scored every row."""
+    sh = preds[~preds["served"]].drop_duplicates("entity").set_index("entity")["score"]
+    paired = sh.reindex(labels["entity"]).to_numpy()
+    ok = ~np.isnan(paired)
+    counts["missing_shadow_scores"] = int((~ok).sum())
+    champ, chall, yy = joined["score"].to_numpy()[ok], paired[ok], y[ok]
+    enough = yy.sum() >= 2 and (1 - yy).sum() >= 2
+    return {
+        "arms": {CHAMPION: abstats.auc_with_ci(yy, champ), CHALLENGER: abstats.auc_with_ci(yy, chall)},
+        "difference": abstats.paired_difference(compare_auc(yy, chall, champ)) if enough else None,
+        "srm": None,
+    }
+
+
+def _compare_split(preds: pd.DataFrame, served: pd.DataFrame, joined: pd.DataFrame, y: np.ndarray, experiment: str) -> dict:
+    """Unpaired: each entity saw one arm; the split is checked against the share."""
+    variant = joined["variant"].to_numpy()
+    arms = {arm: abstats.auc_with_ci(y[variant == arm], joined["score"].to_numpy()[variant == arm]) for arm in (CHAMPION, CHALLENGER)}
+    n = served["variant"].value_counts()
+    shares = preds["share"].dropna().unique()
+    if len(shares) > 1:
+        log.warning("The share changed during experiment %s (%s); the split check uses the last one.", experiment, shares)
+    share = float(preds["share"].dropna().iloc[-1]) if len(shares) else None
+    srm = abstats.srm_test(int(n.get(CHAMPION, 0)), int(n.get(CHALLENGER, 0)), share) if share else None
+    return {"arms": arms, "difference": abstats.unpaired_difference(arms[CHAMPION], arms[CHALLENGER]), "srm": srm}
+
+
+def promotion_refusal(report: dict) -> str | None:
+    """Why ``--promote-winner`` must not act on this analysis (None: it may)."""
+    c = report["counts"]
+    unknown = c.get("training_rows_unknown")
+    if unknown:
+        why = "; ".join(f"{v}: {reason}" for v, reason in unknown.items())
+        return (
+            f"--promote-winner refused: the outcome rows may include rows a model trained on, which flatters it ({why}); "
+            "promote by hand if you are sure the rows are new: retrain_model.py --promote VERSION --reason TEXT"
+        )
+    excluded = c.get("rows_excluded_trained_on", 0)
+    if excluded and c["labelled"] < MIN_ROWS_TO_PROMOTE:
+        return (
+            f"--promote-winner refused: {excluded} outcome rows were left out because a model trained on them, and only "
+            f"{c['labelled']} labelled rows remain (at least {MIN_ROWS_TO_PROMOTE} needed); score rows the models never trained on"
+        )
+    return None
+
+
+def format_report(r: dict) -> str:
+    lines = [f"experiment {r['experiment']} ({r['mode']} mode): champion {r['versions'].get(CHAMPION)} vs challenger {r['versions'].get(CHALLENGER)}"]
+    c = r["counts"]
+    lines.append(
+        f"  joined {c['labelled']} labelled entities of {r['predictions']} predicted; outcomes: {c['outcome_rows']} rows, "
+        f"{c['missing_labels']} without a label, {c['unknown_ids']} with ids never scored; {c['predictions_without_outcome']} predictions have no outcome yet"
+    )
+    if c.get("rows_excluded_trained_on"):
+        lines.append(f"  left out {c['rows_excluded_trained_on']} rows a model trained on")
+    for arm, a in r.get("arms", {}).items():
+        auc = "n/a" if a["roc_auc"] is None else f"{a['roc_auc']:.4f} [{a['ci_low']:.4f}, {a['ci_high']:.4f}]"
+        lines.append(f"  {arm:<10} n={a['n']:<8} positives={a['positives']:<7} ROC-AUC {auc}")
+    d = r.get("difference")
+    if d:
+        lines.append(f"  difference {d['delta']:+.4f} AUC, 95% CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], p = {d['p_value']:.3g} ({d['test']})")
+    if r.get("srm"):
+        s = r["srm"]
+        lines.append(f"  split check: challenger share {s['observed_share']:.3%} (expected {s['expected_share']:.1%}), SRM p = {s['p_value']:.3g}")
+    rec = r["recommendation"]
+    lines.append(f"recommendation: {rec['action']}: {rec['reason']}")
+    return "\n".join(lines)

@@ -1,0 +1,288 @@
+"""The prediction log of A/B tests: entity hashing, line layout, appending, reading.
+
+Public for every writer of the log (``ab_test.py`` and a live server): :func:`entity_hashes`,
+:func:`log_predictions` (lay out and append one batch), or its parts
+:func:`lay_out_predictions`, :func:`filled` and :func:`append_atomically` (several
+batches in one locked write) or :func:`append_predictions`; :func:`read_prediction_log`.
+
+One JSON line per prediction (issue #5)::
+
+    {"request_id":"<16 hex>-<index hex>","time":"2026-11-28T03:00:00.123Z","experiment":"v1.0.0-vs-v1.1.0",
+     "share":0.1,"entity":"<16 hex>","variant":"champion","model_version":"v1.0.0",
+     "model_sha256":"<64 hex>","score":0.123456789,"served":true}
+
+Lines are built as fixed-width byte rows with numpy (no Python loop per prediction): a
+template per arm, with request index, entity hash and score written into their columns.
+JSON allows spaces between tokens, so values of different lengths are padded after their
+closing quote. Appends hold a lock file, so concurrent writers never interleave lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retraining.data.keys import integral_floats_as_int
+from retraining.errors import DataError, TimedOutError, UsageError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+LOG_FIELDS = ("request_id", "time", "experiment", "share", "entity", "variant", "model_version", "model_sha256", "score", "served")
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+_S33 = np.uint64(33)
+
+
+def entity_hashes(ids, salt: str) -> np.ndarray:
+    """Salted 64-bit hashes of entity ids, by their text: 42, 42.0 and "42" are one entity.
+
+    The text is the id in UTF-8 without surrounding spaces (integers in decimal). Defined
+    so that any system can reproduce an assignment: ``k`` = the first 8 bytes of
+    ``blake2b(salt)`` as a little-endian uint64; the text, zero-padded to a multiple of 8
+    bytes, is read as little-endian uint64 words ``w``; ``h = k``, then ``h = fmix64(h ^ w)``
+    for each word, and finally ``fmix64(h ^ (len(text) * 0x9E3779B97F4A7C15))``, where
+    fmix64 is MurmurHash3's 64-bit finalizer. Vectorised with numpy, which lets the
+    hashing of integer ids run beside the Pool construction of :meth:`ABTest.predict`.
+    """
+    text, lengths = _id_text(ids)
+    key = np.frombuffer(hashlib.blake2b(salt.encode("utf-8"), digest_size=8).digest(), dtype="<u8")[0]
+    words = text.view("<u8")
+    h = np.full(len(lengths), key, dtype=np.uint64)
+    for j in range(words.shape[1]):
+        h = np.where(lengths > 8 * j, _fmix64(h ^ words[:, j]), h)
+    return _fmix64(h ^ (lengths.astype(np.uint64) * _GOLDEN))
+
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    h = h ^ (h >> _S33)
+    h = h * _M1
+    h = h ^ (h >> _S33)
+    h = h * _M2
+    return h ^ (h >> _S33)
+
+
+def _id_text(ids) -> tuple[np.ndarray, np.ndarray]:
+    """The ids' text as an (n, 8k) uint8 matrix, left-aligned and zero-padded, and its lengths."""
+    values = integral_floats_as_int(pd.Series(ids))
+    if values.isna().any():
+        missing = values.isna().to_numpy()
+        what = "1 row has" if missing.sum() == 1 else f"{int(missing.sum())} rows have"
+        raise UsageError(f"{what} no entity id (first: row {int(np.argmax(missing)) + 1}); every row needs one.")
+    if pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values) and (len(values) == 0 or values.min() >= 0):
+        return _decimal_text(values.to_numpy(dtype=np.uint64))
+    encoded = [s.encode("utf-8") for s in values.astype(str).str.strip()]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    width = max(8, -(-int(lengths.max(initial=0)) // 8) * 8)
+    text = np.array(encoded, dtype=f"S{width}") if encoded else np.zeros(0, dtype=f"S{width}")
+    return text.view(np.uint8).reshape(len(encoded), width), lengths
+
+
+def _decimal_text(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decimal digits of non-negative integers, left-aligned (n x 8k uint8), and their counts."""
+    n = len(v)
+    digits = len(str(int(v.max()))) if n else 1
+    lengths = np.ones(n, dtype=np.int64)
+    for k in range(1, digits):
+        lengths += v >= np.uint64(10**k)
+    right = np.empty((n, digits), dtype=np.uint8)  # right-aligned, leading zeros
+    x = v.copy()
+    for k in range(digits - 1, -1, -1):
+        right[:, k] = x % np.uint64(10) + np.uint64(48)
+        x //= np.uint64(10)
+    width = max(8, -(-digits // 8) * 8)
+    out = np.zeros((n, width), dtype=np.uint8)
+    src = np.arange(digits)[None, :] + (digits - lengths)[:, None]
+    out[:, :digits] = np.where(src < digits, np.take_along_axis(right, np.minimum(src, digits - 1), axis=1), 0)
+    return out, lengths
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _hex(values: np.ndarray, width: int) -> np.ndarray:
+    """Fixed-width lower-case hex of unsigned integers (n x width uint8), from their bytes."""
+    nbytes = width // 2
+    raw = values.astype(f">u{nbytes}").view(np.uint8).reshape(-1, nbytes)  # big-endian bytes
+    out = np.empty((len(values), width), dtype=np.uint8)
+    out[:, 0::2] = _HEX[raw >> 4]
+    out[:, 1::2] = _HEX[raw & 15]
+    return out
+
+
+def _decimal(values: np.ndarray, width: int) -> np.ndarray:
+    """Fixed-width decimal digits of non-negative integers below 10**9 (n x width uint8)."""
+    v = values.astype(np.int32)
+    out = np.empty((len(v), width), dtype=np.uint8)
+    for k in range(width - 1, -1, -1):
+        out[:, k] = v % 10 + 48
+        v //= 10
+    return out
+
+
+def layout(head, hashes, codes, versions, shas, served) -> tuple[np.ndarray, int]:
+    """One JSON line per prediction, built as fixed-width rows with numpy (no Python loop).
+
+    Everything but the score is filled in; returns the rows and the score's column, for
+    :func:`fill_scores` once the model has scored.
+
+    JSON allows spaces between tokens, so values of different lengths are padded after
+    their closing quote and every line of a batch has the same width.
+    """
+    prefix, now, experiment, share = head
+    n = len(hashes)
+    width = 8 if n <= 1 << 32 else 16
+    pad = max(len(json.dumps(versions[a])) for a in versions) + 1
+    templates = []
+    for arm, is_served in served:
+        t = (
+            f'{{"request_id":"{prefix}-{"#" * width}","time":"{now}","experiment":{json.dumps(experiment)},"share":{json.dumps(share)},'
+            f'"entity":"{"$" * 16}","variant":{json.dumps(arm):<13},"model_version":{json.dumps(versions[arm]):<{pad}},'
+            f'"model_sha256":"{shas[arm]}","score":{"%" * 11},"served":{"true " if is_served else "false"}}}\n'
+        )
+        templates.append(np.frombuffer(t.encode("utf-8"), dtype=np.uint8))
+    rows = np.stack(templates)[codes]
+    text = templates[0].tobytes().decode("utf-8")
+    i, e, s = text.index("#"), text.index("$"), text.index("%")
+    rows[:, i : i + width] = _hex(np.arange(n, dtype=np.uint32 if width == 8 else np.uint64), width)  # request index, hex
+    rows[:, e : e + 16] = _hex(hashes, 16)
+    return rows, s
+
+
+def fill_scores(rows: np.ndarray, s: int, scores: np.ndarray) -> np.ndarray:
+    """Write ``scores`` (0 to 1, 9 decimals) into the score column of laid-out lines."""
+    fixed = np.rint(np.clip(scores, 0, 1) * 1e9).astype(np.int64)
+    rows[:, s] = 48 + (fixed // 1_000_000_000)
+    rows[:, s + 1] = ord(".")
+    rows[:, s + 2 : s + 11] = _decimal(fixed % 1_000_000_000, 9)
+    return rows
+
+
+def lay_out_predictions(
+    hashes: np.ndarray,
+    codes: np.ndarray,
+    *,
+    experiment: str,
+    share: float | None,
+    versions: dict,
+    shas: dict,
+    shadow: bool = False,
+    at: str | None = None,
+) -> list:
+    """The lines of one batch with the scores left blank, for :func:`append_predictions`.
+
+    ``codes`` are the arms (1 = challenger, :func:`retraining.ab.experiment.assign_arms`);
+    ``versions`` and ``shas`` map each arm to its version and model sha256; ``at`` is the
+    lines' time (default: now). In shadow mode a second block of lines (the challenger's,
+    not served) follows the served block.
+    """
+    now = at or dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    head = (uuid.uuid4().hex[:16], now, experiment, None if shadow else share)
+    lines = [layout(head, hashes, codes, versions, shas, [(CHAMPION, True), (CHALLENGER, True)])]
+    if shadow:
+        lines.append(layout(head, hashes, np.ones_like(codes), versions, shas, [(CHAMPION, True), (CHALLENGER, False)]))
+    return lines
+
+
+def filled(lines: list, *scores: np.ndarray) -> list[np.ndarray]:
+    """Each laid-out block of lines with its scores written in: what :func:`append_atomically` takes."""
+    return [fill_scores(rows, at, s) for (rows, at), s in zip(lines, scores, strict=True)]
+
+
+def append_predictions(path: Path, lines: list, *scores: np.ndarray, durable: bool = False) -> None:
+    """Fill each laid-out block of lines with its scores and append them in one locked write."""
+    append_atomically(Path(path), filled(lines, *scores), durable=durable)
+
+
+def log_predictions(
+    path: Path, hashes: np.ndarray, codes: np.ndarray, scores: np.ndarray, *, shadow_scores: np.ndarray | None = None, durable: bool = False, **experiment
+) -> None:
+    """Lay out and append one batch of predictions (``experiment``: see :func:`lay_out_predictions`)."""
+    shadow = shadow_scores is not None
+    lines = lay_out_predictions(hashes, codes, shadow=shadow, **experiment)
+    append_predictions(path, lines, *([scores] if not shadow else [scores, shadow_scores]), durable=durable)
+
+
+def append_atomically(path: Path, blobs: list, durable: bool = False, timeout: float = 60.0) -> None:
+    """Append whole batches under a lock, so concurrent writers never interleave lines.
+
+    With ``durable`` the batch is fsynced before the lock is released (slower; survives a
+    power cut, not only a crash of this process).
+    """
+    from filelock import FileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(path) + ".lock", timeout=timeout):
+            _append_blobs(path, blobs, durable)
+    except Timeout as exc:
+        raise TimedOutError(f"{path}: another writer held {path}.lock for {timeout:g} s; if none is running, delete the lock file.") from exc
+
+
+def _append_blobs(path: Path, blobs: list, durable: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        for blob in blobs:
+            view = memoryview(np.ascontiguousarray(blob)).cast("B")
+            while view:
+                view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_prediction_log(path: Path) -> pd.DataFrame:
+    """The prediction log as a frame; a clear error naming the first bad line."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    if not path.is_file() or path.stat().st_size == 0:
+        raise DataError(f"{path}: no prediction log there (missing or empty); score something with `ab_test.py score --log {path}` first.")
+    try:
+        table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 24))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(f"{path}: {_first_bad_line(path) or 'not a JSON-lines prediction log'} ({str(exc).splitlines()[0]}).") from exc
+    missing = [f for f in LOG_FIELDS if f not in table.column_names]
+    if missing:
+        raise DataError(f"{path}: not a prediction log of ab_test.py (fields missing: {', '.join(missing)}).")
+    entity = _parse_hex(table.column("entity").combine_chunks(), path)
+    frame = table.select([f for f in LOG_FIELDS if f != "entity"]).to_pandas()
+    frame["entity"] = entity
+    return frame
+
+
+def _parse_hex(column, path: Path) -> np.ndarray:
+    """16-character hex strings (an Arrow array) to uint64, vectorised over the raw buffer."""
+    import pyarrow as pa
+
+    if column.null_count or not pa.types.is_string(column.type):
+        raise DataError(f"{path}: some lines have no entity hash, or it is not text.")
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]
+    if len(column) and not (np.diff(offsets) == 16).all():
+        raise DataError(f"{path}: an entity hash is not 16 hex characters (line {int(np.argmax(np.diff(offsets) != 16)) + 1}).")
+    raw = np.frombuffer(column.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 16)
+    lookup = np.full(256, 255, dtype=np.uint8)
+    lookup[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
+    nibbles = lookup[raw]
+    if (nibbles == 255).any():
+        raise DataError(f"{path}: an entity hash holds characters that are not lower-case hex.")
+    value = np.zeros(len(raw), dtype=np.uint64)
+    for k in range(16):
+        value = (value << np.uint64(4)) | nibbles[:, k].astype(np.uint64)
+    return value
+
+
+def _first_bad_line(path: Path) -> str | None:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                json.loads(raw)
+            except ValueError:
+                return f"line {number} is not valid JSON: {raw[:60]!r}"
+    return None

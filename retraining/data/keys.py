@@ -1,0 +1,80 @@
+"""The row key: one 64-bit hash per row, the one definition of "the same row".
+
+- with ``--id-column``: a hash of the id's text (``42`` and ``42.0`` agree);
+- without: a hash of the row's *feature values*: every column except the target, the
+  ``--id-column``, the ``--time-column`` and ``--drop-columns``. Numbers hash by value
+  (``1`` and ``1.0`` agree, ``-0.0`` is ``0.0``), everything else by its text; columns
+  are combined in name order, so reordering the file's columns keeps every key.
+
+It never includes the label. The holdout split (:func:`retraining.data.dataset.stable_holdout`),
+the ledgers (:mod:`retraining.guard.ledger`) and the A/B log all use it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+HASH_KEY = "catboost-retrain"  # 16 bytes, fixed forever: changing it re-draws every split and orphans every ledger
+_NA_NUMBER = -1.2345e308
+_NA_TEXT = "\x00NA"
+
+
+def row_keys(frame: pd.DataFrame, id_column: str | None, feature_columns: list[str] | tuple[str, ...]) -> np.ndarray:
+    """The row key of every row of ``frame`` (uint64): see the module docstring."""
+    if id_column:
+        return id_hashes(frame[id_column])
+    return content_hashes(frame[list(feature_columns)])
+
+
+def key_columns(frame: pd.DataFrame, target: str, id_column: str | None, time_column: str | None, drop_columns) -> list[str]:
+    """The columns a content key covers: all but the target, id, time and dropped columns."""
+    excluded = {target, *drop_columns} | {c for c in (id_column, time_column) if c}
+    return sorted(c for c in frame.columns if c not in excluded)
+
+
+def key_info(id_column: str | None, columns: list[str]) -> dict:
+    """The descriptor stored with a ledger; two keys are comparable only if these are equal."""
+    return {"method": "id", "column": id_column} if id_column else {"method": "features", "columns": sorted(columns)}
+
+
+def integral_floats_as_int(values: pd.Series) -> pd.Series:
+    """Floats that are all whole numbers as nullable integers, so that 42.0 reads as "42" (ids, labels)."""
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        return values.astype("Int64")
+    return values
+
+
+def id_text(values: pd.Series) -> pd.Series:
+    """Each value's text without surrounding spaces; whole-number floats read as integers (42.0 -> "42")."""
+    return integral_floats_as_int(values).astype(str).str.strip()
+
+
+def id_hashes(ids: pd.Series) -> np.ndarray:
+    """64-bit hash of each id's text (:func:`id_text`)."""
+    text = id_text(ids).to_numpy(dtype=object)
+    return pd.util.hash_array(text, hash_key=HASH_KEY, categorize=False)
+
+
+def content_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's content, independent of how pandas typed the columns.
+
+    Numbers hash by value (``1`` and ``1.0`` agree, so a column that gains a missing value
+    and turns float keeps its hashes); everything else hashes by its text. Columns are
+    combined in name order, so reordering columns in the file keeps the keys.
+    """
+    combined = np.zeros(len(frame), dtype=np.uint64)
+    for name in sorted(frame.columns):
+        col = frame[name]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            arr = col.to_numpy(dtype="float64", na_value=np.nan) + 0.0  # + 0.0 folds -0.0 into 0.0
+            arr[np.isnan(arr)] = _NA_NUMBER
+            h = pd.util.hash_array(arr, hash_key=HASH_KEY)
+        else:  # hash each distinct value once: the same numbers as hashing every row's text
+            codes, uniques = pd.factorize(col, use_na_sentinel=True)
+            text = np.array([*(str(u) for u in uniques), _NA_TEXT], dtype=object)
+            h = pd.util.hash_array(text, hash_key=HASH_KEY, categorize=False)[codes]  # code -1 (missing) takes the last
+        name_h = pd.util.hash_array(np.array([name], dtype=object), hash_key=HASH_KEY, categorize=False)[0]
+        with np.errstate(over="ignore"):
+            combined = combined * np.uint64(1_000_003) ^ (h ^ name_h)
+    return combined

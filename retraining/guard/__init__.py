@@ -1,0 +1,9 @@
+"""What may block a deploy: ledgers of the rows each version saw, data checks, drift, findings.
+
+May import: the ground modules, ``data`` and ``evaluation``. Imported by the run's steps,
+``ab`` and ``report``.
+
+Modules: ``findings`` (Finding, CheckSettings, CheckReport: no numpy), ``ledger`` (the
+rows each version trained on; new, seen, re-sent rows), ``drift`` (profiles and PSI),
+``checks`` (the data checks on the new rows).
+"""

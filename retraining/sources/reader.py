@@ -1,0 +1,44 @@
+"""The one entry of the sources room: :func:`read_table` picks the reader for a spec."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from retraining.errors import SourceError
+from retraining.sources.base import SourceSpec, Table, mask_url, resolve_location
+from retraining.sources.parquet import is_parquet, read_parquet
+
+log = logging.getLogger(__name__)
+
+
+def read_table(spec: SourceSpec | str | Path) -> Table:
+    """Read ``spec`` into a :class:`Table`; raise DataError/SourceError/UsageError with one line."""
+    if not isinstance(spec, SourceSpec):
+        spec = SourceSpec(str(spec))
+    spec.check()
+    if spec.is_sql:
+        from retraining.sources.sql import read_sql
+
+        table = read_sql(resolve_location(spec.location), spec.query, spec.table)
+    elif "://" in spec.location:
+        scheme = spec.location.split("://", 1)[0]
+        raise SourceError(f"{mask_url(spec.location)}: {scheme}:// is not a database this tool reads; use postgresql://... or sqlite:///path, or a file path.")
+    else:
+        path = Path(spec.location)
+        if is_parquet(path):
+            table = read_parquet(path)
+        else:
+            from retraining.sources.csvfile import read_csv_table
+
+            table = read_csv_table(path, spec.delimiter, spec.decimal, spec.encoding)
+    if table.kind != "csv":
+        from retraining.sources.csvfile import fix_numeric_text
+
+        table.notes.extend(fix_numeric_text(table.frame, "."))
+    for note in table.notes:  # "warning: ..." notes name a column that may not be what the user meant
+        if note.startswith("warning: "):
+            log.warning("%s: %s", table.display, note.removeprefix("warning: "))
+        else:
+            log.info("%s: %s", table.display, note)
+    return table

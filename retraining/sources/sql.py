@@ -1,0 +1,164 @@
+"""Read a table or a query's result from PostgreSQL (ADBC, Arrow-native) or SQLite (stdlib).
+
+``--data postgresql://user@host:5432/db --table features`` or ``--query "SELECT ..."``.
+The password may be in the URL, in ``PGPASSWORD`` (libpq reads it), or the whole URL in an
+environment variable (``--data env:RETRAIN_DATABASE_URL``); it is masked in everything
+shown or written, and scrubbed from driver errors. The connection is only read from: the
+transaction is rolled back, never committed.
+
+The fingerprint for the unchanged-data skip is a sha256 over the column names and types
+and the sorted 64-bit hashes of the rows: the same rows give the same fingerprint in any
+order. A stable ``ORDER BY`` is still advised: CatBoost's model depends on row order, so
+only an ordered result gives the same model from the same data.
+
+Why ADBC for PostgreSQL: measured against pandas over SQLAlchemy + psycopg in
+bench/bench_sources.py (figures in bench/README.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retraining.errors import SourceError, SourceUnreachableError
+from retraining.sources.base import Table, arrow_to_frame, first_line, mask_url, scrub
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10
+_HASH_KEY = "retrain-sources1"  # 16 bytes; changing it changes every SQL fingerprint (one retrain)
+_INSTALL = "pip install -r requirements-sql.txt"
+# SQLSTATE classes that mean "come back later": connection exception, insufficient resources
+# (too many connections), operator intervention (shutting down, starting up).
+_RETRY_LATER_STATES = ("08", "53", "57P")
+# What libpq says when the server is not there (yet): ADBC gives no SQLSTATE for a failed connect.
+_RETRY_LATER_WORDS = (
+    "connection refused",
+    "timeout expired",
+    "timed out",
+    "too many clients",
+    "remaining connection slots",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "server closed the connection",
+    "connection reset",
+    "network is unreachable",
+    "no route to host",
+    "temporary failure in name resolution",
+    "terminating connection due to administrator command",
+)
+
+
+def read_sql(url: str, query: str | None, table: str | None) -> Table:
+    """Run ``query`` (or ``SELECT * FROM table``) against ``url``; raise :class:`SourceError` on any failure."""
+    shown = mask_url(url)
+    display = f"{shown} table {table}" if table else f"{shown} query"
+    sql = query if query else f"SELECT * FROM {quote_table(table or '')}"
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme == "sqlite":
+        frame, notes = _read_sqlite(url, sql, shown)
+    else:
+        frame, notes = _read_postgres(url, sql, shown)
+    if len(frame) == 0:
+        raise SourceError(f"{display}: the {'table' if table else 'query'} returned no rows; nothing to train on.")
+    if len(frame.columns) < 2:
+        raise SourceError(f"{display}: the result has a single column {str(frame.columns[0])!r}; select the features and the target.")
+    return Table(frame=frame, fingerprint=frame_fingerprint(frame), display=display, kind="sql", notes=notes)
+
+
+def quote_table(name: str) -> str:
+    """``schema.table`` -> ``"schema"."table"`` (each part quoted, so any name is safe)."""
+    parts = name.split(".")
+    if not name.strip() or any(not p for p in parts) or len(parts) > 3:
+        raise SourceError(f"--table {name!r} is not a table name (NAME or SCHEMA.NAME).")
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+
+
+def _read_postgres(url: str, sql: str, shown: str) -> tuple[pd.DataFrame, list[str]]:
+    try:
+        import adbc_driver_postgresql.dbapi as pgdb
+    except ImportError:
+        raise SourceError(f"{shown}: reading PostgreSQL needs adbc-driver-postgresql; {_INSTALL}.") from None
+    uri = _libpq_uri(url)
+    try:
+        conn = pgdb.connect(uri)
+    except pgdb.Error as exc:
+        error = SourceUnreachableError if _retry_may_help(exc) else SourceError
+        raise error(f"{shown}: cannot connect ({_detail(exc, url)}). Check the host, port, user and password (PGPASSWORD).") from None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            arrow = cur.fetch_arrow_table()
+        conn.rollback()
+    except pgdb.Error as exc:
+        error = SourceUnreachableError if _retry_may_help(exc) else SourceError
+        raise error(f"{shown}: the query failed ({_detail(exc, url)}).") from None
+    finally:
+        conn.close()
+    return arrow_to_frame(arrow)
+
+
+def _retry_may_help(exc: BaseException) -> bool:
+    """True when the server did not answer or said to come back later (exit 7), not a refused login or a bad query (3)."""
+    state = str(getattr(exc, "sqlstate", None) or "")
+    text = str(exc).lower()
+    return state.startswith(_RETRY_LATER_STATES) or any(words in text for words in _RETRY_LATER_WORDS)
+
+
+def _libpq_uri(url: str) -> str:
+    """Drop a SQLAlchemy driver suffix (``postgresql+psycopg``) and bound the connect time."""
+    rest = url.split("://", 1)[1]
+    uri = "postgresql://" + rest
+    if "connect_timeout=" not in rest:
+        uri += ("&" if "?" in rest else "?") + f"connect_timeout={CONNECT_TIMEOUT_S}"
+    return uri
+
+
+def _detail(exc: BaseException, url: str) -> str:
+    """The driver's message in one line, without a password, libpq's prefixes or the echoed query."""
+    text = " ".join(str(exc).replace("\t", " ").split("\n")[:2]).strip()
+    for prefix in ("IO: ", "INVALID_ARGUMENT: ", "[libpq] ", "Failed to connect: ", "Failed to prepare query: ", "Failed to execute query: "):
+        text = text.replace(prefix, "")
+    text = " ".join(text.replace("ERROR:", "").replace("FATAL:", "").split())
+    return scrub(text, url)[:300] or type(exc).__name__
+
+
+def _read_sqlite(url: str, sql: str, shown: str) -> tuple[pd.DataFrame, list[str]]:
+    import sqlite3
+    from urllib.parse import quote
+
+    rest = url.split("://", 1)[1]
+    path = Path(rest[1:] if rest.startswith("/") else rest)  # sqlite:///rel.db, sqlite:////abs.db, sqlite:///C:/x.db
+    if not path.is_file():
+        raise SourceError(f"{shown}: no SQLite database at {str(path)!r}. Use sqlite:///relative/path.db or sqlite:////absolute/path.db.")
+    try:
+        conn = sqlite3.connect(f"file:{quote(path.resolve().as_posix())}?mode=ro", uri=True)  # read-only: never creates or changes a file
+    except sqlite3.Error as exc:
+        raise SourceError(f"{shown}: cannot open the database ({first_line(exc)}).") from None
+    try:
+        cur = conn.execute(sql)
+        names = [d[0] for d in cur.description or ()]
+        rows = cur.fetchall()
+    except sqlite3.Error as exc:
+        name = getattr(exc, "sqlite_errorname", "")  # a writer held the file longer than the busy timeout
+        locked = name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or str(exc).startswith(("database is locked", "database table is locked"))
+        raise (SourceUnreachableError if locked else SourceError)(f"{shown}: the query failed ({first_line(exc)}).") from None
+    finally:
+        conn.close()
+    if not names:
+        raise SourceError(f"{shown}: the query returned no columns; use a SELECT.")
+    return pd.DataFrame.from_records(rows, columns=names, coerce_float=True), []
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of the column names and types and the sorted row hashes (row order does not matter)."""
+    rows = np.sort(pd.util.hash_pandas_object(frame, index=False, hash_key=_HASH_KEY).to_numpy())
+    digest = hashlib.sha256()
+    digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    digest.update(rows.tobytes())
+    return digest.hexdigest()
