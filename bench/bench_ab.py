@@ -23,8 +23,6 @@ import numpy as np
 import pandas as pd
 from measure import ROOT, machine, median, stamp, table_head, table_row
 
-sys.path.insert(0, str(ROOT))
-
 
 def warm_memory(path: Path, megabytes: int) -> None:
     """Write and delete ``megabytes`` of scratch data: the kernel then reuses those pages."""

@@ -26,8 +26,6 @@ from pathlib import Path
 
 from measure import ROOT, machine, median, stamp, table_head, table_row
 
-sys.path.insert(0, str(ROOT))
-
 
 def timed(argv: list[str], cwd: Path) -> float:
     t = time.perf_counter()

@@ -37,8 +37,7 @@ import numpy as np
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "bench"))  # the benchmark helpers; the library comes from the installed package (pip install -e .)
 from measure import machine, stamp, table_head, table_row  # noqa: E402
 
 TRIVIAL = """

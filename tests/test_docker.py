@@ -20,7 +20,7 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_frame, write_csv
+from helpers import ROOT, make_frame, write_csv
 
 DOCKER = ROOT / "deploy" / "docker"
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="Linux container recipes")
@@ -54,7 +54,11 @@ def dockerfile_steps(path: Path) -> dict:
         if word == "COPY":
             *sources, dest = rest.split()
             steps["copy"].append((sources, dest))
-        elif word in ("ENTRYPOINT", "CMD"):
+        elif word == "RUN":
+            steps["run"].append(rest)
+        elif word in ("ENTRYPOINT", "CMD", "HEALTHCHECK"):
+            if word == "HEALTHCHECK":
+                word, rest = "HEALTHCHECK", rest[rest.index("CMD") + 4 :]
             steps[word.lower()] = json.loads(rest)
         elif word == "WORKDIR":
             steps.setdefault("workdirs", []).append(rest)
@@ -77,18 +81,22 @@ def test_image_steps_run_as_a_script_in_a_fresh_venv(tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(app / "requirements.txt")], capture_output=True, text=True)
+    pip = next(r for r in steps["run"] if r.startswith("pip install"))
+    assert pip.split()[-1] == ".", pip  # the image installs the package, not a file list
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(app)], capture_output=True, text=True, cwd=tmp_path)
     assert install.returncode == 0, install.stderr[-2000:]
+    bindir = env_dir / "bin"
     state, data = tmp_path / "state", tmp_path / "data"
     state.mkdir()
     data.mkdir()
     write_csv(data / "featured_dataset.csv", make_frame(400))
     argv = [*steps["entrypoint"], "--once", *steps["cmd"]]
-    argv = [str(python) if a == "python" else a.replace("/opt/app", str(app)).replace("/data", str(data)) for a in argv]
+    argv = [str(bindir / argv[0]), *(a.replace("/data", str(data)) for a in argv[1:])]
     proc = subprocess.run(argv, cwd=state, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (state / "catboost_model.cbm").is_file() and (state / "models" / "version_log.json").is_file()
-    health = subprocess.run([str(python), str(app / "scheduler.py"), "--status"], cwd=state, capture_output=True, text=True)
+    health_cmd = steps["healthcheck"]
+    health = subprocess.run([str(bindir / health_cmd[0]), *health_cmd[1:]], cwd=state, capture_output=True, text=True)
     assert health.returncode == 3 and "stopped" in health.stdout  # the HEALTHCHECK command works (and says: not running)
 
 
@@ -101,7 +109,8 @@ def test_container_crontab_line_runs_under_flock(tmp_path):
     data.mkdir()
     write_csv(data / "featured_dataset.csv", make_frame(400))
     command = fields[6].replace("/opt/app", str(ROOT)).replace("/state", str(state)).replace("/data", str(data))
-    command = command.replace("python ", f"{shlex.quote(sys.executable)} ", 1)
+    assert " catboost-scheduler --once " in command  # the installed command; here the repository's script runs the same main
+    command = command.replace("catboost-scheduler ", f"{shlex.quote(sys.executable)} {shlex.quote(str(ROOT / 'scheduler.py'))} ", 1)
     proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (state / "logs" / "cron.log").read_text()
     assert (state / "catboost_model.cbm").is_file()
