@@ -1,48 +1,13 @@
-"""Shared fixtures: real CSV files under tmp_path, real CatBoost, real subprocesses."""
+"""Shared fixtures: real CSV files under tmp_path, real CatBoost, real subprocesses (helpers in helpers.py)."""
 
 from __future__ import annotations
 
-import hashlib
+import inspect
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent  # on sys.path through pyproject.toml's pythonpath
-
-
-def make_frame(n: int = 600, seed: int = 0, noise: bool = False, start_id: int = 0) -> pd.DataFrame:
-    """A learnable binary problem: 3 numeric, 2 categorical features (or pure-noise labels)."""
-    rng = np.random.default_rng(seed)
-    x1 = rng.normal(size=n)
-    x2 = rng.normal(size=n)
-    x3 = rng.integers(0, 50, size=n)
-    c1 = rng.choice(["red", "green", "blue"], size=n)
-    c2 = rng.choice(["north", "south"], size=n)
-    logit = 1.8 * x1 - 1.2 * x2 + 1.5 * (c1 == "red") - 0.8
-    target = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    if noise:
-        target = rng.integers(0, 2, size=n)
-    return pd.DataFrame(
-        {
-            "customer_id": np.arange(start_id, start_id + n),
-            "x1": x1.round(5),
-            "x2": x2.round(5),
-            "x3": x3,
-            "c1": c1,
-            "c2": c2,
-            "target": target,
-        }
-    )
-
-
-def write_csv(path: Path, frame: pd.DataFrame) -> Path:
-    frame.to_csv(path, index=False)
-    return path
+from helpers import ROOT, make_frame, write_csv
 
 
 @pytest.fixture
@@ -50,67 +15,6 @@ def project(tmp_path: Path) -> Path:
     """A working folder with a small dataset at data.csv."""
     write_csv(tmp_path / "data.csv", make_frame())
     return tmp_path
-
-
-def retrainer(project: Path, **kwargs):
-    from retrain_model import ModelRetrainer
-
-    defaults = {
-        "data_path": project / "data.csv",
-        "models_dir": project / "models",
-        "production_path": project / "catboost_model.cbm",
-        "iterations": 30,
-        "lock_timeout": 5,
-        "thread_count": 2,
-        "progress_every": 0,
-    }
-    defaults.update(kwargs)
-    return ModelRetrainer(**defaults)
-
-
-def run_script(script: str, *args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run one of the repository's scripts as a user would, in ``cwd``."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
-
-
-def interrupt_after(script: str, *args: str, cwd: Path, line: str, pause: float = 1.0) -> tuple[int, str, str]:
-    """Run a script, press Ctrl+C (SIGINT) ``pause`` s after it logs a line containing ``line``; its exit code, stdout, stderr."""
-    import signal
-    import time
-
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / script), *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        # a test run started in the background (``pytest &``, ``nohup``) passes SIGINT on as ignored, and
-        # Python then installs no Ctrl+C handler: give the script the disposition a terminal would
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if os.name == "posix" else None,
-    )
-    seen = [proc.stderr.readline()]
-    while seen[-1] and line not in seen[-1]:
-        seen.append(proc.stderr.readline())
-    time.sleep(pause)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    return proc.returncode, out, "".join(seen) + err
-
-
-def snapshot(folder: Path, skip: tuple[str, ...] = ("logs",)) -> dict[str, str]:
-    """sha256 of every file below ``folder`` (except ``skip``), to prove nothing changed."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if p.is_file() and rel.parts[0] not in skip:
-            out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture(autouse=True)
@@ -131,3 +35,39 @@ def repository_stays_clean():
     yield
     stray = set(os.listdir(ROOT)) - before - allowed
     assert not stray, f"tests left files in {ROOT}: {sorted(stray)}"
+
+
+# -- the fast lane: pytest -m "not process and not slow" -----------------------------------
+# A test is marked `process` when it, or a fixture it uses, starts a process (a script run as a
+# user would, a server, a database): read from the source, so a new test is marked by itself;
+# the modules below start one in nearly every test (servers, schedulers, databases, crashes).
+PROCESS_STARTERS = ("run_script(", "retrain_script(", "interrupt_after(", "subprocess.", "Popen(")
+PROCESS_MODULES = {
+    "test_airflow",
+    "test_concurrency",
+    "test_crash_safety",
+    "test_deploy_recipes",
+    "test_docker",
+    "test_file_modes",
+    "test_mlflow",
+    "test_readme",
+    "test_scheduler",
+    "test_serve",
+}
+
+
+def _starts_a_process(fn) -> bool:
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return False
+    return any(s in source for s in PROCESS_STARTERS)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        fn = getattr(item, "function", None)
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}) or {}
+        fixtures = [d.func for ds in defs.values() for d in ds if d.func.__module__ not in ("conftest",) and not d.func.__module__.startswith("_pytest")]
+        if item.module.__name__ in PROCESS_MODULES or (fn is not None and _starts_a_process(fn)) or any(_starts_a_process(f) for f in fixtures):
+            item.add_marker(pytest.mark.process)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 USER = "retrain"
 PASSWORD = "s3cret-Pa55word"  # the tests check that this string is in no output and no written file
@@ -45,12 +45,6 @@ def pg_bin() -> Path | None:
     """The newest /usr/lib/postgresql/N/bin that has initdb (Debian's layout), or None."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
     return found[-1].parent if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run_as() -> list[str]:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_frame, write_csv
+from helpers import ROOT, make_frame, write_csv
 
 DAGS = ROOT / "deploy" / "airflow"
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="Airflow does not run on Windows")

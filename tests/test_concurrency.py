@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, make_frame, write_csv
+from helpers import ROOT, make_frame, write_csv
 
 RETRAIN = [sys.executable, str(ROOT / "retrain_model.py"), "--data", "data.csv", "--iterations", "15", "--threads", "1", "-q", "--no-report"]
 

@@ -8,7 +8,6 @@ normal run, the models folder must be consistent and the next run must succeed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
@@ -20,15 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, make_frame, write_csv
+from helpers import ROOT, make_frame, sha, write_csv
 
 STRACE = shutil.which("strace")
 RUN = [sys.executable, str(ROOT / "retrain_model.py"), "--data", "data.csv", "--iterations", "15", "--threads", "1", "-q", "--lock-timeout", "5"]
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="strace and SIGKILL timing are Linux-specific")
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def check(project: Path, after_recovery: bool) -> None:

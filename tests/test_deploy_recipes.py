@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_frame, write_csv
+from helpers import ROOT, make_frame, write_csv
 
 DEPLOY = ROOT / "deploy"
 INSTALL = "/opt/catboost-retrain"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, make_frame, write_csv
+from helpers import ROOT, make_frame, write_csv
 
 from retraining.fsutil import atomic_write_json, current_umask, plain_file_mode
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import make_frame, retrainer, snapshot, write_csv
+from helpers import make_frame, retrainer, snapshot, write_csv
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

@@ -5,25 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
-from conftest import ROOT, make_frame, retrainer, run_script, write_csv
+from helpers import ROOT, free_port, make_frame, retrain_script, retrainer, run_script, write_csv
 
 # No importorskip: a skipped integration test would hide a missing install. requirements-dev.txt
 # pulls in requirements-mlflow.txt, so `pip install -r requirements-dev.txt` brings mlflow.
 from mlflow import MlflowClient
 from pg import postgres  # noqa: F401 - session fixture: a throwaway PostgreSQL cluster (tests/pg.py)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -62,21 +55,7 @@ def mlflow_uri(tmp_path_factory, request):
 
 
 def retrain(project, uri, *args, model="m"):
-    return run_script(
-        "retrain_model.py",
-        "--data",
-        "data.csv",
-        "--iterations",
-        "30",
-        "-q",
-        "--no-report",
-        "--mlflow-uri",
-        uri,
-        "--mlflow-model-name",
-        model,
-        *args,
-        cwd=project,
-    )
+    return retrain_script(project, "--iterations", "30", "-q", "--no-report", "--mlflow-uri", uri, "--mlflow-model-name", model, *args)
 
 
 def alias(client, model, name):

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from retraining.errors import ExitCode
 
@@ -124,9 +124,11 @@ def test_the_block_covers_what_a_newcomer_needs():
 def test_setup_commands_and_ci_agree():
     text = README.read_text(encoding="utf-8")
     assert "pip install -r requirements.txt && python retrain_model.py" in text
-    assert "python -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest" in text
+    command = "python -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest -n auto --dist loadfile"
+    assert command in text
+    assert command in (ROOT / "docs" / "contributing.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert "-m venv" in ci and "install -q -r requirements-dev.txt" in ci and "-m pytest" in ci
+    assert "-m venv" in ci and "install -q -r requirements-dev.txt" in ci and "-m pytest -p no:cacheprovider -n auto --dist loadfile" in ci
 
 
 def test_readme_names_every_exit_code():

@@ -8,7 +8,7 @@ import re
 import threading
 
 import pytest
-from conftest import retrainer, sha
+from helpers import retrainer, sha
 
 from retraining.errors import BusyError, StateError, VersionNotFoundError
 from retraining.registry import Registry, bump, parse_version
