@@ -18,7 +18,9 @@ Markdown tables for bench/README.md. Linux; needs requirements-serve.txt and -ml
 6. prodlog: serve.py without a log vs the production log (``--id-column``, #20) with
    ``--no-bake`` and with the bake shadow (production was rolled back from v1.1.0 to
    v1.0.0 just before, so v1.1.0 scores in shadow); ``--only prodlog`` starts only those
-   three servers and prints their table.
+   three servers and prints their table, then the request path's added cost in-process
+   (run it as ``PYTHONPATH=. python bench/bench_serve.py --only prodlog`` so that part
+   imports this checkout's package).
 """
 
 from __future__ import annotations

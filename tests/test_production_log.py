@@ -44,6 +44,9 @@ def test_every_production_prediction_is_logged_with_and_without_an_ab_test(regis
     batches = [rows(10, seed=s, start_id=100 * s) for s in range(3)]
     server = serve(registry, "--id-column", "customer_id", "--log", str(log), *FAST)
     answers = post_all(server, batches)
+    no_id = [{k: v for k, v in r.items() if k != "customer_id"} for r in batches[0][:2]]
+    status, _, payload = server.post(no_id)
+    assert status == 422 and "customer_id" in payload["error"]  # the log needs every row's id: refused, not logged
     assert server.stop() == 0
     lines = lines_of(log)
     assert len(lines) == 30 and all(list(x) == list(LOG_FIELDS) for x in lines)
