@@ -169,6 +169,37 @@ def test_bake_after_a_restart_inside_the_window_and_no_bake_and_a_damaged_previo
     assert "No bake shadow for v1.1.0" in server.log() and "does not match the sha256" in server.log()
 
 
+def test_the_bake_window_is_read_from_the_version_log_and_ends_by_the_clock(project, tmp_path):
+    from retraining.registry import Registry
+    from retraining.serving.ab import PredictionLog
+    from retraining.serving.models import load_version
+    from retraining.serving.production import ProductionLogger
+
+    retrain(project, "--promote", "v1.1.0")
+    event = json.loads((project / "models" / "version_log.json").read_text())["events"][-1]
+    start = epoch(event["at"])
+    reg = Registry(project / "models", project / "catboost_model.cbm")
+    current, first = load_version(reg, "v1.1.0"), load_version(reg, "v1.0.0")
+    plog = PredictionLog(tmp_path / "p.jsonl", lambda experiment: "production")
+    now = [start + 3599.5]  # an hour's window, half a second before its end: a server (re)started now bakes
+    prod = ProductionLogger(reg, plog, id_column="customer_id", bake_hours=1, clock=lambda: now[0])
+    prod.production_changed(current)
+    bake = prod.baking(current)
+    assert bake is not None and bake.previous.version == "v1.0.0" and bake.until == start + 3600
+    assert prod.baking(first) is None  # serving another version than the one baking: no shadow
+    now[0] = start + 3600
+    assert prod.baking(current) is None and prod.bake is None  # the window is over
+    late = ProductionLogger(reg, plog, id_column="customer_id", bake_hours=1, clock=lambda: start + 3600.5)
+    late.production_changed(current)
+    assert late.bake is None  # started after the window: no shadow
+    fresh = ProductionLogger(reg, plog, id_column="customer_id", bake_hours=1, clock=lambda: start)
+    fresh.production_changed(first)
+    assert fresh.bake is None  # v1.0.0's newest event is its first deploy (from nothing)
+    for p in (prod, late, fresh):
+        p.close()
+    plog.close()
+
+
 def test_ab_test_score_production_only_writes_production_lines_and_analyze_skips_them(registry, tmp_path):
     from ab_test import main
 
