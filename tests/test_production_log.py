@@ -155,6 +155,8 @@ def test_bake_after_a_restart_inside_the_window_and_no_bake_and_a_damaged_previo
     log = project / "logs" / "predictions.jsonl"
     server = serve(project, "--id-column", "customer_id", *FAST)  # the default window: 72 h
     post_all(server, [rows(6, seed=2)])
+    bake = server.get("/health")[2]["bake"]
+    assert (bake["version"], bake["previous"]) == ("v1.1.0", "v1.0.0") and 71 * 3600 < epoch(bake["until"]) - time.time() <= 72 * 3600
     assert server.stop() == 0
     lines = lines_of(log)
     assert sorted((x["variant"], x["model_version"], x["served"]) for x in lines) == [("previous", "v1.0.0", False)] * 6 + [("production", "v1.1.0", True)] * 6
@@ -237,6 +239,7 @@ def test_ab_test_score_production_only_writes_production_lines_and_analyze_skips
         (("--id-column", "customer_id", "--log-features", "1.5"), "--log-features must be between 0 and 1"),
         (("--id-column", "customer_id", "--bake-hours", "-1"), "--bake-hours takes hours >= 0"),
         (("--id-column", "customer_id", "--log-rotate-bytes", "0"), "--log-rotate-bytes must be positive"),
+        (("--id-column", "customer_id", "--challenger", "v1.1.0", "--experiment-id", "production"), "belong to the production log"),
         (("--id-column", "customer_id", "--challenger", "v1.1.0", "--log-features", "0.5"), "not with --challenger"),
     ],
 )
