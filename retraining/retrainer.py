@@ -23,7 +23,7 @@ from retraining.registry import Registry
 from retraining.report.history import format_history
 from retraining.results import RunResult, Timer
 from retraining.rules import DeployRule
-from retraining.sources import is_database_url
+from retraining.sources import is_database_url, is_url
 from retraining.training import TrainParams
 
 if TYPE_CHECKING:  # numpy, pandas and the data modules load only when a run needs them
@@ -37,7 +37,7 @@ def _is_database(location: str | Path) -> bool:
     if not isinstance(location, str) or ":" not in location:
         return False
 
-    return is_database_url(location)
+    return is_database_url(location) or is_url(location)  # an unsupported scheme too: the reader names the supported ones
 
 
 def _check_settings(value):
@@ -252,7 +252,7 @@ class ModelRetrainer:
         data = self.version_history()
         out = file or sys.stdout
         if as_json:
-            json.dump(data, out, indent=2)
+            json.dump(data, out, indent=2, ensure_ascii=False)
             out.write("\n")
         else:
             print(format_history(data), file=out)

@@ -221,7 +221,7 @@ def decide(r: Settings, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
     if blocking and r.data_checks == "block":
         names = ", ".join(f.name for f in blocking)
         verdict = "would deploy" if deploy else "would not deploy either"
-        reason = f"blocked by data check {names}: {blocking[0].message} (the AUC rule {verdict}: {reason}; overrule with --promote VERSION)"
+        reason = f"blocked by data check {names}: {blocking[0].message} (the AUC rule {verdict}: {reason}; overrule with --promote {p.version} --reason TEXT)"
         deploy = False
     if p.schema_changed:
         reason += "; feature schema changed, so the major version went up"

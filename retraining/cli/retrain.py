@@ -189,7 +189,7 @@ def _action(args: argparse.Namespace) -> str:
 def _validate(retrainer, args: argparse.Namespace) -> int:
     ds = retrainer.load_data()
     if args.json:
-        print(json.dumps({**ds.describe(), "features": ds.features, "categorical_features": ds.cat_features}, indent=2))
+        print(json.dumps({**ds.describe(), "features": ds.features, "categorical_features": ds.cat_features}, indent=2, ensure_ascii=False))
     else:
         print(
             f"{ds.path}: OK, {ds.rows} rows, {ds.positives} positive, "
@@ -211,14 +211,14 @@ def _history(retrainer, args: argparse.Namespace) -> int:
 
 def _report(retrainer, args: argparse.Namespace) -> int:
     path = retrainer.regenerate_report(None if args.report == "latest" else args.report)
-    print(json.dumps({"report": str(path)}) if args.json else path)
+    print(json.dumps({"report": str(path)}, ensure_ascii=False) if args.json else path)
     return ExitCode.OK
 
 
 def _promote(retrainer, args: argparse.Namespace) -> int:
     event = retrainer.promote_to_production(args.promote, reason=args.reason)
     event = event.to_json() if hasattr(event, "to_json") else event  # an Event record or its dict
-    print(json.dumps(event, indent=2) if args.json else format_promotion(args.promote, event))
+    print(json.dumps(event, indent=2, ensure_ascii=False) if args.json else format_promotion(args.promote, event))
     return ExitCode.OK
 
 
@@ -231,7 +231,7 @@ def format_promotion(version: str, event: dict) -> str:
 
 def _retrain(retrainer, args: argparse.Namespace) -> int:
     result = retrainer.retrain(force=args.force)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
+    print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else result.summary())
     return ExitCode.OK
 
 
