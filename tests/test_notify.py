@@ -169,7 +169,8 @@ def test_each_event_has_its_apprise_type(receiver):
     n.notify_text("decay", "v1.2.0 decays in production", ["ROC-AUC 0.70 on the last week"])
     n.notify_text("drift", "drift seen", [])
     types = [(p["body"]["message"].split(":")[0].split(" ")[0], p["body"]["type"]) for p in receiver.posts]
-    assert types == [("v1.4.0", "failure"), ("v1.3.0", "success"), ("retrain_model.py", "failure"), ("rollback", "warning"), ("v1.2.0", "warning"), ("drift", "warning")]
+    expected = [("v1.4.0", "failure"), ("v1.3.0", "success"), ("retrain_model.py", "failure"), ("rollback", "warning")]
+    assert types == [*expected, ("v1.2.0", "warning"), ("drift", "warning")]
     assert "decay" in notify.EVENTS and "decay" in notify.DEFAULT_EVENTS
     # a deploy with drift is one message: typed by the more serious of the two
     notify.Notifier([receiver.url()], events=notify.EVENTS).notify_run({**REVIEW, "status": "deployed", "drift": "drift: 1 feature(s) shifted"})

@@ -93,6 +93,11 @@ def _action_arguments(actions: argparse._ArgumentGroup) -> None:
     actions.add_argument("--force", action="store_true", help="retrain even if data and settings are unchanged")
     actions.add_argument("--no-report", action="store_true", help="do not write models/reports/VERSION.html after a run")
     actions.add_argument("--json", action="store_true", help="print the result (or --history) as JSON on stdout")
+    actions.add_argument(
+        "--html",
+        action="store_true",
+        help="with --history: write models/reports/index.html (every version, linked to its report), print its path",
+    )
 
 
 def _mlflow_arguments(ml: argparse._ArgumentGroup) -> None:
@@ -148,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.reason is not None and not args.promote:
         parser.error("--reason goes with --promote VERSION")
+    if args.html and not args.history:
+        parser.error("--html goes with --history")
     log_file = Path(args.log_dir) / "retrain.log"
     setup_logging(LOGGERS, args.verbose, args.quiet, log_file)
     notifiers = []  # the `failed` notification's Notifier, once the flags proved valid
@@ -205,7 +212,11 @@ def _mlflow_sync(retrainer, args: argparse.Namespace) -> int:
 
 
 def _history(retrainer, args: argparse.Namespace) -> int:
-    retrainer.print_version_history(as_json=args.json)
+    if args.html:
+        path = retrainer.write_history_page()
+        print(json.dumps({"history_page": str(path.resolve())}, ensure_ascii=False) if args.json else path.resolve())
+    else:
+        retrainer.print_version_history(as_json=args.json, verbose=args.verbose)
     return ExitCode.OK
 
 
