@@ -21,7 +21,7 @@ API (stable; the CLI, ``retrain_model.py``, ``scheduler.py`` and the Airflow DAG
         .notify_promotion(event: dict) -> list[str]    # {event, from, to, reason, backup, at}: rollback (deploy -> deployed)
         .notify_failure(error_line, exit_code, script="retrain_model.py", attempts=None) -> list[str]
             # each returns the events delivered to every target ([] if none wanted, or not delivered)
-        .notify_text(event, head, lines) -> bool        # any other message: head line, then lines
+        .notify_text(event, head, lines, next_step=None) -> bool  # any other message: head line, next step, lines
         .send(event, title, body, attach=None) -> bool # the one primitive; True if every target took it
 
 Every message says where it comes from and what to do next: the project folder and the
@@ -225,11 +225,17 @@ class Notifier:
         title, body = failure_message(error_line, exit_code, script, attempts, self.project)
         return ["failed"] if self.send("failed", title, body) else []
 
-    def notify_text(self, event: str, head: str, lines: list[str]) -> bool:
-        """Any other message (scheduler.py: a kill, a crash, an unclean stop): ``head``, then ``lines``."""
+    def notify_text(self, event: str, head: str, lines: list[str], next_step: str | None = None) -> bool:
+        """Any other message (scheduler.py: a kill, a crash, an unclean stop): ``head``, the next step, then ``lines``.
+
+        ``next_step`` defaults, for ``failed``, to the scheduler's status command and its log.
+        """
         if not self.wants(event):
             return False
-        body = [head, *lines, *where(self.project)]
+        if next_step is None and event == "failed":
+            log_file = self.project / "logs" / "scheduler.log"
+            next_step = command(self.project, "--status", script="scheduler.py") + f"   (is it running? then the log: {log_file})"
+        body = [head, *([next_step] if next_step else []), *lines, *where(self.project)]
         return self.send(event, f"[{APP}] {head}", "\n".join(mask_text(line) for line in body))
 
     # -- the one primitive --------------------------------------------------------------
@@ -322,13 +328,13 @@ def _quote(text: str) -> str:
     return '"' + text.replace('"', "'") + '"'
 
 
-def command(project: Path, *args: str) -> str:
+def command(project: Path, *args: str, script: str = "retrain_model.py") -> str:
     """The exact command to run next, from any folder: ``cd PROJECT; python retrain_model.py ARGS``.
 
     ``;`` (not ``&&``) so that it runs in bash, zsh and PowerShell alike.
     """
     folder = _quote(str(project)) if " " in str(project) else str(project)
-    return f"next: cd {folder}; python retrain_model.py " + " ".join(args)
+    return f"next: cd {folder}; python {script} " + " ".join(args)
 
 
 def _models_args(result: dict, project: Path) -> list[str]:

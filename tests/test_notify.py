@@ -345,6 +345,8 @@ def test_scheduler_reports_a_timeout_kill_and_a_crash(receiver, tmp_path):
     killed, crashed = (p["body"]["message"] for p in receiver.posts)
     assert killed.startswith("hang.py timed out after 1.5 s and was killed (attempt 1 of 1)") and "hanging" in killed
     assert crashed.startswith("crash.py crashed (") and "about to crash" in crashed
+    assert killed.splitlines()[1].startswith(f"next: cd {tmp_path.resolve()}; python scheduler.py --status")
+    assert f"project: {tmp_path.resolve()}" in crashed.splitlines()
 
 
 def test_scheduler_reports_retries_used_up_once(receiver, tmp_path):
