@@ -384,7 +384,8 @@ def run_message(result: dict, events: list[str], project: Path | None = None) ->
     p = delong.get("p_value")
     auc = f"ROC-AUC: candidate {_fmt_auc(result.get('candidate_auc'))}, champion {result.get('champion_version') or '-'} {_fmt_auc(result.get('champion_auc'))}"
     auc += f", DeLong p = {p:.3g}" if isinstance(p, (int, float)) else ""
-    lines = [head, next_step(result, events, project), f"version: {version}", f"production: {before} -> {after}", auc]
+    lines = [head, next_step(result, events, project), *report_lines(result.get("report_path"), project)]
+    lines += [f"version: {version}", f"production: {before} -> {after}", auc]
     lines.append(f"reason: {result.get('reason') or '-'}")
     findings = [c for c in result.get("checks") or [] if isinstance(c, dict)]
     if findings:
@@ -394,7 +395,7 @@ def run_message(result: dict, events: list[str], project: Path | None = None) ->
             lines.append(f"  - [{f.get('severity', '?')}] {f.get('name', '?')}{cols}: {f.get('message', '')}")
     if drift_line(result):
         lines.append(drift_line(result))
-    lines += [*report_lines(result.get("report_path"), project), *where(project)]
+    lines += where(project)
     return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
 
 
