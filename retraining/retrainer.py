@@ -259,7 +259,8 @@ class ModelRetrainer:
             out.write("\n")
         else:
             shown = self._full(data) if verbose else data  # the settings live in each version's metadata file
-            print(format_history(shown, self._report_paths(data), verbose=verbose), file=out)
+            reports = self.registry.models_dir / self.registry.ARTIFACTS["report"][0]
+            print(format_history(shown, reports, verbose=verbose), file=out)
 
     def _full(self, data: dict) -> dict:
         return {**data, "versions": [self.registry.full_entry(data, e["version"]) for e in data["versions"]]}

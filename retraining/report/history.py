@@ -8,6 +8,7 @@ ROC-AUC column of different rows come from different holdouts and are not compar
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from retraining.records import Event
@@ -107,20 +108,24 @@ def settings_rows(e: dict) -> list[tuple[str, str]]:
     ]
 
 
-def _reports(entries: list[dict], reports: dict[str, Path]) -> list[str]:
+def _reports(entries: list[dict], folder: Path) -> list[str]:
+    """Each version's report (``folder/VERSION.html``) as an absolute path; the folder is listed once, so 10,000 versions stay fast."""
+    folder = folder.resolve()
+    names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    base = str(folder) + os.sep
     lines = ["", "Reports (open in a browser):"]
     for e in entries:
-        path = reports.get(e["version"])
-        shown = str(path.resolve()) if path is not None and path.is_file() else f"none yet: python retrain_model.py --report {e['version']}"
+        name = e["version"] + ".html"
+        shown = base + name if name in names else f"none yet: python retrain_model.py --report {e['version']}"
         lines.append(f"  {e['version']:<9} {shown}")
     return lines
 
 
-def format_history(data: dict, reports: dict[str, Path] | None = None, verbose: bool = False) -> str:
+def format_history(data: dict, reports: Path | None = None, verbose: bool = False) -> str:
     """A readable table of every version, production marked with ``*``.
 
-    ``reports`` (version -> report path) adds each version's report as an absolute path;
-    ``verbose`` adds each version's training settings.
+    ``reports`` (the folder of the ``VERSION.html`` reports) adds each version's report as an
+    absolute path; ``verbose`` adds each version's training settings.
     """
     if not data["versions"]:
         return "No versions yet. Run `python retrain_model.py` to train the first one."
