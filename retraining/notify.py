@@ -5,22 +5,30 @@ each, some 100 services). ``apprise`` is optional: ``pip install -r requirements
 
 API (stable; the CLI, ``retrain_model.py``, ``scheduler.py`` and the Airflow DAG use it)::
 
-    EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift")
+    EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift", "decay")
     DEFAULT_EVENTS                      # every event except "deployed"
+    TYPES = {"failed": "failure", ...}  # the Apprise notify type of each event (its colour and routing)
     ENV_VAR = "RETRAIN_NOTIFY"          # targets, comma or space separated
     mask(url) -> str                    # a target as it may be shown: tokens and passwords hidden
     mask_text(text) -> str              # any URL passwords in a free-text line hidden
     targets(urls, config_path, environ=None) -> (urls, config_path)
         # --notify and --notify-config; when neither is given, $RETRAIN_NOTIFY
-    Notifier(urls=(), config_path=None, events=None, *, budget=10.0, logger=None)
+    Notifier(urls=(), config_path=None, events=None, *, budget=10.0, logger=None, project=None)
+        # project: the folder the commands in a message run in (default: the current one)
         .targets -> list[str]           # masked, for logs and --json
         .wants(event) -> bool
         .notify_run(result: dict) -> list[str]         # RunResult.to_dict(): review/blocked/deployed + drift, one message
         .notify_promotion(event: dict) -> list[str]    # {event, from, to, reason, backup, at}: rollback (deploy -> deployed)
         .notify_failure(error_line, exit_code, script="retrain_model.py", attempts=None) -> list[str]
             # each returns the events delivered to every target ([] if none wanted, or not delivered)
-        .notify_text(event, head, lines) -> bool        # any other message: head line, then lines
+        .notify_text(event, head, lines, next_step=None) -> bool  # any other message: head line, next step, lines
         .send(event, title, body, attach=None) -> bool # the one primitive; True if every target took it
+
+Every message says where it comes from and what to do next: the project folder and the
+host, the report as an absolute path and a ``file://`` URL (attached where the target
+takes attachments: e-mail, Slack, json://, ...), and the exact next command with the real
+version. Its Apprise type follows :data:`TYPES`: ``failed``/``blocked`` are failures,
+``review``/``drift``/``decay``/``rollback`` warnings, ``deployed`` a success.
 
 Every method returns quickly and never raises: all sends of one Notifier share a 10 s
 budget (each target in its own daemon thread, joined against one deadline), and a
@@ -46,7 +54,17 @@ from pathlib import Path
 
 from retraining.errors import ExitCode, UsageError
 
-EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift")
+EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift", "decay")
+TYPES = {  # Apprise's NotifyType values: targets colour and route by them
+    "failed": "failure",
+    "blocked": "failure",
+    "review": "warning",
+    "drift": "warning",
+    "decay": "warning",
+    "rollback": "warning",
+    "deployed": "success",
+}
+_RANK = ("failure", "warning", "success", "info")
 DEFAULT_EVENTS = tuple(e for e in EVENTS if e != "deployed")
 ENV_VAR = "RETRAIN_NOTIFY"
 BUDGET_SECONDS = 10.0
@@ -165,6 +183,7 @@ class Notifier:
         *,
         budget: float = BUDGET_SECONDS,
         logger: logging.Logger | None = None,
+        project: str | Path | None = None,
     ) -> None:
         self.events = tuple(events) if events else DEFAULT_EVENTS
         self._services = _load_targets(tuple(urls), config_path) if (urls or config_path) else []
@@ -172,6 +191,7 @@ class Notifier:
         self._deadline: float | None = None
         self._budget = budget
         self.log = logger or log
+        self.project = Path(project or Path.cwd()).resolve()
 
     def __bool__(self) -> bool:
         return bool(self._services)
@@ -185,35 +205,43 @@ class Notifier:
         events = [e for e in run_events(result) if self.wants(e)]
         if not events:
             return []
-        title, body = run_message(result, events)
+        title, body = run_message(result, events, self.project)
         report = result.get("report_path")
-        return events if self.send(events[0], title, body, attach=Path(report) if report else None) else []
+        kind = min((TYPES.get(e, "info") for e in events), key=_RANK.index)  # the most serious of the events
+        return events if self.send(events[0], title, body, attach=self.project / report if report else None, notify_type=kind) else []
 
     def notify_promotion(self, event: dict) -> list[str]:
         """After ``--promote`` (or a deploy recorded as an event): the ``rollback`` event."""
         name = {"none": None, "deploy": "deployed"}.get(event.get("event"), "rollback")
         if name is None or not self.wants(name):
             return []
-        title, body = promotion_message(event)
+        title, body = promotion_message(event, self.project)
         return [name] if self.send(name, title, body) else []
 
     def notify_failure(self, error_line: str, exit_code: int, script: str = "retrain_model.py", attempts: int | None = None) -> list[str]:
         """A non-zero exit: the ``failed`` event with the error line."""
         if not self.wants("failed"):
             return []
-        title, body = failure_message(error_line, exit_code, script, attempts)
+        title, body = failure_message(error_line, exit_code, script, attempts, self.project)
         return ["failed"] if self.send("failed", title, body) else []
 
-    def notify_text(self, event: str, head: str, lines: list[str]) -> bool:
-        """Any other message (scheduler.py: a kill, a crash, an unclean stop): ``head``, then ``lines``."""
+    def notify_text(self, event: str, head: str, lines: list[str], next_step: str | None = None) -> bool:
+        """Any other message (scheduler.py: a kill, a crash, an unclean stop): ``head``, the next step, then ``lines``.
+
+        ``next_step`` defaults, for ``failed``, to the scheduler's status command and its log.
+        """
         if not self.wants(event):
             return False
-        body = [head, *lines, f"host: {socket.gethostname()}"]
+        if next_step is None and event == "failed":
+            log_file = self.project / "logs" / "scheduler.log"
+            next_step = command(self.project, "--status", script="scheduler.py") + f"   (is it running? then the log: {log_file})"
+        body = [head, *([next_step] if next_step else []), *lines, *where(self.project)]
         return self.send(event, f"[{APP}] {head}", "\n".join(mask_text(line) for line in body))
 
     # -- the one primitive --------------------------------------------------------------
-    def send(self, event: str, title: str, body: str, attach: Path | None = None) -> bool:
-        """Send to every target in parallel; mail targets get ``attach``. Never raises."""
+    def send(self, event: str, title: str, body: str, attach: Path | None = None, notify_type: str | None = None) -> bool:
+        """Send to every target in parallel, typed by ``notify_type`` (default: the event's);
+        targets that take attachments (e-mail, Slack, json://, ...) get ``attach``. Never raises."""
         if not self._services:
             return False
         now = time.monotonic()
@@ -223,11 +251,13 @@ class Notifier:
             self.log.warning("Notification %r not sent: the %g s notification budget of this run is used up.", event, self._budget)
             return False
         attachment = str(attach) if attach is not None and Path(attach).is_file() else None
+        kind = notify_type or TYPES.get(event, "info")
         outcomes: dict[int, bool] = {}
         threads = []
         for i, service in enumerate(self._services):
-            files = attachment if attachment and _is_mail(service) else None
-            t = threading.Thread(target=_deliver, args=(service, title, body, files, outcomes, i), name=f"notify-{i}", daemon=True)
+            files = attachment if attachment and (_is_mail(service) or getattr(service, "attachment_support", False)) else None
+            args = (service, title, body, files, kind, outcomes, i)
+            t = threading.Thread(target=_deliver, args=args, name=f"notify-{i}", daemon=True)
             t.start()
             threads.append(t)
         for t in threads:
@@ -240,7 +270,7 @@ class Notifier:
         return not failed
 
 
-def _deliver(service, title: str, body: str, attach: str | None, outcomes: dict, index: int) -> None:
+def _deliver(service, title: str, body: str, attach: str | None, kind: str, outcomes: dict, index: int) -> None:
     """One target, in its own daemon thread: record True/False; an error in Apprise is a failure."""
     import apprise
 
@@ -248,7 +278,7 @@ def _deliver(service, title: str, body: str, attach: str | None, outcomes: dict,
     try:
         bundle = apprise.Apprise()
         bundle.add(service)
-        ok = bool(bundle.notify(body=body, title=title, attach=attach))
+        ok = bool(bundle.notify(body=body, title=title, attach=attach, notify_type=apprise.NotifyType(kind)))
     except Exception:  # whatever Apprise raises must not escape a daemon thread: it counts as "not delivered"
         ok = False
     outcomes[index] = ok
@@ -289,8 +319,57 @@ def _fmt_auc(value) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
 
-def run_message(result: dict, events: list[str]) -> tuple[str, str]:
-    """Title and body for a run: what happened, then the numbers, the reason, findings, report."""
+def where(project: Path) -> list[str]:
+    """The lines that say where a message comes from: the project folder and the host."""
+    return [f"project: {project}", f"host: {socket.gethostname()}"]
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', "'") + '"'
+
+
+def command(project: Path, *args: str, script: str = "retrain_model.py") -> str:
+    """The exact command to run next, from any folder: ``cd PROJECT; python retrain_model.py ARGS``.
+
+    ``;`` (not ``&&``) so that it runs in bash, zsh and PowerShell alike.
+    """
+    folder = _quote(str(project)) if " " in str(project) else str(project)
+    return f"next: cd {folder}; python {script} " + " ".join(args)
+
+
+def _models_args(result: dict, project: Path) -> list[str]:
+    """``--models-dir DIR`` when the run's models folder is not the default ``models`` of the project."""
+    model = result.get("model_path")
+    if not model:
+        return []
+    folder = (project / model).parent.resolve()
+    return [] if folder == (project / "models").resolve() else ["--models-dir", _quote(str(folder))]
+
+
+def report_lines(report: str | None, project: Path) -> list[str]:
+    """The report as an absolute path and a file:// URL (the person on call opens either)."""
+    if not report:
+        return ["report: - (none written: --no-report, or it failed; `python retrain_model.py --report` writes it)"]
+    path = (project / report).resolve()
+    return [f"report: {path}", f"report URL: {path.as_uri()}"]
+
+
+def next_step(result: dict, events: list[str], project: Path) -> str:
+    """What the person on call runs next, with the real versions."""
+    version, extra = result.get("version") or "VERSION", _models_args(result, project)
+    before = result.get("production_before") or result.get("champion_version")
+    if events[0] == "blocked":
+        return command(project, "--promote", version, *extra, "--reason", _quote("...")) + "   (overrules the data check after you checked the new rows)"
+    if events[0] == "review":
+        return command(project, "--promote", version, *extra, "--reason", _quote("...")) + "   (deploys it after your review; or do nothing)"
+    if events[0] == "deployed" and before and before != version:
+        return command(project, "--promote", before, *extra, "--reason", _quote("...")) + "   (only to roll back)"
+    return "next: nothing required; read the report's drift section"
+
+
+def run_message(result: dict, events: list[str], project: Path | None = None) -> tuple[str, str]:
+    """Title and body for a run: what happened, then the numbers, the reason, findings, report, next command."""
+    project = project or Path.cwd().resolve()
     version = result.get("version") or "-"
     after = result.get("production") or "none"
     before = result.get("production_before") or (result.get("champion_version") if result.get("status") == "deployed" else after) or "none"
@@ -305,7 +384,9 @@ def run_message(result: dict, events: list[str]) -> tuple[str, str]:
     p = delong.get("p_value")
     auc = f"ROC-AUC: candidate {_fmt_auc(result.get('candidate_auc'))}, champion {result.get('champion_version') or '-'} {_fmt_auc(result.get('champion_auc'))}"
     auc += f", DeLong p = {p:.3g}" if isinstance(p, (int, float)) else ""
-    lines = [head, f"version: {version}", f"production: {before} -> {after}", auc, f"reason: {result.get('reason') or '-'}"]
+    lines = [head, next_step(result, events, project), *report_lines(result.get("report_path"), project)]
+    lines += [f"version: {version}", f"production: {before} -> {after}", auc]
+    lines.append(f"reason: {result.get('reason') or '-'}")
     findings = [c for c in result.get("checks") or [] if isinstance(c, dict)]
     if findings:
         lines.append("findings:")
@@ -314,25 +395,42 @@ def run_message(result: dict, events: list[str]) -> tuple[str, str]:
             lines.append(f"  - [{f.get('severity', '?')}] {f.get('name', '?')}{cols}: {f.get('message', '')}")
     if drift_line(result):
         lines.append(drift_line(result))
-    lines += [f"report: {result.get('report_path') or '-'}", f"host: {socket.gethostname()}"]
+    lines += where(project)
     return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
 
 
-def promotion_message(event: dict) -> tuple[str, str]:
+def promotion_message(event: dict, project: Path | None = None) -> tuple[str, str]:
+    project = project or Path.cwd().resolve()
     kind = event.get("event") or "promotion"
     head = f"{kind}: production {event.get('from') or 'none'} -> {event.get('to')}"
-    lines = [head, f"version: {event.get('to')}", f"production: {event.get('from') or 'none'} -> {event.get('to')}", f"reason: {event.get('reason') or '-'}"]
+    lines = [head]
+    if event.get("from"):
+        lines.append(command(project, "--promote", str(event["from"]), "--reason", _quote("...")) + "   (only to undo this)")
+    lines += [f"version: {event.get('to')}", f"production: {event.get('from') or 'none'} -> {event.get('to')}", f"reason: {event.get('reason') or '-'}"]
     if event.get("backup"):
         lines.append(f"backup of the previous production model: {event['backup']}")
-    lines += [f"at: {event.get('at') or '-'}", f"host: {socket.gethostname()}"]
+    lines += [f"at: {event.get('at') or '-'}", *where(project)]
     return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
 
 
-def failure_message(error_line: str, exit_code: int, script: str = "retrain_model.py", attempts: int | None = None) -> tuple[str, str]:
+def strip_prefix(line: str) -> str:
+    """``error: error: x`` -> ``x``: the error line as the CLI printed it, without its ``error:`` prefixes."""
+    text = line.strip()
+    while text.lower().startswith("error:"):
+        text = text[len("error:") :].strip()
+    return text
+
+
+def failure_message(
+    error_line: str, exit_code: int, script: str = "retrain_model.py", attempts: int | None = None, project: Path | None = None
+) -> tuple[str, str]:
+    project = project or Path.cwd().resolve()
     meaning = _SHORT_MEANING.get(exit_code)
     code = f"exit code {exit_code}" + (f", {meaning}" if meaning else "")
     head = f"{script} failed ({code})" + (f" after {attempts} attempts" if attempts and attempts > 1 else "")
-    lines = [head, f"error: {error_line.strip() or '(no error line)'}", f"host: {socket.gethostname()}"]
+    fix = "fix what the error line names, then check the data with the nightly run's flags and"
+    nxt = command(project, "--validate") + f"   ({fix} run it again; the log: {project / 'logs' / 'retrain.log'})"
+    lines = [head, f"error: {strip_prefix(error_line) or '(no error line)'}", nxt, *where(project)]
     return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
 
 

@@ -23,7 +23,7 @@ from retraining.registry import Registry
 from retraining.report.history import format_history
 from retraining.results import RunResult, Timer
 from retraining.rules import DeployRule
-from retraining.sources import is_database_url
+from retraining.sources import is_database_url, is_url
 from retraining.training import TrainParams
 
 if TYPE_CHECKING:  # numpy, pandas and the data modules load only when a run needs them
@@ -37,7 +37,7 @@ def _is_database(location: str | Path) -> bool:
     if not isinstance(location, str) or ":" not in location:
         return False
 
-    return is_database_url(location)
+    return is_database_url(location) or is_url(location)  # an unsupported scheme too: the reader names the supported ones
 
 
 def _check_settings(value):
@@ -247,15 +247,34 @@ class ModelRetrainer:
     def production_version(self) -> str | None:
         return self.registry.read_log().get("production")
 
-    def print_version_history(self, as_json: bool = False, file: TextIO | None = None) -> None:
-        """Print every version as a table (production marked ``*``), or as JSON."""
+    def print_version_history(self, as_json: bool = False, file: TextIO | None = None, verbose: bool = False) -> None:
+        """Print every version as a table (production marked ``*``, reports as absolute paths), or as JSON.
+
+        ``verbose`` adds each version's training settings (``--history --verbose``).
+        """
         data = self.version_history()
         out = file or sys.stdout
         if as_json:
-            json.dump(data, out, indent=2)
+            json.dump(data, out, indent=2, ensure_ascii=False)
             out.write("\n")
         else:
-            print(format_history(data), file=out)
+            shown = self._full(data) if verbose else data  # the settings live in each version's metadata file
+            reports = self.registry.models_dir / self.registry.ARTIFACTS["report"][0]
+            print(format_history(shown, reports, verbose=verbose), file=out)
+
+    def _full(self, data: dict) -> dict:
+        return {**data, "versions": [self.registry.full_entry(data, e["version"]) for e in data["versions"]]}
+
+    def _report_paths(self, data: dict) -> dict[str, Path]:
+        return {e["version"]: self.registry.artifact_path("report", e["version"]) for e in data["versions"]}
+
+    def write_history_page(self) -> Path:
+        """``--history --html``: write ``models/reports/index.html`` (every version, decision, AUCs, findings, events, report links)."""
+        from retraining.report.index import write_index
+
+        data = self.version_history()
+        path = self.registry.models_dir / "reports" / "index.html"
+        return write_index(path, self._full(data), self._report_paths(data), str(self.registry.models_dir.resolve()))
 
     def promote_to_production(self, version: str, reason: str | None = None) -> dict:
         """Make ``version`` production (a rollback if it is older); return the event.

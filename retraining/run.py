@@ -221,7 +221,7 @@ def decide(r: Settings, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
     if blocking and r.data_checks == "block":
         names = ", ".join(f.name for f in blocking)
         verdict = "would deploy" if deploy else "would not deploy either"
-        reason = f"blocked by data check {names}: {blocking[0].message} (the AUC rule {verdict}: {reason}; overrule with --promote VERSION)"
+        reason = f"blocked by data check {names}: {blocking[0].message} (the AUC rule {verdict}: {reason}; overrule with --promote {p.version} --reason TEXT)"
         deploy = False
     if p.schema_changed:
         reason += "; feature schema changed, so the major version went up"
@@ -310,7 +310,18 @@ def _entry(r: Settings, p: Plan, g: Guard, ev: Evaluation, v: Verdict, path: Pat
         drift=g.drift,
         checks=[f.to_json() for f in v.findings],
         rows=g.rows,
+        extra={"data_checks": r.data_checks, "check_settings": _changed_settings(r.check_settings)},
     )
+
+
+def _changed_settings(settings: Any) -> dict:
+    """The data-check settings that differ from the defaults (what the report and --history --verbose show)."""
+    from dataclasses import asdict
+
+    from retraining.guard.findings import CheckSettings
+
+    default = asdict(CheckSettings())
+    return {k: v for k, v in asdict(settings).items() if v != default.get(k)} if settings is not None else {}
 
 
 def _environment() -> dict:

@@ -80,7 +80,12 @@ def test_cron_line_skips_while_the_previous_run_holds_the_lock(tmp_path):
     assert not (home / "catboost_model.cbm").exists()
 
 
-def test_windows_recipes_use_py_and_once():
+def test_windows_recipes_use_the_venvs_interpreter_and_the_right_stop():
     task = (DEPLOY / "windows" / "install-task.cmd").read_text()
-    assert "/SC DAILY /ST 03:00" in task and "py scheduler.py --once" in task
-    assert "pyw scheduler.py" in (DEPLOY / "windows" / "run-scheduler-in-background.cmd").read_text()
+    assert "/SC DAILY /ST 03:00" in task and ".venv\\Scripts\\python.exe scheduler.py --once" in task
+    background = (DEPLOY / "windows" / "run-scheduler-in-background.cmd").read_text()
+    assert ".venv\\Scripts\\pythonw.exe scheduler.py" in background and "taskkill /F /PID" in background
+    for text in (task, background):  # never `py`/`pyw`, which run whatever Python the launcher finds, not the venv's
+        commands = [line for line in text.splitlines() if not line.strip().lower().startswith(("rem ", "echo "))]
+        assert not any(re.search(r"(^|[\s\"])pyw?(\.exe)?\s", line) for line in commands), commands
+        assert 'if not exist ".venv\\Scripts\\' in text and "exit /b 2" in text

@@ -6,6 +6,7 @@ e-mail with the report attached, a silent TCP listener stands for an unreachable
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import email
 import json
@@ -144,9 +145,42 @@ def test_review_message_names_version_reason_aucs_and_production(receiver):
         assert part in text
 
 
+def test_review_message_says_where_and_what_to_run_next(receiver, tmp_path):
+    report = tmp_path / "models" / "reports" / "v1.3.0.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html><body>Report v1.3.0</body></html>", encoding="utf-8")
+    result = {**REVIEW, "report_path": "models/reports/v1.3.0.html", "model_path": "models/catboost_model_v1.3.0.cbm"}
+    assert notify.Notifier([receiver.url()], project=tmp_path).notify_run(result) == ["review"]
+    lines = receiver.posts[0]["body"]["message"].splitlines()
+    assert lines[1].startswith(f'next: cd {tmp_path.resolve()}; python retrain_model.py --promote v1.3.0 --reason "..."')
+    assert f"project: {tmp_path.resolve()}" in lines and f"host: {socket.gethostname()}" in lines
+    assert f"report: {report.resolve()}" in lines and "report URL: file://" + report.resolve().as_posix() in lines
+    assert receiver.posts[0]["body"]["type"] == "warning"
+    attached = receiver.posts[0]["body"]["attachments"]  # json:// takes attachments: the report travels with the message
+    assert [a["filename"] for a in attached] == ["v1.3.0.html"] and b"Report v1.3.0" in base64.b64decode(attached[0]["base64"])
+
+
+def test_each_event_has_its_apprise_type(receiver):
+    n = notify.Notifier([receiver.url()], events=notify.EVENTS)
+    n.notify_run(BLOCKED)
+    n.notify_run({**REVIEW, "status": "deployed", "production": "v1.3.0"})
+    n.notify_failure("error: boom", 5)
+    n.notify_promotion({"event": "rollback", "from": "v1.2.0", "to": "v1.0.0", "reason": "bad"})
+    n.notify_text("decay", "v1.2.0 decays in production", ["ROC-AUC 0.70 on the last week"])
+    n.notify_text("drift", "drift seen", [])
+    types = [(p["body"]["message"].split(":")[0].split(" ")[0], p["body"]["type"]) for p in receiver.posts]
+    expected = [("v1.4.0", "failure"), ("v1.3.0", "success"), ("retrain_model.py", "failure"), ("rollback", "warning")]
+    assert types == [*expected, ("v1.2.0", "warning"), ("drift", "warning")]
+    assert "decay" in notify.EVENTS and "decay" in notify.DEFAULT_EVENTS
+    # a deploy with drift is one message: typed by the more serious of the two
+    notify.Notifier([receiver.url()], events=notify.EVENTS).notify_run({**REVIEW, "status": "deployed", "drift": "drift: 1 feature(s) shifted"})
+    assert receiver.posts[-1]["body"]["type"] == "warning"
+
+
 def test_blocked_message_names_the_blocking_finding(receiver):
     assert notify.Notifier([receiver.url()]).notify_run(BLOCKED) == ["blocked"]
     text = message(receiver.posts[0])
+    assert 'python retrain_model.py --promote v1.4.0 --reason "..."' in text.splitlines()[2]
     assert "v1.4.0 was NOT deployed: blocked by a data check (label_rate)" in text
     assert "[block] label_rate (target): positive rate 0.91 vs 0.30 before" in text and "[warn] new_category (c1)" in text
     assert BLOCKED["reason"] in text
@@ -166,6 +200,9 @@ def test_failed_and_rollback_messages(receiver):
     assert n.notify_promotion(event) == ["rollback"]
     failed, rollback = (message(p) for p in receiver.posts)
     assert "retrain_model.py failed (exit code 2, bad input)" in failed and "no target column 'target'" in failed
+    assert "error: error:" not in failed and "\nerror: data.csv: no target column" in failed
+    assert "python retrain_model.py --validate" in failed and "project: " in failed
+    assert 'python retrain_model.py --promote v1.2.0 --reason "..."' in rollback  # the undo
     assert "rollback: production v1.2.0 -> v1.0.0" in rollback and "version: v1.0.0" in rollback and "scores badly in production" in rollback
 
 
@@ -308,6 +345,8 @@ def test_scheduler_reports_a_timeout_kill_and_a_crash(receiver, tmp_path):
     killed, crashed = (p["body"]["message"] for p in receiver.posts)
     assert killed.startswith("hang.py timed out after 1.5 s and was killed (attempt 1 of 1)") and "hanging" in killed
     assert crashed.startswith("crash.py crashed (") and "about to crash" in crashed
+    assert killed.splitlines()[1].startswith(f"next: cd {tmp_path.resolve()}; python scheduler.py --status")
+    assert f"project: {tmp_path.resolve()}" in crashed.splitlines()
 
 
 def test_scheduler_reports_retries_used_up_once(receiver, tmp_path):

@@ -27,13 +27,19 @@ README = ROOT / "README.md"
 BLOCK_HEADING = "## Try it in five minutes"
 
 
-def five_minute_block() -> list[str]:
-    """The command lines of the first ```bash block under the five-minute heading."""
+def five_minute_block(language: str = "bash") -> list[str]:
+    """The command lines of the first ```bash (or ```powershell) block under the five-minute heading."""
     text = README.read_text(encoding="utf-8")
-    section = text[text.index(BLOCK_HEADING) :]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block, f"no ```bash block under {BLOCK_HEADING!r}"
+    section = text[text.index(BLOCK_HEADING) :].split("\n## ", 1)[0]
+    block = re.search(rf"```{language}\n(.*?)```", section, re.S)
+    assert block, f"no ```{language} block under {BLOCK_HEADING!r}"
     return [line for line in block.group(1).splitlines() if shlex.split(line, comments=True)]
+
+
+def top_screen() -> str:
+    """What a newcomer sees first: everything above the five-minute heading."""
+    text = README.read_text(encoding="utf-8")
+    return text[: text.index(BLOCK_HEADING)]
 
 
 def argv_of(line: str) -> list[str]:
@@ -121,9 +127,34 @@ def test_the_block_covers_what_a_newcomer_needs():
         line_with(lines, *fragments)
 
 
+def test_the_top_screen_is_the_setup_and_nothing_for_contributors():
+    top = top_screen()
+    blocks = re.findall(r"```(\w+)\n(.*?)```", top, re.S)
+    assert [lang for lang, _ in blocks] == ["bash", "powershell", "bash"], blocks
+    assert blocks[0][1].splitlines() == ["python -m pip install -r requirements.txt", "python retrain_model.py"]
+    # Windows PowerShell 5.1 has no `&&`: one command a line, and `py -m pip` (pip.exe may not be on PATH)
+    assert blocks[1][1].splitlines() == ["py -m pip install -r requirements.txt", "py retrain_model.py"]
+    for banned in (r"#\d", r"\b20\d\d-\d\d-\d\d\b", "Debian", "apt-get", "fast lane"):  # issue numbers, dated timings, contributor notes
+        assert not re.search(banned, top), banned
+    assert not re.search(r"(?<![\w/])#\d+\b", README.read_text(encoding="utf-8")), "no internal issue numbers in the README"
+
+
+def test_the_windows_block_is_the_bash_block_and_runs_in_powershell_and_cmd():
+    """The same commands, `py` for `python`, no `timeout`, and nothing cmd would read as an argument."""
+    bash, windows = five_minute_block("bash"), five_minute_block("powershell")
+    expected = []
+    for line in bash:
+        words = shlex.split(line, comments=True)
+        if words[0] == "timeout":
+            words = words[words.index("python") :]  # Windows has no coreutils timeout: Ctrl+C stops the scheduler
+        expected.append(["py" if w == "python" else w for w in words])
+    assert [line.split() for line in windows] == expected
+    for line in windows:
+        assert not re.search(r"[#&|<>^%`$;]", line), f"{line!r}: cmd or PowerShell would read part of it differently"
+
+
 def test_setup_commands_and_ci_agree():
     text = README.read_text(encoding="utf-8")
-    assert "pip install -r requirements.txt && python retrain_model.py" in text
     command = "python -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest -n auto --dist loadfile"
     assert command in text
     assert command in (ROOT / "docs" / "contributing.md").read_text(encoding="utf-8")
@@ -178,3 +209,60 @@ def test_ab_demo_helper_takes_the_newest_rows(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "incoming.csv").read_text(encoding="utf-8").splitlines() == ["customer_id,x,c", "C00001,2,b", "C00002,3,c"]
     assert (tmp_path / "outcomes.csv").read_text(encoding="utf-8").splitlines() == ["customer_id,converted", "C00001,1", "C00002,0"]
+
+
+SCRIPTS = ("retrain_model.py", "scheduler.py", "ab_test.py", "serve.py")
+SHELL_OPERATORS = ("&", "&&", "|", "||", ">", ">>", "2>&1", ";", "<")
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """Every ``python SCRIPT ...`` line in a code block or inline code of the README and docs/: (page, line)."""
+    found = []
+    pattern = re.compile(rf"(?:^|`)\s*((?:python|py) (?:{'|'.join(map(re.escape, SCRIPTS))})(?:[^`\n]*))", re.M)
+    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for match in pattern.finditer(page.read_text(encoding="utf-8").replace("\\\n", " ")):  # continued lines joined
+            found.append((page.name, match.group(1).strip()))
+    return found
+
+
+def _parser(script: str):
+    if script == "retrain_model.py":
+        from retraining.cli.retrain import build_parser
+
+        return build_parser()
+    if script == "scheduler.py":
+        from retraining.scheduling.cli import build_parser
+
+        return build_parser(ROOT / "retrain_model.py")
+    if script == "ab_test.py":
+        from retraining.ab.cli import build_parser
+
+        return build_parser()
+    from retraining.serving.cli import build_parser
+
+    return build_parser()
+
+
+def test_every_documented_command_parses(capsys):
+    """Each command the README and docs/ show takes its flags as written (the five-minute block also runs above)."""
+    commands = documented_commands()
+    assert len(commands) > 40, commands  # the pattern still finds them
+    bad = []
+    for page, line in commands:
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            words = line.split()
+        cut = next((i for i, w in enumerate(words) if w in SHELL_OPERATORS or w.startswith(("2>", ">"))), len(words))
+        words = words[:cut]
+        if any(w in ("...", "…") or w.startswith("[") for w in words):
+            continue  # a usage pattern with optional parts, not a command
+        own, rest = (words[2 : words.index("--")], words[words.index("--") + 1 :]) if "--" in words else (words[2:], None)
+        try:
+            _parser(words[1]).parse_args(own)
+            if rest is not None:  # scheduler.py passes what follows -- to retrain_model.py
+                _parser("retrain_model.py").parse_args(rest)
+        except SystemExit as exc:
+            if exc.code:
+                bad.append(f"{page}: {line}\n    {capsys.readouterr().err.strip()}")
+    assert not bad, "\n".join(bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ROOT, make_frame, retrainer, run_script, write_csv
+from helpers import ROOT, make_frame, retrainer, run_main, run_script, write_csv
 
 from retraining.guard.drift import band, compare, profile, psi
 
@@ -91,7 +92,7 @@ def test_reports_for_first_rejected_schema_change_and_no_profile(project):
     rejected = retrainer(project, iterations=1, depth=1).retrain()
     html = Path(rejected.report_path).read_text()
     assert rejected.status == "kept for review" and "kept for manual review (not deployed)" in html
-    assert html.count("<img") == 5 and "Paired DeLong test" in html and "Reference: v1.0.0" in html
+    assert html.count("<img") == 5 and "Paired DeLong test" in html and "vs v1.0.0's training data" in html
     widths, errors = _chromium_check(Path(rejected.report_path), ARTIFACTS / "report_rejected.png")
     assert len(widths) == 5 and all(ok and w > 0 for _, ok, w in widths), widths
     assert errors == []
@@ -143,3 +144,68 @@ def test_report_flag_regenerates_and_no_report_skips(project):
     assert explicit.returncode == 0
     bad = run_script("retrain_model.py", "--report", "v9.9.9", cwd=project)
     assert bad.returncode == 2 and "v9.9.9 is not in" in bad.stderr
+
+
+def test_a_blocked_night_reads_the_same_everywhere_and_the_history_page_links_every_report(project):
+    """Decision box, drift box, training settings, --history (links, settings, footer) and the index page in Chromium."""
+    from retraining.cli.retrain import main
+
+    frame = make_frame(800)
+    write_csv(project / "data.csv", frame)
+    first = retrainer(project, iterations=30).retrain()
+    again = retrainer(project, iterations=20, depth=3).retrain(force=True)  # same data: the same holdout
+    out = io.StringIO()
+    retrainer(project).print_version_history(file=out)
+    footer = out.getvalue()
+    assert "same holdout (n = " in footer and "different holdouts" not in footer, footer
+    production = retrainer(project).production_version()
+    flipped = make_frame(400, seed=7, start_id=10_000).assign(target=1)  # every new row positive, x1 shifted
+    flipped["x1"] = flipped["x1"] + 3
+    write_csv(project / "data.csv", pd.concat([frame, flipped]))
+    blocked = retrainer(project, iterations=30).retrain()
+    assert blocked.status != "deployed" and blocked.blocked, blocked.reason
+    assert f"--promote {blocked.version} --reason" in blocked.reason  # the real version, not a placeholder
+    html = Path(blocked.report_path).read_text(encoding="utf-8")
+    assert f"{blocked.version} was NOT deployed: blocked by data check" in html
+    new, whole, verdict = html.index("class='drift-new'"), html.index("class='drift-whole'"), html.index("class='drift-verdict block'")
+    assert new < whole < verdict  # the new rows lead, each line says what it covers, and the verdict agrees with the decision
+    assert "New rows (400, the rows added since the last accepted version)" in html and "Whole file (every row, old and new)" in html
+    assert f"production at the time of this run: {production}" in html and "production now" not in html
+    settings = html[html.index("<h2>Training settings</h2>") :]
+    for cell in ("<td>iterations</td><td>30</td>", "<td>seed</td><td>42</td>", "<td>data checks</td><td>block</td>", "data.csv"):
+        assert cell in settings, cell
+    assert "<td>depth</td><td>3</td>" in Path(again.report_path).read_text(encoding="utf-8")
+
+    verbose = run_main(main, "--history", "--verbose", "--data", "data.csv", cwd=project)
+    assert verbose.returncode == 0, verbose.stderr
+    reports = project / "models" / "reports"
+    for r in (first, again, blocked):
+        assert f"{r.version:<9} {(reports / f'{r.version}.html').resolve()}" in verbose.stdout
+    assert f"{again.version:<9} iterations 20; depth 3;" in verbose.stdout
+    page = run_main(main, "--history", "--html", cwd=project)
+    assert page.returncode == 0 and Path(page.stdout.strip()) == (reports / "index.html").resolve(), page
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert "NOT deployed: blocked by a data check" in index and "[block] labels_one_class" in index
+    links = _chromium_links(reports / "index.html", ARTIFACTS / "history_index.png")
+    assert sorted(links) == sorted((reports / f"{r.version}.html").resolve().as_uri() for r in (first, again, blocked)), links
+    assert run_main(main, "--html", cwd=project).returncode == 2  # --html goes with --history
+
+
+def _chromium_links(page: Path, shot: Path) -> list[str]:
+    """The href of every link on the page as Chromium resolves it; and a screenshot."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    try:
+        driver.get(page.resolve().as_uri())
+        links = driver.execute_script("return Array.from(document.links).map(a => a.href)")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()
+    return links

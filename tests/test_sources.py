@@ -7,7 +7,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from helpers import make_frame, run_script, snapshot
+from helpers import make_frame, run_main, run_script, snapshot
 from pg import PASSWORD, postgres  # noqa: F401 - the session fixture
 
 from retraining.data.dataset import load_dataset
@@ -204,7 +204,9 @@ def test_sqlite_table_and_query(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"table": "nope"}, "query failed .no such table"),
+        ({"table": "nope"}, r"--table 'nope': no such table or view in sqlite:///.*d\.db; its tables and views: 'features'\.$"),
+        ({"table": "feature"}, r"--table 'feature': no such table or view .*; its tables and views: 'features'\. Did you mean 'features'\?$"),
+        ({"query": "SELECT * FROM nope"}, "the query failed .no such table: nope"),
         ({"query": "SELEC 1"}, 'query failed .near "SELEC"'),
         ({"query": "SELECT * FROM features WHERE 0"}, "returned no rows"),
     ],
@@ -233,9 +235,9 @@ def test_a_sqlite_file_kept_locked_is_exit_7_worth_a_retry(tmp_path):
 
 
 def test_unsupported_database_scheme():
-    with pytest.raises(SourceError, match=r"mysql:// is not a database this tool reads") as err:
+    with pytest.raises(SourceError, match=r"mysql:// is not supported; supported: postgresql://.*sqlite:///.*env:NAME.*file path") as err:
         read_table("mysql://u:pw@h/db")
-    assert "pw" not in str(err.value)
+    assert "pw" not in str(err.value) and err.value.exit_code == 3 and "file not found" not in str(err.value)
     with pytest.raises(UsageError, match="need a database URL") as err:
         read_table(SourceSpec("mysql://u:pw@h/db", table="t"))
     assert "pw" not in str(err.value)
@@ -327,6 +329,7 @@ def test_retrain_from_a_table_skip_then_retrain_after_rows_appended(postgres, tm
         ("wrong password", 'cannot connect (connection to server at "127.0.0.1"'),
         ("syntax error", 'the query failed (syntax error at or near "SELEC"'),
         ("no rows", "returned no rows"),
+        ("wrong table", "--table 'smal': no such table or view in postgresql://"),
         ("unknown database", 'cannot connect (connection to server at "127.0.0.1"'),
         ("server down", "cannot connect"),
     ],
@@ -341,6 +344,8 @@ def test_database_errors_one_line_exit_3_or_7_nothing_written_no_password(postgr
         source = ["--query", "SELEC * FROM small"]
     elif case == "no rows":
         source = ["--query", "SELECT * FROM small WHERE false"]
+    elif case == "wrong table":
+        source = ["--table", "smal"]
     elif case == "unknown database":
         url = postgres.url(database="no_such_db")
     elif case == "server down":
@@ -351,5 +356,28 @@ def test_database_errors_one_line_exit_3_or_7_nothing_written_no_password(postgr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == (7 if case == "server down" else 3), proc.stderr
     assert len(errors) == 1 and message in errors[0], proc.stderr
+    if case == "wrong table":  # the database's tables are listed and the closest one named
+        listed = errors[0].split("its tables and views: ", 1)[1]  # the session's database holds other tests' tables too
+        assert "'small'" in listed and errors[0].endswith(". Did you mean 'small'?"), errors[0]
     assert snapshot(tmp_path) == before
     assert leaks(tmp_path, proc) == []
+
+
+def test_an_unsupported_url_is_never_read_as_a_path_exit_3(tmp_path):
+    """``--data mysql://...`` names the supported schemes (docs/data-sources.md: exit 3), through the API and the CLI."""
+    from retraining.cli.retrain import main
+
+    proc = run_main(main, "--data", "mysql://u@localhost/db", "--validate", cwd=tmp_path)
+    assert proc.returncode == 3 and "mysql:// is not supported; supported: postgresql://" in proc.stderr, proc.stderr
+    assert "file not found" not in proc.stderr and "mysql:/u" not in proc.stderr
+
+
+def test_json_keeps_non_ascii_as_it_is(tmp_path):
+    from retraining.cli.retrain import main
+
+    frame = make_frame(200).rename(columns={"x1": "возраст"})
+    frame.to_csv(tmp_path / "данные.csv", index=False)
+    proc = run_main(main, "--data", "данные.csv", "--validate", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert '"возраст"' in proc.stdout and "данные.csv" in proc.stdout and "\\u04" not in proc.stdout
+    assert "возраст" in json.loads(proc.stdout)["features"]

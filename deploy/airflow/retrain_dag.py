@@ -142,7 +142,7 @@ def catboost_retrain():
             "production": result["production"],
             "report": result.get("report_path"),
         }
-        print(json.dumps(outcome))
+        print(json.dumps(outcome, ensure_ascii=False))
         return outcome
 
     result = retrain(validate_data())

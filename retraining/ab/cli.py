@@ -122,7 +122,7 @@ def _score(args: argparse.Namespace) -> int:
             "out": str(args.out),
             "log": str(args.log),
         }
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
         print(f"scored {len(out)} rows ({test.experiment_id}, {'shadow' if args.shadow else 'split'}): {counts} -> {args.out}")
     return ExitCode.OK
@@ -168,7 +168,7 @@ def _analyze(args: argparse.Namespace) -> int:
     refusal = promotion_refusal(report) if args.promote_winner else None
     if args.promote_winner and refusal is None:
         report["promoted"] = _promote(registry, report)
-    print(json.dumps(report, indent=2, default=float) if args.json else format_report(report))
+    print(json.dumps(report, indent=2, default=float, ensure_ascii=False) if args.json else format_report(report))
     if refusal:
         raise UsageError(refusal)
     if args.promote_winner and not args.json:

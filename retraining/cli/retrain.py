@@ -93,6 +93,11 @@ def _action_arguments(actions: argparse._ArgumentGroup) -> None:
     actions.add_argument("--force", action="store_true", help="retrain even if data and settings are unchanged")
     actions.add_argument("--no-report", action="store_true", help="do not write models/reports/VERSION.html after a run")
     actions.add_argument("--json", action="store_true", help="print the result (or --history) as JSON on stdout")
+    actions.add_argument(
+        "--html",
+        action="store_true",
+        help="with --history: write models/reports/index.html (every version, linked to its report), print its path",
+    )
 
 
 def _mlflow_arguments(ml: argparse._ArgumentGroup) -> None:
@@ -148,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.reason is not None and not args.promote:
         parser.error("--reason goes with --promote VERSION")
+    if args.html and not args.history:
+        parser.error("--html goes with --history")
     log_file = Path(args.log_dir) / "retrain.log"
     setup_logging(LOGGERS, args.verbose, args.quiet, log_file)
     notifiers = []  # the `failed` notification's Notifier, once the flags proved valid
@@ -189,7 +196,7 @@ def _action(args: argparse.Namespace) -> str:
 def _validate(retrainer, args: argparse.Namespace) -> int:
     ds = retrainer.load_data()
     if args.json:
-        print(json.dumps({**ds.describe(), "features": ds.features, "categorical_features": ds.cat_features}, indent=2))
+        print(json.dumps({**ds.describe(), "features": ds.features, "categorical_features": ds.cat_features}, indent=2, ensure_ascii=False))
     else:
         print(
             f"{ds.path}: OK, {ds.rows} rows, {ds.positives} positive, "
@@ -205,20 +212,24 @@ def _mlflow_sync(retrainer, args: argparse.Namespace) -> int:
 
 
 def _history(retrainer, args: argparse.Namespace) -> int:
-    retrainer.print_version_history(as_json=args.json)
+    if args.html:
+        path = retrainer.write_history_page()
+        print(json.dumps({"history_page": str(path.resolve())}, ensure_ascii=False) if args.json else path.resolve())
+    else:
+        retrainer.print_version_history(as_json=args.json, verbose=args.verbose)
     return ExitCode.OK
 
 
 def _report(retrainer, args: argparse.Namespace) -> int:
     path = retrainer.regenerate_report(None if args.report == "latest" else args.report)
-    print(json.dumps({"report": str(path)}) if args.json else path)
+    print(json.dumps({"report": str(path)}, ensure_ascii=False) if args.json else path)
     return ExitCode.OK
 
 
 def _promote(retrainer, args: argparse.Namespace) -> int:
     event = retrainer.promote_to_production(args.promote, reason=args.reason)
     event = event.to_json() if hasattr(event, "to_json") else event  # an Event record or its dict
-    print(json.dumps(event, indent=2) if args.json else format_promotion(args.promote, event))
+    print(json.dumps(event, indent=2, ensure_ascii=False) if args.json else format_promotion(args.promote, event))
     return ExitCode.OK
 
 
@@ -231,7 +242,7 @@ def format_promotion(version: str, event: dict) -> str:
 
 def _retrain(retrainer, args: argparse.Namespace) -> int:
     result = retrainer.retrain(force=args.force)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
+    print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else result.summary())
     return ExitCode.OK
 
 

@@ -20,8 +20,10 @@ import numpy as np
 
 from retraining.fsutil import atomic_write_bytes
 from retraining.records import Decision
+from retraining.report.history import settings_rows
 
 BLUE, GREY, RED, GREEN = "#1f6feb", "#8b949e", "#cf222e", "#1a7f37"
+BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85}  # a label stays readable over lines
 
 
 def preload() -> None:
@@ -99,15 +101,7 @@ def _curves(kind: str, ev: dict, entry: dict) -> str:
         ax.plot([0, 1], [0, 1], ":", color="#999")
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on the holdout")
         d = entry.get("delong")
-        if d:
-            ax.text(
-                0.98,
-                0.04,
-                f"DeLong p = {d['p_value']:.3g}\nΔAUC 95% CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]",
-                ha="right",
-                transform=ax.transAxes,
-                fontsize=8,
-            )
+        delong = f"DeLong p = {d['p_value']:.3g}, ΔAUC 95% CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]" if d else None
     elif kind == "pr":
         ax.axhline(y.mean(), ls=":", color="#999")
         ax.set(xlabel="recall", ylabel="precision", title="Precision-recall on the holdout")
@@ -115,7 +109,10 @@ def _curves(kind: str, ev: dict, entry: dict) -> str:
         top = max(float(np.max(x)) if len(x) else 1.0, 0.05)
         ax.plot([0, top], [0, top], ":", color="#999")
         ax.set(xlabel="mean predicted probability", ylabel="observed positive rate", title="Calibration (deciles)")
-    ax.legend(loc="lower right" if kind == "roc" else "best", fontsize=8)
+    if kind == "roc":  # the DeLong result is the legend's title: one box, nothing drawn over it
+        ax.legend(loc="lower right", fontsize=8, title=delong, title_fontsize=7)
+    else:
+        ax.legend(loc="best", fontsize=8)
     return _png(fig)
 
 
@@ -130,7 +127,8 @@ def _history(log: dict) -> str:
     from retraining.registry import parse_version
 
     versions = sorted(log["versions"], key=lambda e: parse_version(e["version"]))
-    fig, ax = _fig(7.5, 3.8, left=0.1, bottom=0.18)
+    fig, ax = _fig(9.0, 3.8, left=0.08, bottom=0.18)
+    fig.subplots_adjust(right=0.82)  # the legend sits right of the plot, off the points and labels
     xs = np.arange(len(versions))
     aucs = [e["metrics"]["candidate"]["roc_auc"] for e in versions]
     deployed = np.array([e.get("decision") == Decision.DEPLOYED for e in versions])
@@ -141,6 +139,7 @@ def _history(log: dict) -> str:
     index = {e["version"]: i for i, e in enumerate(versions)}
     events = log.get("events", [])
     # an event happens after the versions created before it: place it just after the last of them
+    labelled: dict[int, list[str]] = {}
     at = [index[ev["to"]] if ev["event"] == "deploy" and ev["to"] in index else max(0, bisect_right(created, _parse_time(ev["at"])) - 1) for ev in events]
     for i, ev in enumerate(events):
         if ev["to"] not in index:
@@ -149,21 +148,21 @@ def _history(log: dict) -> str:
         stop = at[i + 1] if i + 1 < len(events) else len(versions) - 1
         ax.hlines(level, at[i], max(stop, at[i] + 0.3), color=GREEN, lw=5, alpha=0.45, label="in production" if i == 0 else None)
         if ev["event"] == "rollback":
-            ax.plot(
-                [at[i]],
-                [level],
-                "x",
-                color=RED,
-                markersize=10,
-                mew=2,
-                label="rollback" if "rollback" not in ax.get_legend_handles_labels()[1] else None,
-            )
-            ax.annotate(f"rollback to {ev['to']}", (at[i], level), textcoords="offset points", xytext=(4, 6), fontsize=7, color=RED)
+            first = "rollback" not in ax.get_legend_handles_labels()[1]
+            ax.plot([at[i]], [level], "x", color=RED, markersize=10, mew=2, label="rollback" if first else None)
+            stack = labelled.setdefault(at[i], [])  # rollbacks at one x: one label each, stacked, never on top of each other
+            right = at[i] > (len(versions) - 1) / 2  # labels on the right half point left, so they stay inside the plot
+            offset = (-6 if right else 6, 6 + 10 * len(stack))
+            label = f"rollback to {ev['to']}"
+            ax.annotate(label, (at[i], level), textcoords="offset points", xytext=offset, ha="right" if right else "left", fontsize=7, color=RED, bbox=BOX)
+            stack.append(ev["to"])
     step = max(1, len(versions) // 12)
     ax.set_xticks(xs[::step], [e["version"] for e in versions][::step], rotation=30, fontsize=8)
     ax.set(ylabel="ROC-AUC on its holdout", title="Versions in order (green: the production model at the time)")
-    ax.set_ylim(min(aucs) - 0.01, max(aucs) + 0.01)
-    ax.legend(fontsize=8, loc="best")
+    most = max((len(v) for v in labelled.values()), default=0)
+    span = max(aucs) - min(aucs) + 0.02
+    ax.set_ylim(min(aucs) - 0.01, max(aucs) + 0.01 + span * 0.06 * most)  # room above for stacked labels
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _png(fig)
 
 
@@ -198,8 +197,23 @@ def _fmt(x: object) -> str:
 
 
 def decision_sentence(entry: dict) -> str:
-    verb = "was deployed to production" if entry.get("decision") == Decision.DEPLOYED else "was kept for manual review (not deployed)"
-    return f"{entry['version']} {verb}: {entry.get('reason', '')}."
+    """One sentence; a version a data check held back says so, as the drift and checks sections do."""
+    blocking = [str(c.get("name")) for c in entry.get("checks") or [] if c.get("severity") == "block"]
+    reason = str(entry.get("reason", ""))
+    if blocking and entry.get("decision") != Decision.DEPLOYED:
+        verb = "was NOT deployed" + ("" if reason.startswith("blocked by") else f", a data check blocked it ({', '.join(dict.fromkeys(blocking))})")
+    elif entry.get("decision") == Decision.DEPLOYED:
+        verb = "was deployed to production"
+    else:
+        verb = "was kept for manual review (not deployed)"
+    return f"{entry['version']} {verb}: {reason}."
+
+
+def production_at_run(entry: dict) -> str:
+    """The production version right after this run: this one if deployed, else the champion it was compared with."""
+    if entry.get("decision") == Decision.DEPLOYED:
+        return entry["version"]
+    return (entry.get("champion") or {}).get("version") or "none"
 
 
 def _checks(entry: dict) -> str:
@@ -223,17 +237,20 @@ def _checks(entry: dict) -> str:
 def render(entry: dict, log: dict, evaluation: dict | None, champion: dict | None) -> str:
     """The whole report as one HTML string: decision and data checks first, then the evidence."""
     e = html.escape
-    parts = [f"<p class='decision'>{e(decision_sentence(entry))}</p>", _checks(entry), _metrics(entry), _figures(entry, evaluation)]
+    parts = [f"<p class='decision'>{e(decision_sentence(entry))}</p>", _checks(entry), _metrics(entry)]
+    parts += ["<h2>Training settings</h2>", _table(["setting", "value"], settings_rows(entry)), _figures(entry, evaluation)]
     parts += ["<h2>History</h2>", f"<figure><img alt='Metric history' src='{_history(log)}'></figure>"]
     imp = _importances(entry, champion)
     if imp:
         parts.append(f"<h2>Feature importances</h2><figure><img alt='Feature importances' src='{imp}'></figure>")
-    parts += [_data(entry.get("dataset", {})), _drift(entry.get("drift"))]
+    parts += [_data(entry.get("dataset", {})), _drift(entry.get("drift"), entry)]
     title = f"Retrain report {entry['version']}"
+    written = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{e(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{e(title)}</h1><p class='meta'>created {e(str(entry.get('created_at')))} · production now {e(str(log.get('production')))}</p>"
+        f"<h1>{e(title)}</h1><p class='meta'>created {e(str(entry.get('created_at')))} · production at the time of this run: "
+        f"{e(production_at_run(entry))} · production when this report was written ({written}): {e(str(log.get('production') or 'none'))}</p>"
         + "".join(parts)
         + "</body></html>"
     )
@@ -279,19 +296,25 @@ def _data(ds: dict) -> str:
     return "".join(parts)
 
 
-def _drift(drift: dict | None) -> str:
-    """PSI per feature on the whole file and, where the checks split it, on the new rows alone."""
+def _drift(drift: dict | None, entry: dict | None = None) -> str:
+    """PSI per feature: the new rows first (what the checks judge), then the whole file; each line says what it covers."""
     e = html.escape
     parts = ["<h2>Drift against the production model's training data</h2>"]
     if not drift or drift.get("reference") is None:
         note = (drift or {}).get("note") or "no reference profile"
         return parts[0] + f"<p class='note'>{e(note)}.</p>"
-    parts.append(
-        f"<p>Reference: {e(drift['reference'])}. {drift['drifted_share']:.0%} of features drifted (PSI ≥ 0.1); "
-        f"significant (PSI &gt; 0.25): {e(', '.join(drift['significant']) or 'none')}.</p>"
-    )
+    ref = e(str(drift["reference"]))
     if drift.get("new_rows") is not None:
-        parts.append(f"<p>New rows alone ({drift['new_rows']}): significant {e(', '.join(drift.get('significant_new') or []) or 'none')}.</p>")
+        sig = ", ".join(drift.get("significant_new") or []) or "none"
+        head = f"New rows ({drift['new_rows']}, the rows added since the last accepted version) vs {ref}'s training data:"
+        parts.append(f"<p class='drift-new'><b>{head}</b> significant drift (PSI &gt; 0.25): {e(sig)}.</p>")
+    parts.append(
+        f"<p class='drift-whole'>Whole file (every row, old and new) vs {ref}'s training data: {drift['drifted_share']:.0%} of features drifted (PSI ≥ 0.1); "
+        f"significant (PSI &gt; 0.25): {e(', '.join(drift['significant']) or 'none')}."
+        + (" New rows are diluted here by the rows seen before." if drift.get("new_rows") is not None else "")
+        + "</p>"
+    )
+    parts.append(_drift_verdict(entry or {}, drift))
     by_psi = sorted(drift["features"].items(), key=lambda kv: -max(kv[1].get("psi_new") or 0, kv[1]["psi"] or 0))
     rows = [[n, r.get("psi_new"), r["psi"], r.get("band_new") or r["band"], ", ".join(r["new_categories"])] for n, r in by_psi]
     rows += [[n, None, None, "missing in new data", ""] for n in drift.get("missing_features", [])]
@@ -299,9 +322,21 @@ def _drift(drift: dict | None) -> str:
     return "".join(parts)
 
 
+def _drift_verdict(entry: dict, drift: dict) -> str:
+    """What the drift meant for this run's decision, in the decision box's words."""
+    blocking = [c for c in entry.get("checks") or [] if c.get("severity") == "block"]
+    if not blocking or entry.get("decision") == Decision.DEPLOYED:
+        return ""
+    names = ", ".join(dict.fromkeys(str(c.get("name")) for c in blocking))
+    shifted = set(drift.get("significant_new") or []) | set(drift.get("significant") or [])
+    named = [col for c in blocking for col in c.get("columns") or [] if col in shifted]
+    also = f" Drifted here and named by a blocking check: {', '.join(dict.fromkeys(named))}." if named else ""
+    return f"<p class='drift-verdict block'>Not deployed: data check {html.escape(names)} blocked it (see Data checks above).{html.escape(also)}</p>"
+
+
 CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328}"
-    ".checks li.block{color:#b42318}.checks li.warn{color:#9a6700}"
+    ".checks li.block,.drift-verdict.block{color:#b42318}.drift-new{font-weight:500}.checks li.warn{color:#9a6700}"
     ".decision{font-size:1.25em;font-weight:600;padding:.6em;border-left:5px solid #1f6feb;background:#f6f8fa}"
     "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;font-size:.9em}"
     ".grid{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:100%}.note,.meta{color:#59636e}"

@@ -70,5 +70,5 @@ def format_status(status: dict) -> str:
 def print_status(models_dir: Path, as_json: bool) -> int:
     """``--status``: 0 alive, 3 not running (stopped, dead or stale), 2 no status file."""
     status = read_status(models_dir)
-    print(json.dumps(status, indent=2) if as_json else format_status(status))
+    print(json.dumps(status, indent=2, ensure_ascii=False) if as_json else format_status(status))
     return ExitCode.OK if status["alive"] else ExitCode.DAMAGED_STATE

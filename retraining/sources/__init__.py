@@ -15,7 +15,7 @@ Modules: ``base`` (spec, table, locations and passwords, column names), ``reader
 (:func:`read_table`), ``csvfile`` (CSV dialects), ``parquet``, ``sql`` (SQLite, PostgreSQL).
 """
 
-from retraining.sources.base import SourceSpec, Table, column_list, is_database_url, mask_argv, mask_url, suggest
+from retraining.sources.base import SourceSpec, Table, column_list, is_database_url, is_url, mask_argv, mask_url, suggest
 from retraining.sources.reader import read_table
 
-__all__ = ["SourceSpec", "Table", "column_list", "is_database_url", "mask_argv", "mask_url", "read_table", "suggest"]
+__all__ = ["SourceSpec", "Table", "column_list", "is_database_url", "is_url", "mask_argv", "mask_url", "read_table", "suggest"]

@@ -103,6 +103,21 @@ class Table:
 
 
 # -- locations and passwords ----------------------------------------------------------
+SUPPORTED_URLS = "postgresql://user@host/db (or postgres://), sqlite:///path/to/file.db, env:NAME (a variable holding such a URL)"
+
+
+def is_url(location: str) -> bool:
+    """``scheme://...`` with a scheme of two letters or more (``C://x`` is a Windows path): never a file path."""
+    head, sep, _ = str(location).partition("://")
+    return bool(sep) and len(head) > 1 and head[0].isalpha() and all(c.isalnum() or c in "+.-" for c in head)
+
+
+def unsupported_url(location: str) -> str:
+    """The one line for a URL whose scheme no reader here takes."""
+    scheme = location.split("://", 1)[0]
+    return f"--data {mask_url(location)}: {scheme}:// is not supported; supported: {SUPPORTED_URLS}, or a CSV/Parquet file path."
+
+
 def is_database_url(location: str) -> bool:
     """True for ``postgresql://...``, ``sqlite:///...`` (driver suffixes allowed) and ``env:NAME``."""
     if location.startswith(ENV_PREFIX):

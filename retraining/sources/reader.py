@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from retraining.errors import SourceError
-from retraining.sources.base import SourceSpec, Table, mask_url, resolve_location
+from retraining.sources.base import SourceSpec, Table, is_url, resolve_location, unsupported_url
 from retraining.sources.parquet import is_parquet, read_parquet
 
 log = logging.getLogger(__name__)
@@ -21,9 +21,8 @@ def read_table(spec: SourceSpec | str | Path) -> Table:
         from retraining.sources.sql import read_sql
 
         table = read_sql(resolve_location(spec.location), spec.query, spec.table)
-    elif "://" in spec.location:
-        scheme = spec.location.split("://", 1)[0]
-        raise SourceError(f"{mask_url(spec.location)}: {scheme}:// is not a database this tool reads; use postgresql://... or sqlite:///path, or a file path.")
+    elif is_url(spec.location):  # never read as a path: Path("mysql://x") would be "mysql:/x"
+        raise SourceError(unsupported_url(spec.location))
     else:
         path = Path(spec.location)
         if is_parquet(path):

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from retraining.errors import SourceError, SourceUnreachableError
-from retraining.sources.base import Table, arrow_to_frame, first_line, mask_url, scrub
+from retraining.sources.base import Table, arrow_to_frame, column_list, first_line, mask_url, scrub, suggest
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,9 @@ def read_sql(url: str, query: str | None, table: str | None) -> Table:
     sql = query if query else f"SELECT * FROM {quote_table(table or '')}"
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme == "sqlite":
-        frame, notes = _read_sqlite(url, sql, shown)
+        frame, notes = _read_sqlite(url, sql, shown, table)
     else:
-        frame, notes = _read_postgres(url, sql, shown)
+        frame, notes = _read_postgres(url, sql, shown, table)
     if len(frame) == 0:
         raise SourceError(f"{display}: the {'table' if table else 'query'} returned no rows; nothing to train on.")
     if len(frame.columns) < 2:
@@ -79,7 +79,24 @@ def quote_table(name: str) -> str:
     return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
 
 
-def _read_postgres(url: str, sql: str, shown: str) -> tuple[pd.DataFrame, list[str]]:
+_PG_TABLES = (
+    "SELECT CASE WHEN table_schema = 'public' THEN table_name ELSE table_schema || '.' || table_name END "
+    "FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
+)
+_SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name"
+
+
+def _failed(shown: str, table: str | None, detail: str, names: list[str] | None) -> str:
+    """The line for a failed read: for ``--table``, the database's tables and views and the closest name."""
+    if not table:
+        return f"{shown}: the query failed ({detail})."
+    if names is None or table.lower() in {n.lower() for n in names}:
+        return f"{shown}: reading table {table!r} failed ({detail})."
+    listed = f"its tables and views: {column_list(names)}" if names else "it has no tables or views"
+    return f"--table {table!r}: no such table or view in {shown}; {listed}.{suggest(table, names)}"
+
+
+def _read_postgres(url: str, sql: str, shown: str, table: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     try:
         import adbc_driver_postgresql.dbapi as pgdb
     except ImportError:
@@ -97,10 +114,21 @@ def _read_postgres(url: str, sql: str, shown: str) -> tuple[pd.DataFrame, list[s
         conn.rollback()
     except pgdb.Error as exc:
         error = SourceUnreachableError if _retry_may_help(exc) else SourceError
-        raise error(f"{shown}: the query failed ({_detail(exc, url)}).") from None
+        raise error(_failed(shown, table, _detail(exc, url), _pg_tables(conn, pgdb.Error) if table else None)) from None
     finally:
         conn.close()
     return arrow_to_frame(arrow)
+
+
+def _pg_tables(conn, error: type[Exception]) -> list[str] | None:
+    """The tables and views a user can name (None if even that cannot be read)."""
+    try:
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute(_PG_TABLES)
+            return [str(r[0]) for r in cur.fetchall()]
+    except error:  # only a hint for the message: the read's own error is what is raised
+        return None
 
 
 def _retry_may_help(exc: BaseException) -> bool:
@@ -128,7 +156,7 @@ def _detail(exc: BaseException, url: str) -> str:
     return scrub(text, url)[:300] or type(exc).__name__
 
 
-def _read_sqlite(url: str, sql: str, shown: str) -> tuple[pd.DataFrame, list[str]]:
+def _read_sqlite(url: str, sql: str, shown: str, table: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     import sqlite3
     from urllib.parse import quote
 
@@ -147,12 +175,22 @@ def _read_sqlite(url: str, sql: str, shown: str) -> tuple[pd.DataFrame, list[str
     except sqlite3.Error as exc:
         name = getattr(exc, "sqlite_errorname", "")  # a writer held the file longer than the busy timeout
         locked = name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or str(exc).startswith(("database is locked", "database table is locked"))
-        raise (SourceUnreachableError if locked else SourceError)(f"{shown}: the query failed ({first_line(exc)}).") from None
+        names = None if locked or not table else [r[0] for r in _sqlite_quietly(conn, _SQLITE_TABLES)]
+        raise (SourceUnreachableError if locked else SourceError)(_failed(shown, table, first_line(exc), names)) from None
     finally:
         conn.close()
     if not names:
         raise SourceError(f"{shown}: the query returned no columns; use a SELECT.")
     return pd.DataFrame.from_records(rows, columns=names, coerce_float=True), []
+
+
+def _sqlite_quietly(conn, sql: str) -> list:
+    import sqlite3
+
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.Error:
+        return []
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:
