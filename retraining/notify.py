@@ -298,7 +298,7 @@ def run_message(result: dict, events: list[str]) -> tuple[str, str]:
     head = {
         "blocked": f"{version} was NOT deployed: blocked by a data check ({blocked}); production stays {after}",
         "review": f"{version} kept for manual review; production stays {after}",
-        "deployed": f"{version} deployed to production (was {before})",
+        "deployed": f"{version} deployed to production (was {before})" + (": equal within noise" if result.get("within_noise") else ""),
         "drift": f"{version}: significant drift in the training data",
     }[events[0]]
     delong = result.get("delong") or {}
@@ -306,6 +306,8 @@ def run_message(result: dict, events: list[str]) -> tuple[str, str]:
     auc = f"ROC-AUC: candidate {_fmt_auc(result.get('candidate_auc'))}, champion {result.get('champion_version') or '-'} {_fmt_auc(result.get('champion_auc'))}"
     auc += f", DeLong p = {p:.3g}" if isinstance(p, (int, float)) else ""
     lines = [head, f"version: {version}", f"production: {before} -> {after}", auc, f"reason: {result.get('reason') or '-'}"]
+    if events[0] in ("review", "blocked") and version != "-":  # held (a real loss, or a data check): the exact command to overrule
+        lines.append(f'to deploy it anyway: python retrain_model.py --promote {version} --reason "TEXT"')
     findings = [c for c in result.get("checks") or [] if isinstance(c, dict)]
     if findings:
         lines.append("findings:")
