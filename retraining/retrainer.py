@@ -40,6 +40,11 @@ def _is_database(location: str | Path) -> bool:
     return is_database_url(location)
 
 
+def _location(data_path: str | Path) -> str | Path:
+    """A database URL stays text; a file is a ``Path``."""
+    return data_path if _is_database(data_path) else Path(data_path)
+
+
 def _check_settings(value):
     """``CheckSettings`` from a JSON file or a dict (UsageError names what is wrong), or None for the defaults."""
     if value is None:
@@ -59,6 +64,8 @@ class ModelRetrainer:
     only when a run or promotion first mirrors to it. :meth:`retrain` does the work.
     Paths are relative to the working directory.
     """
+
+    _mirror_obj = _notifier = None  # built on first use (see mirror, notifier)
 
     def __init__(
         self,
@@ -101,17 +108,14 @@ class ModelRetrainer:
         notify_config: str | Path | None = None,
         notify_on: tuple[str, ...] | list[str] | None = None,
     ) -> None:
-        self.data_path = data_path if _is_database(data_path) else Path(data_path)
         self.source_options = {"query": query, "table": table, "delimiter": csv_delimiter, "decimal": decimal, "encoding": encoding}
-        self.target, self.positive_class = target, positive_class
+        self.target, self.positive_class, self.data_checks, self.check_settings = target, positive_class, data_checks, _check_settings(check_settings)
         self.id_column, self.time_column, self.drop_columns = id_column, time_column, tuple(drop_columns)
         self.params = TrainParams(iterations, seed, task_type.upper(), learning_rate, depth, thread_count, progress_every)
         self.rule = DeployRule(min_improvement, require_significance, alpha, min_auc, rule, margin, recent_versions)
-        self.data_checks, self.check_settings = data_checks, _check_settings(check_settings)
-        self.registry, self.report = Registry(models_dir, production_path, lock_timeout), report
+        self.data_path, self.registry, self.report = _location(data_path), Registry(models_dir, production_path, lock_timeout), report
         self.mlflow = {"uri": mlflow_uri, "experiment": mlflow_experiment, "model_name": mlflow_model_name} if mlflow_uri else None
         self.notify_settings = {"urls": tuple(notify), "config": notify_config, "events": None if notify_on is None else tuple(notify_on)}
-        self._mirror_obj = self._notifier = None
         self._validate()
 
     def _validate(self) -> None:
