@@ -36,6 +36,7 @@ from retraining.retrainer import ModelRetrainer
 
 ROOT = Path(__file__).resolve().parent.parent
 NIGHTS = (0.6, 0.7, 0.8, 0.9, 1.0)
+MARGIN = 0.005  # the default --margin
 
 
 def bank() -> pd.DataFrame:
@@ -122,7 +123,11 @@ def summarize(rows: list[dict]) -> dict:
         strict_asks = sum(r["clean"]["candidate_auc"] < r["clean"]["champion_auc"] for r in mine)
         noise = sum(r["clean"]["verdict"] == "within noise" for r in mine)
         held = sum(r["weak"]["status"] != "deployed" for r in mine)
-        out[name] = {"comparisons": len(mine), "asks": asks, "strict_would_ask": strict_asks, "within_noise": noise, "weak_held": held}
+        beyond = [r for r in mine if r["weak"]["drop"] is not None and r["weak"]["drop"] > MARGIN]  # measurably weaker on the holdout
+        counts = {"asks": asks, "strict_would_ask": strict_asks, "within_noise": noise, "weak_held": held}
+        counts["weak_beyond_margin"] = len(beyond)
+        counts["weak_beyond_margin_held"] = sum(r["weak"]["status"] != "deployed" for r in beyond)
+        out[name] = {"comparisons": len(mine), **counts}
     return out
 
 
@@ -150,13 +155,18 @@ def main() -> int:
     summary = summarize(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"summary": summary, "rows": rows, "seconds": round(time.time() - started)}, indent=2), encoding="utf-8")
-    print("\n| data set | clean comparisons | asks a person | strict would ask | deployed within noise | weak held |")
-    print("|---|---|---|---|---|---|")
-    for name, s in summary.items():
-        cells = [share(s, k) for k in ("asks", "strict_would_ask", "within_noise", "weak_held")]
-        print(f"| {name} | {s['comparisons']} | " + " | ".join(cells) + " |")
+    print_table(summary)
     print(f"\n{time.time() - started:.0f} s; rows in {args.out}")
     return 0
+
+
+def print_table(summary: dict) -> None:
+    print("\n| data set | clean comparisons | asks a person | strict would ask | deployed within noise | weak held | weak > margin below: held |")
+    print("|---|---|---|---|---|---|---|")
+    for name, s in summary.items():
+        cells = [share(s, k) for k in ("asks", "strict_would_ask", "within_noise", "weak_held")]
+        cells.append(f"{s['weak_beyond_margin_held']} of {s['weak_beyond_margin']}")
+        print(f"| {name} | {s['comparisons']} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
