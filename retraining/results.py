@@ -148,7 +148,6 @@ class Evaluation:
     note: str = ""
     dropped_trained_on: int = 0
     findings: list = field(default_factory=list)  # the champion-drop check (needs the champion's scores)
-    outcome: Outcome | None = None  # what the deploy rule decided (set by the decide step)
 
 
 @dataclass
@@ -156,6 +155,7 @@ class Verdict:
     decision: Decision
     reason: str
     findings: list = field(default_factory=list)  # every data-check finding of the run, the champion drop included
+    outcome: Outcome | None = None  # what the deploy rule decided, and on what numbers (before a data check's block)
 
 
 @dataclass

@@ -219,7 +219,6 @@ def decide(r: Settings, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
         from retraining.guard.slide import recent_best
 
         outcome = apply_slide(r.rule, outcome, recent_best(r.registry, p.recent, p.ds, ev.model))
-    ev.outcome = outcome
     deploy, reason = outcome.deploy, outcome.reason
     findings = [*g.findings, *ev.findings]
     for finding in findings:
@@ -232,7 +231,7 @@ def decide(r: Settings, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
         deploy = False
     if p.schema_changed:
         reason += "; feature schema changed, so the major version went up"
-    return Verdict(Decision.DEPLOYED if deploy else Decision.KEPT, reason, findings)
+    return Verdict(Decision.DEPLOYED if deploy else Decision.KEPT, reason, findings, outcome)
 
 
 # -- record ----------------------------------------------------------------------------
@@ -296,7 +295,7 @@ def _entry(r: Settings, p: Plan, g: Guard, ev: Evaluation, v: Verdict, path: Pat
         categorical_features=ds.cat_features,
         params=r.settings(),
         catboost_params={k: all_params.get(k) for k in ("learning_rate", "depth", "l2_leaf_reg", "loss_function", "iterations")},
-        rule=ev.outcome.to_dict(r.rule) if ev.outcome else r.rule.to_dict(),
+        rule=v.outcome.to_dict(r.rule) if v.outcome else r.rule.to_dict(),
         metrics={
             **ev.metrics,
             "holdout_rows": len(ev.y),
