@@ -86,25 +86,25 @@ def judge(rule: DeployRule, candidate_auc: float, champion_auc: float | None, co
     note = f" ({champion_note})" if champion_note else ""
     head = f"ROC-AUC {candidate_auc:.4f} vs {champion_auc:.4f}{note}"
     drop = round(champion_auc - candidate_auc, 9)  # the AUCs are recorded to 6 decimals: no float dust at the margin
-    out = _strict(rule, head, drop) if rule.rule == "strict" or comparison is None else _noise(rule, head, drop, comparison)
+    p = None if comparison is None else p_worse(comparison)  # recorded under either rule
+    out = _strict(rule, head, drop, p) if rule.rule == "strict" or comparison is None else _noise(rule, head, drop, p)
     return _gates(rule, out, head, drop, comparison) if out.deploy else out
 
 
-def _strict(rule: DeployRule, head: str, drop: float) -> Outcome:
+def _strict(rule: DeployRule, head: str, drop: float, p: float | None) -> Outcome:
     """Exactly ``new >= old + min_improvement`` on the raw numbers (also the noise rule's fallback without a paired test)."""
     which = "--rule strict" if rule.rule == "strict" else "no paired test on the same rows, so the strict rule decides"
     if -drop >= rule.min_improvement:
         verdict = "equal" if drop == 0 else "better"
-        return Outcome(True, f"{head}: {verdict} ({which})", verdict, "strict", drop=drop)
+        return Outcome(True, f"{head}: {verdict} ({which})", verdict, "strict", p, drop)
     if rule.min_improvement > 0 and drop <= 0:
         why = f"{head}: improvement {-drop:+.4f} is below --min-improvement {rule.min_improvement:.4f} ({which})"
-        return Outcome(False, why, "min improvement", "strict", drop=drop)
-    return Outcome(False, f"{head}: worse on the raw numbers ({which})", "worse", "strict", drop=drop)
+        return Outcome(False, why, "min improvement", "strict", p, drop)
+    return Outcome(False, f"{head}: worse on the raw numbers ({which})", "worse", "strict", p, drop)
 
 
-def _noise(rule: DeployRule, head: str, drop: float, comparison: Any) -> Outcome:
+def _noise(rule: DeployRule, head: str, drop: float, p: float) -> Outcome:
     """Better, or equal within noise: not significantly worse (p >= alpha) and a drop of at most the margin."""
-    p = p_worse(comparison)
     if drop <= 0:
         verdict = "equal" if drop == 0 else "better"
         return Outcome(True, f"{head}: {verdict}", verdict, "noise", p, drop)

@@ -191,6 +191,7 @@ def test_log_entry_json_and_cli_carry_rule_alpha_margin_p_and_drop(project):
     strict = run_main(main, *argv, cwd=project)
     out = json.loads(strict.stdout)
     assert out["rule"]["rule"] == "strict" and out["rule"]["slide"] is None
+    assert out["rule"]["p_worse"] == pytest.approx(float(norm.cdf(out["delong"]["z"])), abs=1e-6)  # recorded under strict too
     assert (out["status"] == "deployed") == (out["candidate_auc"] >= out["champion_auc"])
 
 
