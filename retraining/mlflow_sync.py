@@ -176,6 +176,7 @@ class MlflowMirror:
         }
         for name, text in check_tags(entry.get("checks") or []).items():
             tags[f"retrain.check.{name}"] = text
+        tags.update(rule_tags(entry.get("rule") or {}))
         with mlflow.start_run(experiment_id=exp_id, run_name=version, tags=tags) as run:
             mlflow.log_params({k: ("" if v is None else str(v)) for k, v in {**entry.get("params", {}), **entry.get("catboost_params", {})}.items()})
             mlflow.log_metrics(_metrics(entry))
@@ -234,6 +235,15 @@ def _metrics(entry: dict) -> dict[str, float]:
         if isinstance(v, (int, float)) and k not in ("n_positive", "n_negative"):
             out[f"delong_{k}"] = float(v)
     out["training_seconds"] = float(entry.get("training_seconds", 0.0))
+    return out
+
+
+def rule_tags(rule: dict) -> dict[str, str]:
+    """``retrain.rule``, ``retrain.rule.alpha``, ``.margin``, ``.verdict``, ``.p_worse``, ``.drop`` (what is recorded; old entries: fewer)."""
+    out = {"retrain.rule": str(rule["rule"])} if rule.get("rule") else {}
+    for key in ("alpha", "margin", "verdict", "p_worse", "drop"):
+        if rule.get(key) is not None:
+            out[f"retrain.rule.{key}"] = str(rule[key])
     return out
 
 

@@ -207,7 +207,8 @@ class Notifier:
             return []
         title, body = run_message(result, events, self.project)
         report = result.get("report_path")
-        kind = min((TYPES.get(e, "info") for e in events), key=_RANK.index)  # the most serious of the events
+        kinds = ["info" if e == "deployed" and result.get("within_noise") else TYPES.get(e, "info") for e in events]  # within noise: info
+        kind = min(kinds, key=_RANK.index)  # the most serious of the events
         return events if self.send(events[0], title, body, attach=self.project / report if report else None, notify_type=kind) else []
 
     def notify_promotion(self, event: dict) -> list[str]:
@@ -377,7 +378,7 @@ def run_message(result: dict, events: list[str], project: Path | None = None) ->
     head = {
         "blocked": f"{version} was NOT deployed: blocked by a data check ({blocked}); production stays {after}",
         "review": f"{version} kept for manual review; production stays {after}",
-        "deployed": f"{version} deployed to production (was {before})",
+        "deployed": f"{version} deployed to production (was {before})" + (": equal within noise" if result.get("within_noise") else ""),
         "drift": f"{version}: significant drift in the training data",
     }[events[0]]
     delong = result.get("delong") or {}

@@ -7,7 +7,10 @@ JSON (``models/version_log.json`` and ``models/metadata/VERSION.json``), and
 - log format 1 (first session): full entries inside version_log.json;
 - log format 1/2 with slim entries (the log keeps a summary, the rest lives in
   ``models/metadata/VERSION.json``);
-- entries with ``checks``/``rows``/``ledger`` (data checks and the row ledger, #11).
+- entries with ``checks``/``rows``/``ledger`` (data checks and the row ledger, #11);
+- ``rule`` with the deploy rule's name and numbers (``rule``, ``alpha``, ``margin``,
+  ``verdict``, ``p_worse``, ``drop``, ``slide``: #27); older entries hold only the
+  settings there (or nothing), and every reader uses ``.get``.
 
 Keys a reader does not know are kept in ``extra`` and written back unchanged, so a newer
 program's entries survive a round trip through an older one.
@@ -47,6 +50,7 @@ _SLIM_FIELDS = (
     "metrics",
     "champion",
     "delong",
+    "rule",
     "training_seconds",
     "rows",
 )

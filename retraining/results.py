@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from retraining.data.dataset import Dataset
     from retraining.evaluation import AucComparison
+    from retraining.rules import Outcome
 
 T = TypeVar("T")
 
@@ -61,6 +62,12 @@ class RunResult:
     rows: dict | None = None
     holdout_dropped_trained_on: int = 0
     production_before: str | None = None
+    rule: dict | None = None  # the deploy rule's settings and numbers: rule, alpha, margin, verdict, p_worse, drop, slide
+
+    @property
+    def within_noise(self) -> bool:
+        """Deployed although a little below the champion: equal within the holdout's noise (an ``info``, not a warning)."""
+        return self.deployed and (self.rule or {}).get("verdict") == "within noise"
 
     @property
     def deployed(self) -> bool:
@@ -73,6 +80,7 @@ class RunResult:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["status"] = str(self.status)
+        out["within_noise"] = self.within_noise  # notifications: an "equal within noise" deploy is info, a hold for a loss a warning
         return out
 
     def summary(self) -> str:
@@ -87,6 +95,9 @@ class RunResult:
             d = self.delong
             auc += f" | delta {d['delta']:+.4f}, 95% CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], DeLong p = {d['p_value']:.3g}"
         lines += [auc, f"  why: {self.reason}"]
+        skipped = ((self.rule or {}).get("slide") or {}).get("skipped")
+        if skipped:
+            lines.append(f"  slow-slide guard skipped {'; '.join(skipped)}")
         if self.rows:
             r = self.rows
             dropped = f"; {self.holdout_dropped_trained_on} holdout rows the champion trained on left out" if self.holdout_dropped_trained_on else ""
@@ -110,6 +121,7 @@ class Plan:
     version: str
     schema_changed: bool
     accepted: dict | None = None  # the newest version whose rows were accepted: new rows are counted against it
+    recent: list = field(default_factory=list)  # the newest versions' log entries, for the slow-slide guard (noise rule)
 
 
 @dataclass
@@ -143,6 +155,7 @@ class Verdict:
     decision: Decision
     reason: str
     findings: list = field(default_factory=list)  # every data-check finding of the run, the champion drop included
+    outcome: Outcome | None = None  # what the deploy rule decided, and on what numbers (before a data check's block)
 
 
 @dataclass

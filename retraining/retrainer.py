@@ -22,7 +22,7 @@ from retraining.records import Decision
 from retraining.registry import Registry
 from retraining.report.history import format_history
 from retraining.results import RunResult, Timer
-from retraining.rules import DeployRule
+from retraining.rules import RULES, DeployRule
 from retraining.sources import is_database_url, is_url
 from retraining.training import TrainParams
 
@@ -38,6 +38,11 @@ def _is_database(location: str | Path) -> bool:
         return False
 
     return is_database_url(location) or is_url(location)  # an unsupported scheme too: the reader names the supported ones
+
+
+def _location(data_path: str | Path) -> str | Path:
+    """A database URL stays text; a file is a ``Path``."""
+    return data_path if _is_database(data_path) else Path(data_path)
 
 
 def _check_settings(value):
@@ -59,6 +64,8 @@ class ModelRetrainer:
     only when a run or promotion first mirrors to it. :meth:`retrain` does the work.
     Paths are relative to the working directory.
     """
+
+    _mirror_obj = _notifier = None  # built on first use (see mirror, notifier)
 
     def __init__(
         self,
@@ -84,6 +91,10 @@ class ModelRetrainer:
         min_improvement: float = 0.0,
         require_significance: bool = False,
         min_auc: float | None = None,
+        rule: str = "noise",
+        alpha: float = 0.05,
+        margin: float = 0.005,
+        recent_versions: int = 5,
         data_checks: str = "block",
         check_settings: str | Path | dict | None = None,
         lock_timeout: float = 60.0,
@@ -97,17 +108,14 @@ class ModelRetrainer:
         notify_config: str | Path | None = None,
         notify_on: tuple[str, ...] | list[str] | None = None,
     ) -> None:
-        self.data_path = data_path if _is_database(data_path) else Path(data_path)
         self.source_options = {"query": query, "table": table, "delimiter": csv_delimiter, "decimal": decimal, "encoding": encoding}
-        self.target, self.positive_class = target, positive_class
+        self.target, self.positive_class, self.data_checks, self.check_settings = target, positive_class, data_checks, _check_settings(check_settings)
         self.id_column, self.time_column, self.drop_columns = id_column, time_column, tuple(drop_columns)
         self.params = TrainParams(iterations, seed, task_type.upper(), learning_rate, depth, thread_count, progress_every)
-        self.rule = DeployRule(min_improvement=min_improvement, require_significance=require_significance, min_auc=min_auc)
-        self.data_checks, self.check_settings = data_checks, _check_settings(check_settings)
-        self.registry, self.report = Registry(models_dir, production_path, lock_timeout), report
+        self.rule = DeployRule(min_improvement, require_significance, alpha, min_auc, rule, margin, recent_versions)
+        self.data_path, self.registry, self.report = _location(data_path), Registry(models_dir, production_path, lock_timeout), report
         self.mlflow = {"uri": mlflow_uri, "experiment": mlflow_experiment, "model_name": mlflow_model_name} if mlflow_uri else None
         self.notify_settings = {"urls": tuple(notify), "config": notify_config, "events": None if notify_on is None else tuple(notify_on)}
-        self._mirror_obj = self._notifier = None
         self._validate()
 
     def _validate(self) -> None:
@@ -120,8 +128,7 @@ class ModelRetrainer:
             raise UsageError(f"learning rate must be in (0, 1] (got {p.learning_rate}).")
         if p.depth is not None and not 1 <= p.depth <= 16:
             raise UsageError(f"depth must be between 1 and 16 (got {p.depth}).")
-        if self.rule.min_auc is not None and not 0 <= self.rule.min_auc <= 1:
-            raise UsageError(f"min AUC must be between 0 and 1 (got {self.rule.min_auc}).")
+        self._validate_rule()
         if self.data_checks not in DATA_CHECK_MODES:
             raise UsageError(f"data checks must be one of {', '.join(DATA_CHECK_MODES)} (got {self.data_checks!r}).")
         if self.mlflow:
@@ -129,6 +136,19 @@ class ModelRetrainer:
 
             require_mlflow()
         _ = self.notifier  # a bad target or a missing apprise fails here, before any work
+
+    def _validate_rule(self) -> None:
+        rule = self.rule
+        if rule.min_auc is not None and not 0 <= rule.min_auc <= 1:
+            raise UsageError(f"min AUC must be between 0 and 1 (got {rule.min_auc}).")
+        if rule.rule not in RULES:
+            raise UsageError(f"rule must be one of {', '.join(RULES)} (got {rule.rule!r}).")
+        if not 0 < rule.alpha < 1:
+            raise UsageError(f"alpha must be between 0 and 1, e.g. 0.05 (got {rule.alpha}).")
+        if not 0 <= rule.margin <= 1:
+            raise UsageError(f"margin must be a ROC-AUC difference between 0 and 1, e.g. 0.005 (got {rule.margin}).")
+        if rule.recent_versions < 0:
+            raise UsageError(f"recent versions must be 0 (no slow-slide guard) or more (got {rule.recent_versions}).")
 
     @property
     def models_dir(self) -> Path:

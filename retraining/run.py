@@ -26,8 +26,7 @@ from retraining.fsutil import atomic_write_json, commit_temp, sha256_file, temp_
 from retraining.records import Decision, VersionEntry
 from retraining.registry import Registry, bump, entry_schema, utc_now
 from retraining.results import Evaluation, Guard, Plan, Recorded, RunResult, Verdict
-from retraining.rules import DeployRule
-from retraining.rules import decide as apply_rule
+from retraining.rules import DeployRule, apply_slide, judge
 from retraining.training import TrainParams
 
 if TYPE_CHECKING:
@@ -63,6 +62,7 @@ def plan(r: Settings, ds: Dataset, data: dict, force: bool) -> Plan | str:
     """The version to train, or the reason there is nothing to do."""
     from retraining import training
     from retraining.guard import ledger
+    from retraining.guard.slide import recent_entries
 
     reg = r.registry
     latest = reg.latest(data)
@@ -76,7 +76,8 @@ def plan(r: Settings, ds: Dataset, data: dict, force: bool) -> Plan | str:
     schema_changed = bool(latest) and entry_schema(latest) != ds.schema()
     version = bump(latest["version"] if latest else None, schema_changed)
     champ_entry = reg.production_entry(data)
-    return Plan(ds, latest, champ_entry, champion, version, schema_changed, ledger.last_accepted(data, champ_entry))
+    recent = recent_entries(data, r.rule.recent_versions) if r.rule.rule == "noise" else []
+    return Plan(ds, latest, champ_entry, champion, version, schema_changed, ledger.last_accepted(data, champ_entry), recent)
 
 
 # -- guard -----------------------------------------------------------------------------
@@ -212,8 +213,13 @@ def _preload_report() -> None:
 
 # -- decide ----------------------------------------------------------------------------
 def decide(r: Settings, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
-    """The user's rule (ROC-AUC >= the champion's), unless a blocking data check says no."""
-    deploy, reason = apply_rule(r.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note)
+    """The deploy rule (``--rule noise`` or ``strict``, the slow-slide guard), unless a blocking data check says no."""
+    outcome = judge(r.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note)
+    if outcome.deploy and p.recent and ev.champion_auc is not None:  # only a deploy needs the slow-slide guard's scoring
+        from retraining.guard.slide import recent_best
+
+        outcome = apply_slide(r.rule, outcome, recent_best(r.registry, p.recent, p.ds, ev.model))
+    deploy, reason = outcome.deploy, outcome.reason
     findings = [*g.findings, *ev.findings]
     for finding in findings:
         log.warning("%s", finding.line())
@@ -221,11 +227,12 @@ def decide(r: Settings, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
     if blocking and r.data_checks == "block":
         names = ", ".join(f.name for f in blocking)
         verdict = "would deploy" if deploy else "would not deploy either"
-        reason = f"blocked by data check {names}: {blocking[0].message} (the AUC rule {verdict}: {reason}; overrule with --promote {p.version} --reason TEXT)"
+        overrule = f"overrule with --promote {p.version} --reason TEXT"
+        reason = f"blocked by data check {names}: {blocking[0].message} (the AUC rule {verdict}: {outcome.why}; {overrule})"
         deploy = False
     if p.schema_changed:
         reason += "; feature schema changed, so the major version went up"
-    return Verdict(Decision.DEPLOYED if deploy else Decision.KEPT, reason, findings)
+    return Verdict(Decision.DEPLOYED if deploy else Decision.KEPT, reason, findings, outcome)
 
 
 # -- record ----------------------------------------------------------------------------
@@ -289,7 +296,7 @@ def _entry(r: Settings, p: Plan, g: Guard, ev: Evaluation, v: Verdict, path: Pat
         categorical_features=ds.cat_features,
         params=r.settings(),
         catboost_params={k: all_params.get(k) for k in ("learning_rate", "depth", "l2_leaf_reg", "loss_function", "iterations")},
-        rule=r.rule.to_dict(),
+        rule=v.outcome.to_dict(r.rule) if v.outcome else r.rule.to_dict(),
         metrics={
             **ev.metrics,
             "holdout_rows": len(ev.y),
@@ -360,6 +367,7 @@ def result(data: dict, p: Plan, g: Guard, ev: Evaluation, rec: Recorded, before:
         rows=g.rows,
         holdout_dropped_trained_on=ev.dropped_trained_on,
         production_before=before,
+        rule=rec.entry.rule,
     )
 
 

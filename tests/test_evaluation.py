@@ -89,11 +89,11 @@ def random_comparison():
 
 def test_deploy_rule_user_default_ties_deploy_worse_kept():
     rule = DeployRule()
-    assert decide(rule, 0.80, None, None) == (True, "first model: nothing in production to compare with")
+    assert decide(rule, 0.80, None, None) == (True, "first model: nothing in production to compare with: deployed")
     ok, why = decide(rule, 0.80, 0.80, None)
-    assert ok and "equals" in why
+    assert ok and ": equal" in why
     ok, why = decide(rule, 0.81, 0.80, None)
-    assert ok and "beats" in why
+    assert ok and ": better" in why
     ok, why = decide(rule, 0.79, 0.80, None)
     assert not ok and "worse" in why
 

@@ -75,6 +75,8 @@ def test_runs_versions_and_aliases_follow_deploy_rejection_and_rollback(project,
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id], filter_string="tags.`retrain.version` = 'v1.1.0'")}
     run = runs["v1.1.0"]
     assert run.data.tags["retrain.decision"] == "kept for review" and "worse" in run.data.tags["retrain.reason"]
+    assert run.data.tags["retrain.rule"] == "noise" and run.data.tags["retrain.rule.verdict"] == "worse"  # #27
+    assert {"retrain.rule.alpha", "retrain.rule.margin", "retrain.rule.p_worse", "retrain.rule.drop"} <= set(run.data.tags)
     assert {"candidate_roc_auc", "champion_roc_auc", "delong_p_value", "delong_ci_low"} <= set(run.data.metrics)
     assert run.data.params["iterations"] == "1" and len(run.data.tags["retrain.dataset_sha256"]) == 64
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -92,6 +92,7 @@ def test_reports_for_first_rejected_schema_change_and_no_profile(project):
     rejected = retrainer(project, iterations=1, depth=1).retrain()
     html = Path(rejected.report_path).read_text()
     assert rejected.status == "kept for review" and "kept for manual review (not deployed)" in html
+    assert "Deploy rule: noise (α 0.05, margin 0.005); verdict: worse" in html  # #27: which rule decided, on what numbers
     assert html.count("<img") == 5 and "Paired DeLong test" in html and "vs v1.0.0's training data" in html
     widths, errors = _chromium_check(Path(rejected.report_path), ARTIFACTS / "report_rejected.png")
     assert len(widths) == 5 and all(ok and w > 0 for _, ok, w in widths), widths

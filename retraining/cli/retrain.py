@@ -28,13 +28,13 @@ INTERRUPTED = "interrupted; production and the version log are consistent (the n
 def build_parser(parser_class: type[argparse.ArgumentParser] = OneLineParser) -> argparse.ArgumentParser:
     p = parser_class(
         prog="retrain_model.py",
-        description="Retrain the CatBoost model and deploy it only if its ROC-AUC is at least the production model's.",
+        description="Retrain the CatBoost model and deploy it only if its ROC-AUC is at least the production model's (equal: within the holdout's noise).",
         epilog=exit_code_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _data_arguments(p.add_argument_group("data"))
     _model_arguments(p.add_argument_group("model"))
-    _rule_arguments(p.add_argument_group("deploy rule (default: deploy when ROC-AUC >= champion's)"))
+    _rule_arguments(p.add_argument_group("deploy rule (default: deploy when ROC-AUC is better, or equal within the holdout's noise)"))
     _file_arguments(p.add_argument_group("files"))
     _action_arguments(p.add_argument_group("actions (default: retrain)"))
     _mlflow_arguments(p.add_argument_group("MLflow mirror (optional: pip install -r requirements-mlflow.txt)"))
@@ -70,8 +70,23 @@ def _model_arguments(model: argparse._ArgumentGroup) -> None:
 
 
 def _rule_arguments(rule: argparse._ArgumentGroup) -> None:
+    rule.add_argument(
+        "--rule",
+        choices=("noise", "strict"),
+        default="noise",
+        help="noise: deploy when better or equal within the holdout's noise; strict: exactly ROC-AUC >= champion's (default: %(default)s)",
+    )
+    rule.add_argument("--alpha", type=float, default=0.05, help="significance level of the one-sided DeLong tests (default: %(default)s)")
+    rule.add_argument("--margin", type=float, default=0.005, metavar="DELTA", help="noise rule: the largest ROC-AUC drop that is equal (default: %(default)s)")
+    rule.add_argument(
+        "--recent-versions",
+        type=int,
+        default=5,
+        metavar="N",
+        help="noise rule: never deploy more than the margin below the best of the last N versions (0: off; default: %(default)s)",
+    )
     rule.add_argument("--min-improvement", type=float, default=0.0, metavar="DELTA", help="deploy only if AUC gain >= DELTA")
-    rule.add_argument("--require-significance", action="store_true", help="deploy only if one-sided DeLong p < 0.05")
+    rule.add_argument("--require-significance", action="store_true", help="deploy only if one-sided DeLong p < --alpha")
     rule.add_argument("--min-auc", type=float, metavar="AUC", help="never deploy below this ROC-AUC")
 
 
@@ -135,6 +150,10 @@ def retrainer_settings(args: argparse.Namespace) -> dict:
         "min_improvement": args.min_improvement,
         "require_significance": args.require_significance,
         "min_auc": args.min_auc,
+        "rule": args.rule,
+        "alpha": args.alpha,
+        "margin": args.margin,
+        "recent_versions": args.recent_versions,
         "lock_timeout": args.lock_timeout,
         "progress_every": 0 if args.quiet else 100,
         "report": not args.no_report,

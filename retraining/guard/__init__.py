@@ -5,5 +5,6 @@ May import: the ground modules, ``data`` and ``evaluation``. Imported by the run
 
 Modules: ``findings`` (Finding, CheckSettings, CheckReport: no numpy), ``ledger`` (the
 rows each version trained on; new, seen, re-sent rows), ``drift`` (profiles and PSI),
-``checks`` (the data checks on the new rows).
+``checks`` (the data checks on the new rows), ``slide`` (the recent versions scored on
+tonight's holdout: the deploy rule's slow-slide guard).
 """

@@ -274,7 +274,29 @@ def _metrics(entry: dict) -> str:
         )
     elif (entry.get("champion") or {}).get("note"):
         parts.append(f"<p>{e(entry['champion']['note'])}.</p>")
+    parts.append(rule_paragraph(entry.get("rule") or {}))
     return "".join(parts)
+
+
+def rule_paragraph(rule: dict) -> str:
+    """Which rule decided and on what numbers (empty for versions made before #27 recorded them)."""
+    e = html.escape
+    if "verdict" not in rule:
+        return ""
+    name = rule.get("rule", "noise")
+    text = f"Deploy rule: {name}" + (f" (α {rule.get('alpha')}, margin {rule.get('margin')})" if name == "noise" else " (ROC-AUC ≥ champion's)")
+    text += f"; verdict: {rule['verdict']}"
+    if isinstance(rule.get("p_worse"), (int, float)):
+        text += f"; one-sided DeLong p (candidate worse) = {rule['p_worse']:.3g}"
+    if isinstance(rule.get("drop"), (int, float)):
+        text += f"; drop {rule['drop']:+.4f}"
+    slide = rule.get("slide") or {}
+    best = slide.get("best")
+    if best:
+        text += f". Slow-slide guard: best recent version {best['version']} {best['auc']:.4f} vs candidate {best['candidate_auc']:.4f} on {best['rows']} rows"
+    if slide.get("skipped"):
+        text += f"; skipped {'; '.join(slide['skipped'])}"
+    return f"<p class='rule'>{e(text)}.</p>"
 
 
 def _figures(entry: dict, evaluation: dict | None) -> str:
