@@ -234,7 +234,8 @@ def test_notifications_tell_a_loss_from_a_deploy_within_noise():
 
     held = {"status": "kept for review", "version": "v1.3.0", "production": "v1.2.0", "reason": "worse", "rule": {"verdict": "worse"}}
     _, body = run_message(held, ["review"])
-    assert 'python retrain_model.py --promote v1.3.0 --reason "TEXT"' in body
+    assert 'python retrain_model.py --promote v1.3.0 --reason "' in body  # the exact command that overrules the hold
     noise = {"status": "deployed", "version": "v1.3.0", "production": "v1.3.0", "production_before": "v1.2.0", "within_noise": True}
     title, body = run_message(noise, ["deployed"])
-    assert title.endswith("deployed to production (was v1.2.0): equal within noise") and "--promote" not in body
+    assert title.endswith("deployed to production (was v1.2.0): equal within noise")
+    assert "--promote v1.2.0" in body  # the command that undoes it, not one that deploys v1.3.0 again
