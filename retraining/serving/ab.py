@@ -38,6 +38,7 @@ from retraining.serving.models import LoadedModel, now_iso
 log = logging.getLogger(__name__)
 ARMS = (CHAMPION, CHALLENGER)
 SHADOW_BATCH = 512  # queued requests the shadow model scores in one call, at most
+EXACT_FLOAT = 2.0**53  # a float id at or above this (or infinite) may not be the integer the client meant: refused
 SHADOW_LINGER = 0.05  # seconds the shadow thread lets requests gather before one call scores them all
 
 
@@ -105,12 +106,18 @@ class PredictionLog:
                 try:
                     self._write(batch)
                 except (OSError, RetrainError) as exc:  # a full disk must not stop the service
-                    lost = sum(len(e.codes) for e in batch)
-                    self.dropped += lost
-                    self.on_drop(lost)
-                    log.error("Could not append %d predictions to %s: %s", lost, self.path, exc)
+                    self._lost(batch, exc)
+                except Exception as exc:  # a bug must not end the logging for good: counted, logged with its traceback
+                    log.exception("Unexpected error writing the prediction log")
+                    self._lost(batch, exc)
             if stop:
                 return
+
+    def _lost(self, batch: list[_Entry], exc: Exception) -> None:
+        lost = sum(len(e.codes) for e in batch)
+        self.dropped += lost
+        self.on_drop(lost)
+        log.error("Could not append %d predictions to %s: %s", lost, self.path, exc)
 
     def _write(self, batch: list[_Entry]) -> None:
         blobs = []
@@ -183,8 +190,14 @@ class LiveAB:
         """The entity ids of the rows; :class:`BadRequest` (422) if a row has none."""
         ids = table.column(self.id_column, "entity id")
         for n, v in enumerate(ids, start=1):
-            if v is None or (type(v) is float and v != v) or isinstance(v, (dict, list)):
-                raise BadRequest(422, f"row {n}: the entity id {self.id_column!r} must be a number or text (the A/B test assigns by it).")
+            t = type(v)
+            if t is int or t is str:  # any size of int: its decimal text is hashed
+                continue
+            if t is float and abs(v) < EXACT_FLOAT:  # NaN fails the comparison too
+                continue
+            if t is float and v == v:
+                raise BadRequest(422, f"row {n}: the entity id {self.id_column!r} is {v!r}, a number JSON cannot carry exactly; send ids this large as text.")
+            raise BadRequest(422, f"row {n}: the entity id {self.id_column!r} must be a number or text (the A/B test assigns by it).")
         return ids
 
     def score(self, champion: LoadedModel, table: Table, rows: list[list]) -> tuple[np.ndarray, np.ndarray]:
