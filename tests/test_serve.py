@@ -382,6 +382,8 @@ def test_recipes_run_serve_py_with_flags_it_has(registry, serve):
         if line.startswith("COPY "):
             assert all((ROOT / src.rstrip("/")).exists() for src in line.split()[1:-1]), line
     unit = (ROOT / "deploy" / "systemd" / "catboost-serve.service").read_text()
+    assert int(next(ln for ln in unit.splitlines() if ln.startswith("LimitNOFILE=")).split("=")[1]) >= 4096
+    assert compose["ulimits"]["nofile"] >= 4096 and "--ulimit nofile=" in (docker / "Dockerfile.serve").read_text()
     exec_start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart=")).split()[1:]
     assert exec_start[0].endswith("/serve.py")
     build_parser().parse_args(exec_start[1:])  # every flag of the unit exists

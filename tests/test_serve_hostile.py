@@ -142,6 +142,8 @@ def test_a_flood_of_idle_sockets_at_the_file_limit_locks_out_no_client(registry,
     finally:
         for sock in idle:
             sock.close()
+    counted = server.get("/health")[2]["connections"]
+    assert counted["evicted"] >= flood - 192 and counted["refused"] >= 1, counted
     log = server.log()
     assert "Too many open files" not in log and "Traceback" not in log
     assert "closing the idle ones, oldest first" in log and "refusing new ones with 503" in log

@@ -38,6 +38,7 @@ from retraining.errors import RetrainError
 from retraining.registry import Registry
 from retraining.serving.ab import ARMS, LiveAB, PredictionLog
 from retraining.serving.batch import Batcher
+from retraining.serving.guard import pool_stats
 from retraining.serving.inputs import BadRequest, Table, decode, rows_for
 from retraining.serving.metrics import Metrics
 from retraining.serving.models import LoadedModel, ModelWatcher, load_version, now_iso
@@ -295,6 +296,7 @@ class App:
             "last_error": w.last_error,
             "last_error_at": w.last_error_at,
             "last_check_at": w.last_check_at,
+            "connections": pool_stats(),  # closed at the cap: idle ones evicted, new ones refused (503)
             "pid": os.getpid(),
             "started_at": self.started_at,
         }
