@@ -175,9 +175,9 @@ def test_sighup_to_a_two_worker_parent_drops_no_request_and_replaces_no_worker(p
     failures: list[str] = []
     stop = threading.Event()
 
-    def client(keep_alive: bool) -> None:
+    def client(keep_alive: bool, pause: float = 0.0) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) if keep_alive else None
-        while not stop.is_set():
+        while not stop.wait(pause):  # pause > 0: a keep-alive connection mostly idle, as when a worker was replaced
             try:
                 status, _, payload = server.request("POST", "/predict", body, conn)
                 answers.append((status, payload.get("version")))
@@ -189,6 +189,7 @@ def test_sighup_to_a_two_worker_parent_drops_no_request_and_replaces_no_worker(p
             conn.close()
 
     threads = [threading.Thread(target=client, args=(k % 2 == 0,)) for k in range(4)]
+    threads += [threading.Thread(target=client, args=(True, 0.3))]
     for t in threads:
         t.start()
     try:
@@ -206,5 +207,5 @@ def test_sighup_to_a_two_worker_parent_drops_no_request_and_replaces_no_worker(p
     assert {s for s, _ in answers} == {200} and answers[-1][1] == "v1.1.0"
     health = [server.get("/health")[2] for _ in range(80)]
     assert {h["pid"] for h in health} <= pids_before and {h["version"] for h in health} == {"v1.1.0"}  # the same workers, reloaded
-    assert server.log().count("SIGHUP passed on to 2 workers") == 6
+    assert server.log().count("SIGHUP passed on to 2 of 2 workers") == 6
     assert server.stop() == 0

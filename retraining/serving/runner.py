@@ -62,13 +62,16 @@ class Supervisor(Multiprocess):
     """uvicorn's worker supervisor; SIGHUP makes every started worker look at the production file, nobody is replaced."""
 
     def handle_hup(self) -> None:
+        sent = 0
         for process in self.processes:
-            if process.pid is not None and process.is_ready(timeout=1):  # a starting worker loads production itself
+            ready = getattr(process, "is_ready", process.is_alive)  # older uvicorn versions have only is_alive
+            if process.pid is not None and ready(timeout=1):  # a starting worker loads production itself
                 try:
                     os.kill(process.pid, signal.SIGHUP)
+                    sent += 1
                 except ProcessLookupError:  # it just ended; keep_subprocess_alive replaces it
                     continue
-        log.info("SIGHUP passed on to %d workers: each looks at the production file now", len(self.processes))
+        log.info("SIGHUP passed on to %d of %d workers: each looks at the production file now", sent, len(self.processes))
 
 
 def run(app: str, *, host: str, port: int, workers: int, limits: Limits, graceful_timeout: float) -> int:
