@@ -81,7 +81,7 @@ def config_from_args(args: argparse.Namespace):
         raise UsageError(f"--port must be between 1 and 65535 (got {args.port}).")
     if args.workers < 1 or args.max_body_bytes < 1 or args.reload_interval <= 0 or args.shadow_queue < 1 or args.log_flush_interval <= 0:
         raise UsageError("--workers, --max-body-bytes, --shadow-queue, --reload-interval and --log-flush-interval must be positive.")
-    limits = (args.header_timeout, args.max_header_bytes, args.body_timeout, args.graceful_timeout, args.max_connections or 1)
+    limits = (args.header_timeout, args.max_header_bytes, args.body_timeout, args.graceful_timeout, 1 if args.max_connections is None else args.max_connections)
     if min(limits) <= 0:
         raise UsageError("--header-timeout, --max-header-bytes, --body-timeout, --graceful-timeout and --max-connections must be positive.")
     given = (("--shadow", args.shadow), ("--id-column", args.id_column), ("--salt", args.salt), ("--experiment-id", args.experiment_id))
