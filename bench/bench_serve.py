@@ -21,6 +21,7 @@ Markdown tables for bench/README.md. Linux; needs requirements-serve.txt and -ml
    three servers and prints their table, then the request path's added cost in-process
    (run it as ``PYTHONPATH=. python bench/bench_serve.py --only prodlog`` so that part
    imports this checkout's package).
+7. reload with workers: serve.py --workers 2 under load, SIGHUP to the parent every 0.25 s.
 """
 
 from __future__ import annotations
@@ -104,9 +105,16 @@ def _client(port: int, requests: list[bytes], seconds: float, max_requests: int,
     i = 0
     while time.perf_counter() < end and i < max_requests:
         t = time.perf_counter()
-        sock.sendall(requests[i % len(requests)])
-        if _read_response(f) != 200:
+        try:
+            sock.sendall(requests[i % len(requests)])
+            if _read_response(f) != 200:
+                errors += 1
+        except (OSError, ValueError, IndexError):  # a dropped connection is a failed request: counted, and a new connection
             errors += 1
+            sock.close()
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            f = sock.makefile("rb")
         latencies.append(time.perf_counter() - t)
         i += 1
     sock.close()
@@ -370,6 +378,33 @@ def measure_all(work: Path, servers: dict[str, Server], plan: list, args) -> dic
     return results
 
 
+def sighup_stream(work: Path, args) -> dict:
+    """serve.py --workers 2 under load while its parent gets SIGHUP every 0.25 s and production flips every 1 s."""
+    port = free_port()
+    argv = [sys.executable, str(ROOT / "serve.py"), "--workers", "2", "--reload-interval", "0.1", "--port", str(port)]
+    server = Server("serve_workers2", argv, port, work, "/ready")
+    stop = threading.Event()
+    flips = swapping(work, stop, every=1.0)
+
+    def hup() -> None:
+        while not stop.wait(0.25):
+            server.proc.send_signal(signal.SIGHUP)
+            result["sighups"] += 1
+
+    result = {"sighups": 0}
+    thread = threading.Thread(target=hup)
+    thread.start()
+    try:
+        result.update(load(port, bodies(work, 1), args.concurrency, args.seconds * 4, args.max_requests))
+    finally:
+        stop.set()
+        thread.join()
+        flips.join()
+        server.stop()
+        _promote(work, "v1.0.0")
+    return result
+
+
 def _promote(work: Path, version: str) -> None:
     from retraining.registry import Registry
 
@@ -456,13 +491,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default: %(default)s)")
     p.add_argument("--rows", type=int, default=0, help="rows of featured_dataset.csv to train on, a random sample (default: all)")
     p.add_argument("--iterations", type=int, default=300, help="CatBoost iterations of both versions (default: %(default)s)")
-    p.add_argument("--only", metavar="PREFIX", help="measure only the scenarios whose name starts so (stack, single, batch100, floor, shadow, prodlog)")
+    p.add_argument("--only", metavar="PREFIX", help="only the scenarios whose name starts so (stack, single, batch100, floor, shadow, prodlog, sighup)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (server output) and print its path")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     servers: dict[str, Server] = {}
     try:
         prepare(work, args.rows, args.iterations)
+        if args.only == "sighup":
+            print(orjson.dumps(sighup_stream(work, args), option=orjson.OPT_INDENT_2).decode())
+            return 0
         plan = the_plan(work, args)
         servers = start_servers(work, args.workers, {name for _, variants in plan for name, _, _ in variants} if args.only else None)
         results = measure_all(work, servers, plan, args)
@@ -480,6 +518,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         floor = in_process(work)
         print(report(results, floor, args))
+        hup = sighup_stream(work, args)
+        print(
+            f"\n--workers 2, SIGHUP to the parent every 0.25 s ({hup['sighups']} in all), production flipped every 1 s, "
+            f"concurrency {args.concurrency} (keep-alive): {hup['n']} requests, {hup['errors']} failed, p99 {hup['p99']:.2f} ms"
+        )
         print(f"\nshadow server counters: {shadow_counts(servers['serve.py --shadow'].port)}")
     finally:
         for server in servers.values():

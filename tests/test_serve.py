@@ -56,12 +56,13 @@ def project(registry, tmp_path) -> Path:
 class Server:
     """``python serve.py`` in ``project`` on a free port; stopped with SIGTERM."""
 
-    def __init__(self, project: Path, *args: str) -> None:
+    def __init__(self, project: Path, *args: str, max_files: int | None = None) -> None:
         self.port = free_port()
         self.output = project / f"serve-{self.port}.out"
         argv = [sys.executable, str(ROOT / "serve.py"), "--reload-interval", "0.2", *args, "--port", str(self.port)]  # the last --port wins
+        limit = None if max_files is None else lambda: _limit_files(max_files)
         with self.output.open("wb") as out:
-            self.proc = subprocess.Popen(argv, cwd=project, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.proc = subprocess.Popen(argv, cwd=project, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=limit)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log()
@@ -110,12 +111,19 @@ class Server:
         return self.proc.wait(timeout=60)
 
 
+def _limit_files(n: int) -> None:
+    """In the server's process before it runs: a soft open-file limit of ``n`` (what LimitNOFILE= sets)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
 @pytest.fixture
 def serve():
     servers = []
 
-    def start(project: Path, *args: str) -> Server:
-        servers.append(Server(project, *args))
+    def start(project: Path, *args: str, max_files: int | None = None) -> Server:
+        servers.append(Server(project, *args, max_files=max_files))
         return servers[-1]
 
     yield start
@@ -204,6 +212,8 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_the_service_keeps_serving
         (orjson.dumps([{**good[0], "c1": {"a": 1}}]), 422, "c1 is categorical"),
         (orjson.dumps({"dataframe_split": {"columns": ["x1", "c1"], "data": [[1.0, "red"]]}}), 422, "missing feature columns: x2, x3, c2"),
         (orjson.dumps(good * 1500), 413, "limit"),
+        (orjson.dumps(good).replace(b'"red"', b'"\\ud800"').replace(b'"green"', b'"\\ud800"').replace(b'"blue"', b'"\\ud800"'), 400, "lone UTF-16 surrogate"),
+        (b'[{"x1": NaN, "\\udc00": 1}]', 400, "lone UTF-16 surrogate"),  # Python's json (the NaN path) would take it
     ]
     for body, status, message in cases:
         got, _, payload = server.post(body)
@@ -322,7 +332,13 @@ def test_ab_requests_need_the_id_and_usage_errors_are_one_line(registry, serve, 
     assert server.post(no_id)[:1] == (422,) and "no entity id column 'customer_id'" in server.post(no_id)[2]["error"]
     null_id = [{**rows(1)[0], "customer_id": None}]
     assert server.post(null_id)[0] == 422
+    body = orjson.dumps(rows(1)).replace(b'"customer_id":0', b'"customer_id":%s')
+    for id_text, status in ((b"%d" % 2**70, 422), (b"1e300", 422), (b'"\\ud800"', 400), (b"%d" % 2**63, 200), (b'"%d"' % 2**70, 200)):
+        got, _, payload = server.post(body % id_text)
+        assert got == status, (id_text, got, payload)  # 2**70 arrives as a float: not exact, so refused; as text it is an id
+    assert "large as text" in server.post(body % b"%d" % 2**70)[2]["error"]
     assert server.stop() == 0
+    assert "Traceback" not in server.log()
 
 
 def test_every_worker_reloads_and_metrics_add_up_over_workers(project, serve):
@@ -366,6 +382,8 @@ def test_recipes_run_serve_py_with_flags_it_has(registry, serve):
         if line.startswith("COPY "):
             assert all((ROOT / src.rstrip("/")).exists() for src in line.split()[1:-1]), line
     unit = (ROOT / "deploy" / "systemd" / "catboost-serve.service").read_text()
+    assert int(next(ln for ln in unit.splitlines() if ln.startswith("LimitNOFILE=")).split("=")[1]) >= 4096
+    assert compose["ulimits"]["nofile"] >= 4096 and "--ulimit nofile=" in (docker / "Dockerfile.serve").read_text()
     exec_start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart=")).split()[1:]
     assert exec_start[0].endswith("/serve.py")
     build_parser().parse_args(exec_start[1:])  # every flag of the unit exists

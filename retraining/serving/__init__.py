@@ -6,5 +6,7 @@ its own ``cli`` module).
 Modules: ``app`` (routes, the ASGI application), ``models`` (load and hot-swap the
 production file), ``inputs`` (request bodies to frames), ``batch`` (micro-batching),
 ``ab`` (live A/B, the log writer), ``shadow`` (a second model off the request path),
-``production`` (the production log, the bake period), ``metrics`` (Prometheus).
+``production`` (the production log, the bake period), ``metrics`` (Prometheus), ``guard``
+(uvicorn's HTTP protocol with timeouts, a header cap and a connection cap), ``runner``
+(uvicorn, one process or a supervisor of workers).
 """

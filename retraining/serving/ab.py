@@ -39,6 +39,7 @@ from retraining.serving.shadow import Shadow
 
 log = logging.getLogger(__name__)
 ARMS = (CHAMPION, CHALLENGER)
+EXACT_FLOAT = 2.0**53  # a float id at or above this (or infinite) may not be the integer the client meant: refused
 
 
 @dataclass
@@ -60,8 +61,14 @@ def entity_ids(table: Table, column: str, why: str) -> list:
     """The entity ids of the rows; :class:`BadRequest` (422) if a row has none."""
     ids = table.column(column, "entity id")
     for n, v in enumerate(ids, start=1):
-        if v is None or (type(v) is float and v != v) or isinstance(v, (dict, list)):
-            raise BadRequest(422, f"row {n}: the entity id {column!r} must be a number or text ({why}).")
+        t = type(v)
+        if t is int or t is str:  # any size of int: its decimal text is hashed
+            continue
+        if t is float and abs(v) < EXACT_FLOAT:  # NaN fails the comparison too
+            continue
+        if t is float and v == v:
+            raise BadRequest(422, f"row {n}: the entity id {column!r} is {v!r}, a number JSON cannot carry exactly; send ids this large as text.")
+        raise BadRequest(422, f"row {n}: the entity id {column!r} must be a number or text ({why}).")
     return ids
 
 
@@ -124,12 +131,18 @@ class PredictionLog:
                 try:
                     self._write(batch)
                 except (OSError, RetrainError) as exc:  # a full disk must not stop the service
-                    lost = sum(len(e.codes) for e in batch)
-                    self.dropped += lost
-                    self.on_drop(lost)
-                    log.error("Could not append %d predictions to %s: %s", lost, self.path, exc)
+                    self._lost(batch, exc)
+                except Exception as exc:  # a bug must not end the logging for good: counted, logged with its traceback
+                    log.exception("Unexpected error writing the prediction log")
+                    self._lost(batch, exc)
             if stop:
                 return
+
+    def _lost(self, batch: list[Entry], exc: Exception) -> None:
+        lost = sum(len(e.codes) for e in batch)
+        self.dropped += lost
+        self.on_drop(lost)
+        log.error("Could not append %d predictions to %s: %s", lost, self.path, exc)
 
     def _write(self, batch: list[Entry]) -> None:
         blobs: list = []

@@ -43,6 +43,7 @@ from retraining.errors import RetrainError
 from retraining.registry import Registry
 from retraining.serving.ab import ARMS, LiveAB, PredictionLog
 from retraining.serving.batch import Batcher
+from retraining.serving.guard import pool_stats
 from retraining.serving.inputs import BadRequest, Table, decode, rows_for
 from retraining.serving.metrics import Metrics
 from retraining.serving.models import LoadedModel, ModelWatcher, load_version, now_iso
@@ -213,24 +214,32 @@ class App:
         path = scope["path"]
         route = ROUTES.get(path)
         try:
+            status, payload, headers = await self._route(scope, receive, route)
+        except asyncio.CancelledError:  # SIGTERM's graceful timeout ran out while this request waited (a slow upload)
+            status, payload = 503, orjson.dumps({"error": "the service is shutting down; send the request again."})
+            headers = [JSON, (b"connection", b"close")]  # and the task ends here: uvicorn cancelled it to exit, nothing awaits it
+        headers.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        self.metrics.observe(path if route else "other", status, time.perf_counter() - started)
+
+    async def _route(self, scope, receive, route) -> tuple[int, bytes, list]:
+        """The answer to one request: a 4xx for what the client got wrong, a 500 (logged) for a bug."""
+        path = scope["path"]
+        try:
             if route is None:
                 raise BadRequest(404, f"no endpoint {path}; the service answers POST /predict (or /invocations), GET /health, /ready, /version, /metrics.")
             if scope["method"] != route[1]:
                 raise BadRequest(405, f"{path} takes {route[1]}, not {scope['method']}.")
             if route[0] == "predict":
                 body = await _read_body(scope, receive, self.config.max_body_bytes)
-                status, payload, headers = await self._predict(body)
-            else:
-                status, payload, headers = self._get(route[0])
+                return await self._predict(body)
+            return self._get(route[0])
         except BadRequest as exc:
-            status, payload, headers = exc.status, orjson.dumps({"error": exc.message}), [JSON]
+            return exc.status, orjson.dumps({"error": exc.message}), [JSON]
         except Exception:  # a bug: logged with its traceback, answered 500, and the process keeps serving
             log.exception("Unexpected error answering %s %s", scope["method"], path)
-            status, payload, headers = 500, orjson.dumps({"error": "internal error (logged by the service)"}), [JSON]
-        headers.append((b"content-length", str(len(payload)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
-        self.metrics.observe(path if route else "other", status, time.perf_counter() - started)
+            return 500, orjson.dumps({"error": "internal error (logged by the service)"}), [JSON]
 
     # -- POST /predict --------------------------------------------------------------------
     async def _predict(self, body: bytes) -> tuple[int, bytes, list]:
@@ -329,6 +338,7 @@ class App:
             "last_error": w.last_error,
             "last_error_at": w.last_error_at,
             "last_check_at": w.last_check_at,
+            "connections": pool_stats(),  # closed at the cap: idle ones evicted, new ones refused (503)
             "pid": os.getpid(),
             "started_at": self.started_at,
             "bake": self.production.describe(model) if self.production is not None and model is not None else None,
@@ -367,6 +377,8 @@ async def _read_body(scope, receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            if scope.get("state", {}).get("body_timed_out"):  # the protocol answered 408 (retraining.serving.guard)
+                raise BadRequest(408, "the body stopped arriving (--body-timeout).")
             raise BadRequest(400, "the client went away before sending the whole body.")
         chunk = message.get("body", b"")
         size += len(chunk)

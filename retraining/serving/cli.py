@@ -27,6 +27,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from dataclasses import fields
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     net.add_argument("--workers", type=int, default=1, help="server processes; each loads and reloads the model (default: %(default)s)")
     net.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, metavar="N", help="larger request bodies get 413 (default: 10 MiB)")
+    limits = p.add_argument_group("limits per connection and per worker (see docs/serving.md, 'Hostile clients')")
+    limits.add_argument("--header-timeout", type=float, default=10.0, metavar="S", help="the head must arrive within this, else 408 (default: %(default)s)")
+    limits.add_argument("--max-header-bytes", type=int, default=64 * 1024, metavar="N", help="larger request lines and headers get 431 (default: 64 KiB)")
+    limits.add_argument("--body-timeout", type=float, default=10.0, metavar="S", help="a body that stops arriving this long gets 408 (default: %(default)s)")
+    limits.add_argument("--max-connections", type=int, metavar="N", help="connections per worker; idle ones closed, then 503 (default: file limit - 64)")
+    limits.add_argument("--graceful-timeout", type=float, default=30.0, metavar="S", help="SIGTERM: requests in flight get this, then 503 (default: 30)")
     files = p.add_argument_group("model")
     files.add_argument("--models-dir", default="models", metavar="DIR", help="the registry with version_log.json (default: %(default)s)")
     files.add_argument("--production", default="catboost_model.cbm", metavar="PATH", help="production model file (default: %(default)s)")
@@ -82,6 +89,9 @@ def config_from_args(args: argparse.Namespace):
         raise UsageError(f"--port must be between 1 and 65535 (got {args.port}).")
     if args.workers < 1 or args.max_body_bytes < 1 or args.reload_interval <= 0 or args.shadow_queue < 1 or args.log_flush_interval <= 0:
         raise UsageError("--workers, --max-body-bytes, --shadow-queue, --reload-interval and --log-flush-interval must be positive.")
+    limits = (args.header_timeout, args.max_header_bytes, args.body_timeout, args.graceful_timeout, 1 if args.max_connections is None else args.max_connections)
+    if min(limits) <= 0:
+        raise UsageError("--header-timeout, --max-header-bytes, --body-timeout, --graceful-timeout and --max-connections must be positive.")
     given = (("--shadow", args.shadow), ("--experiment-id", args.experiment_id))
     ab_flags = [flag for flag, value in given if value]
     if args.challenger is None and ab_flags:
@@ -133,53 +143,46 @@ def check_challenger(config) -> None:
     registry.verify(registry.find(registry.read_log(), config.challenger))
 
 
-def serve(config, host: str, port: int, workers: int, metrics_dir: Path | None) -> int:
+def limits_from_args(args: argparse.Namespace):
+    """The per-connection limits of the command line, the connection cap below this process's file limit."""
+    from retraining.serving.guard import Limits
+    from retraining.serving.runner import connection_cap, file_limit
+
+    limit = file_limit()
+    cap = connection_cap(args.max_connections, limit)
+    log.info("Up to %d connections per worker (open-file limit %s)", cap, limit if limit is not None else "not known here")
+    return Limits(head_timeout=args.header_timeout, max_head_bytes=args.max_header_bytes, body_timeout=args.body_timeout, max_connections=cap)
+
+
+def serve(config, args: argparse.Namespace) -> int:
     """Run uvicorn until SIGTERM/SIGINT; 0 after a clean shutdown."""
     try:
-        import uvicorn
+        import httptools  # noqa: F401 - the C parser the connection limits are built on (and about 2x the requests of h11 per core)
+        import uvicorn  # noqa: F401
     except ImportError as exc:
-        raise StateError(f"serve.py needs uvicorn: {INSTALL}") from exc
+        raise StateError(f"serve.py needs uvicorn and httptools: {INSTALL}") from exc
     from retraining.serving.app import CONFIG_ENV
+    from retraining.serving.runner import run
 
+    limits = limits_from_args(args)
     os.environ[CONFIG_ENV] = config.to_json()  # the workers read it (they start from an import string)
     own_metrics_dir = None
-    if workers > 1:
-        own_metrics_dir = None if metrics_dir else Path(tempfile.mkdtemp(prefix="catboost-serve-metrics-"))
-        folder = metrics_dir or own_metrics_dir
+    if args.workers > 1:
+        own_metrics_dir = None if args.metrics_dir else Path(tempfile.mkdtemp(prefix="catboost-serve-metrics-"))
+        folder = args.metrics_dir or own_metrics_dir
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: None)  # uvicorn re-raises the signal after its graceful shutdown: exit 0 then
     try:
-        uvicorn.run(
-            "retraining.serving.cli:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            http=_http_parser(),
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            timeout_graceful_shutdown=30,
-        )
+        app = "retraining.serving.cli:create_app"
+        return run(app, host=args.host, port=args.port, workers=args.workers, limits=limits, graceful_timeout=args.graceful_timeout)
     except SystemExit as exc:  # uvicorn's own exit (a port in use, a failed startup): already logged
         return exc.code if isinstance(exc.code, int) else ExitCode.DAMAGED_STATE
     finally:
         if own_metrics_dir is not None:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
-    return ExitCode.OK
-
-
-def _http_parser() -> str:
-    try:
-        import httptools  # noqa: F401 - the C parser: about 2x the requests of h11 per core
-    except ImportError:
-        log.warning("httptools is not installed; using h11 (slower). %s", INSTALL)
-        return "h11"
-    return "httptools"
 
 
 def create_app():
@@ -188,6 +191,8 @@ def create_app():
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app listens for it: a SIGHUP must not end a starting worker
     return App(ServeConfig.from_json(os.environ.get(CONFIG_ENV) or "{}"))
 
 
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             config = config_from_args(args)
             check_challenger(config)
-            return serve(config, args.host, args.port, args.workers, args.metrics_dir)
+            return serve(config, args)
         except ImportError as exc:
             raise StateError(f"{exc.name or exc} is not installed; {INSTALL}") from exc
 

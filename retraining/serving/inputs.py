@@ -98,10 +98,16 @@ def decode(body: bytes) -> Table:
 
 def _lenient(body: bytes, error: Exception):
     try:
-        return json.loads(body)
+        payload = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested deeper than Python's json goes
-        pass
-    raise BadRequest(400, f"malformed JSON: {str(error).splitlines()[0]}.")
+        raise BadRequest(400, f"malformed JSON: {str(error).splitlines()[0]}.") from None
+    try:  # Python's json lets through what orjson refuses: lone UTF-16 surrogates ("\ud800"), which no text can carry, and deep nesting
+        orjson.dumps(payload)
+    except orjson.JSONEncodeError as exc:
+        if "surrogate" in str(exc):
+            raise BadRequest(400, "the body has a lone UTF-16 surrogate (such as \\ud800), which is not text; send valid Unicode.") from None
+        raise BadRequest(400, f"malformed JSON: {str(exc).splitlines()[0]}.") from None
+    return payload
 
 
 def _unwrap(key: str, value) -> Table:
