@@ -5,7 +5,7 @@ each, some 100 services). ``apprise`` is optional: ``pip install -r requirements
 
 API (stable; the CLI, ``retrain_model.py``, ``scheduler.py`` and the Airflow DAG use it)::
 
-    EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift")
+    EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift", "decay")
     DEFAULT_EVENTS                      # every event except "deployed"
     ENV_VAR = "RETRAIN_NOTIFY"          # targets, comma or space separated
     mask(url) -> str                    # a target as it may be shown: tokens and passwords hidden
@@ -46,7 +46,7 @@ from pathlib import Path
 
 from retraining.errors import ExitCode, UsageError
 
-EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift")
+EVENTS = ("review", "blocked", "deployed", "rollback", "failed", "drift", "decay")
 DEFAULT_EVENTS = tuple(e for e in EVENTS if e != "deployed")
 ENV_VAR = "RETRAIN_NOTIFY"
 BUDGET_SECONDS = 10.0
@@ -326,6 +326,13 @@ def promotion_message(event: dict) -> tuple[str, str]:
         lines.append(f"backup of the previous production model: {event['backup']}")
     lines += [f"at: {event.get('at') or '-'}", f"host: {socket.gethostname()}"]
     return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
+
+
+def monitor_message(finding: dict, production: str | None) -> tuple[str, list[str]]:
+    """Head and lines of a monitor finding (``decay``, ``drift``, ``deploy_worse``) for :meth:`Notifier.notify_text`."""
+    numbers = ", ".join(f"{k} {v}" for k, v in (finding.get("numbers") or {}).items())
+    head = f"monitor: {finding.get('name')} ({finding.get('severity')}) in production {production or 'none'}"
+    return head, [finding.get("message") or "", f"numbers: {numbers or '-'}"]
 
 
 def failure_message(error_line: str, exit_code: int, script: str = "retrain_model.py", attempts: int | None = None) -> tuple[str, str]:

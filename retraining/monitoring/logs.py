@@ -1,0 +1,188 @@
+"""Reading the production prediction log incrementally: only what was appended since the last run.
+
+A log is ``predictions.jsonl`` plus its rotated files ``predictions-YYYYMMDD-HHMMSS.jsonl``
+beside it (all are read). A file is known by the sha256 of its first line, not by its
+name, so a rotation (a rename) does not make the monitor read it again: the state keeps,
+per first line, how many bytes were read (:class:`retraining.monitoring.store.State`).
+
+The lines are the A/B log's (:data:`retraining.ab.predlog.LOG_FIELDS`). Production traffic
+is every served line; a line of experiment ``production``, variant ``previous`` and not
+served is the bake shadow of the production line with the same ``request_id``. A/B shadow
+lines of a challenger (not served) are not production and are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retraining.ab.predlog import LOG_FIELDS
+from retraining.errors import DataError
+
+log = logging.getLogger(__name__)
+PRODUCTION, PREVIOUS = "production", "previous"
+PIECE_BYTES = 1 << 27  # parse at most 128 MiB of log text at a time
+
+
+@dataclass
+class LogFile:
+    """One file of the log: where, its identity (first line's sha256), what is new in it."""
+
+    path: Path
+    head: str
+    start: int  # bytes already read by earlier runs
+    end: int  # bytes complete now (up to the last newline)
+
+
+def log_files(paths: list[Path]) -> list[Path]:
+    """Each given log with its rotated files (``NAME-*.jsonl`` beside ``NAME.jsonl``), oldest first."""
+    out: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            out += sorted(p for p in path.glob("*.jsonl") if p.is_file())
+            continue
+        rotated = sorted(p for p in path.parent.glob(f"{path.stem}-*{path.suffix}") if p.is_file())
+        out += rotated + ([path] if path.is_file() else [])
+        if not rotated and not path.is_file():
+            raise DataError(f"{path}: no prediction log there; start serve.py with --id-column ID (it logs every prediction) or pass --log PATH.")
+    return list(dict.fromkeys(out))
+
+
+def plan(files: list[Path], offsets: dict[str, int]) -> list[LogFile]:
+    """What to read of each file, given the bytes read before (``offsets`` by first-line sha)."""
+    planned = []
+    for path in files:
+        with path.open("rb") as fh:
+            first = fh.readline()
+            if not first:
+                continue
+            if not first.endswith(b"\n"):
+                raise DataError(
+                    f"{path}: its only line is torn (no newline at byte {len(first)}); a writer was killed mid-line. Remove the file or end the line."
+                )
+            head = hashlib.sha256(first).hexdigest()
+            start = offsets.get(head, 0)
+            size = _size_between_appends(path)
+            if size < start:
+                raise DataError(f"{path}: shorter ({size} bytes) than when the monitor last read it ({start}); a log is only appended to. Restore it.")
+            fh.seek(max(size - 1, 0))
+            if fh.read(1) != b"\n":
+                raise DataError(
+                    f"{path}: the last line is torn (no newline at the end of the file, {size} bytes); a writer was killed mid-line. "
+                    "Cut the file after its last newline, then rerun."
+                )
+        planned.append(LogFile(path, head, start, size))
+    return planned
+
+
+def _size_between_appends(path: Path) -> int:
+    """The file's size while no writer appends (writers hold ``PATH.lock`` for each batch)."""
+    lock = path.with_name(path.name + ".lock")
+    if not lock.exists():
+        return path.stat().st_size
+    from filelock import FileLock, Timeout
+
+    try:
+        with FileLock(str(lock), timeout=30):
+            return path.stat().st_size
+    except Timeout as exc:
+        raise DataError(f"{path}: a writer has held {lock} for 30 s; if none is running, delete the lock file.") from exc
+
+
+def read_new(planned: list[LogFile]) -> pd.DataFrame:
+    """The new production lines of every planned file, one compact frame (see :func:`compact`)."""
+    frames = []
+    for f in planned:
+        with f.path.open("rb") as fh:
+            fh.seek(f.start)
+            left = f.end - f.start
+            carry = b""
+            while left > 0:
+                block = carry + fh.read(min(PIECE_BYTES, left))
+                left = f.end - fh.tell()
+                cut = block.rfind(b"\n") + 1
+                block, carry = block[:cut], block[cut:]
+                if block:
+                    frames.append(compact(_parse(block, f.path), f.path))
+    return pd.concat(frames, ignore_index=True) if frames else empty()
+
+
+def empty() -> pd.DataFrame:
+    return compact(pd.DataFrame({k: pd.Series(dtype=object) for k in LOG_FIELDS}).astype({"score": float, "served": bool}), Path("-"))
+
+
+def _parse(block: bytes, path: Path) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    try:
+        table = pj.read_json(pa.BufferReader(block), read_options=pj.ReadOptions(block_size=1 << 24, use_threads=True))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(f"{path}: not a JSON-lines prediction log ({str(exc).splitlines()[0]}).") from exc
+    missing = [f for f in LOG_FIELDS if f not in table.column_names]
+    if missing:
+        raise DataError(f"{path}: not a prediction log of serve.py or ab_test.py (fields missing: {', '.join(missing)}).")
+    return table.select(list(LOG_FIELDS)).to_pandas()
+
+
+def compact(lines: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """One row per production prediction: entity, experiment (the salt), version, sha, score, day, and the bake shadow's score."""
+    served = lines[lines["served"].astype(bool)]
+    shadow = lines[~lines["served"].astype(bool) & (lines["experiment"] == PRODUCTION) & (lines["variant"] == PREVIOUS)]
+    out = pd.DataFrame(
+        {
+            "entity": _hex64(served["entity"], path),
+            "experiment": served["experiment"].astype("category"),
+            "model_version": served["model_version"].astype("category"),
+            "model_sha256": served["model_sha256"].astype("category"),
+            "score": served["score"].to_numpy(dtype=np.float32),
+            "day": pd.to_datetime(served["time"].str.slice(0, 10), format="%Y-%m-%d").to_numpy().astype("datetime64[D]").astype(np.int32),
+        }
+    )
+    out["previous_version"] = pd.Categorical([None] * len(out))
+    out["previous_sha256"] = pd.Categorical([None] * len(out))
+    out["previous_score"] = np.full(len(out), np.nan, dtype=np.float32)
+    if len(shadow):
+        index = pd.Series(np.arange(len(served)), index=served["request_id"].to_numpy())
+        at = index.reindex(shadow["request_id"].to_numpy()).to_numpy()
+        ok = ~np.isnan(at)
+        if (~ok).any():
+            log.warning("%s: %d bake-shadow lines have no production line with their request_id; left out.", path, int((~ok).sum()))
+        rows = at[ok].astype(np.int64)
+        out["previous_version"] = _set_at(len(out), rows, shadow["model_version"].to_numpy()[ok])
+        out["previous_sha256"] = _set_at(len(out), rows, shadow["model_sha256"].to_numpy()[ok])
+        out.loc[rows, "previous_score"] = shadow["score"].to_numpy(dtype=np.float32)[ok]
+    return out
+
+
+def _set_at(n: int, rows: np.ndarray, values: np.ndarray) -> pd.Categorical:
+    col = np.full(n, None, dtype=object)
+    col[rows] = values
+    return pd.Categorical(col)
+
+
+def _hex64(column: pd.Series, path: Path) -> np.ndarray:
+    """16-character lower-case hex entity hashes to uint64."""
+    text = column.to_numpy(dtype=object)
+    if len(text) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    try:
+        raw = np.array(text, dtype="S16")
+        ok = np.char.str_len(raw) == 16
+    except (UnicodeEncodeError, TypeError) as exc:
+        raise DataError(f"{path}: an entity hash is not 16 hex characters.") from exc
+    lookup = np.full(256, 255, dtype=np.uint8)
+    lookup[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
+    nibbles = lookup[raw.view(np.uint8).reshape(-1, 16)]
+    if not ok.all() or (nibbles == 255).any():
+        raise DataError(f"{path}: an entity hash is not 16 lower-case hex characters (line with entity {text[int(np.argmin(ok))]!r}).")
+    value = np.zeros(len(raw), dtype=np.uint64)
+    for k in range(16):
+        value = (value << np.uint64(4)) | nibbles[:, k].astype(np.uint64)
+    return value
