@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import make_frame, retrainer, run_main, write_csv
+from helpers import make_frame, retrainer, run_main, sha, snapshot, write_csv
 from sklearn.metrics import roc_auc_score
 
 from retraining.ab.predlog import entity_hashes
@@ -143,3 +143,142 @@ def test_a_rerun_reads_only_what_was_appended_and_follows_rotation(deployed: Pat
     assert state["format"] == 1 and len(state["parts"]) == 2
     again = json.loads(monitor(deployed, "--json").stdout)
     assert again["versions"][0]["rows"] == 2000 and len(json.loads((deployed / "models" / "monitoring" / "state.json").read_text())["parts"]) == 2
+
+
+@pytest.fixture
+def worse_promoted(deployed: Path) -> Path:
+    """v1.1.0, trained on noise labels, put in production by --promote over v1.0.0."""
+    write_csv(deployed / "noise.csv", make_frame(n=600, seed=3, noise=True, start_id=50_000))
+    retrainer(deployed, data_path=deployed / "noise.csv").retrain(force=True)
+    from retrain_model import main as retrain_main
+
+    ran = run_main(retrain_main, "--promote", "v1.1.0", "--reason", "by hand", cwd=deployed)
+    assert ran.returncode == 0, ran.stderr
+    assert entry(deployed, "v1.1.0")["sha256"] == sha(deployed / "catboost_model.cbm")
+    return deployed
+
+
+def test_a_worse_promoted_version_is_rolled_back_once_with_the_numbers(worse_promoted: Path) -> None:
+    project = worse_promoted
+    live = traffic(n=1500)
+    new = write_log(project / "predictions.jsonl", project, live, "v1.1.0", previous="v1.0.0")
+    old = scores_of(project, "v1.0.0", live)
+    write_csv(project / "outcomes.csv", live[["customer_id", "target"]])
+    ran = monitor(project, "--auto-rollback", "--json")
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout)
+    (action,) = report["actions"]
+    assert (action["action"], action["from"], action["to"]) == ("rollback", "v1.1.0", "v1.0.0")
+    assert sha(project / "catboost_model.cbm") == entry(project, "v1.0.0")["sha256"]
+    reg = Registry(project / "models", project / "catboost_model.cbm")
+    data = reg.read_log()
+    event = data["events"][-1]
+    assert data["production"] == "v1.0.0" and event["event"] == "rollback" and "does worse live" in event["reason"]
+    assert event["details"]["auc_new"] == pytest.approx(roc_auc_score(live["target"], np.round(new, 9)), abs=1e-6)
+    assert event["details"]["auc_previous"] == pytest.approx(roc_auc_score(live["target"], np.round(old, 9)), abs=1e-6)
+    assert event["details"]["p_worse"] < 0.05
+    before = snapshot(project / "models", skip=("logs", "monitoring"))
+    again = json.loads(monitor(project, "--auto-rollback", "--json").stdout)
+    assert again["actions"] == [] and snapshot(project / "models", skip=("logs", "monitoring")) == before
+
+
+def test_without_auto_rollback_a_blocking_finding_names_the_command(worse_promoted: Path) -> None:
+    live = traffic(n=1500)
+    write_log(worse_promoted / "predictions.jsonl", worse_promoted, live, "v1.1.0", previous="v1.0.0")
+    write_csv(worse_promoted / "outcomes.csv", live[["customer_id", "target"]])
+    report = json.loads(monitor(worse_promoted, "--json").stdout)
+    (finding,) = [f for f in report["findings"] if f["name"] == "deploy_worse"]
+    assert finding["severity"] == "block" and "--promote v1.0.0" in finding["message"]
+    assert report["actions"] == [] and sha(worse_promoted / "catboost_model.cbm") == entry(worse_promoted, "v1.1.0")["sha256"]
+
+
+def test_never_rolls_back_on_too_few_outcomes(worse_promoted: Path) -> None:
+    live = traffic(n=1500)
+    write_log(worse_promoted / "predictions.jsonl", worse_promoted, live, "v1.1.0", previous="v1.0.0")
+    write_csv(worse_promoted / "outcomes.csv", live[["customer_id", "target"]].iloc[:60])  # fewer than 50 of a class
+    report = json.loads(monitor(worse_promoted, "--auto-rollback", "--json").stdout)
+    assert min(report["bake"]["positives"], report["bake"]["negatives"]) < 50
+    assert report["actions"] == [] and Registry(worse_promoted / "models", worse_promoted / "catboost_model.cbm").read_log()["production"] == "v1.1.0"
+
+
+def bad(project: Path, *args: str, outcomes: pd.DataFrame | None = None):
+    before = snapshot(project)
+    ran = monitor(project, *args)
+    assert ran.returncode == 2, ran.stderr
+    assert len(ran.stderr.strip().splitlines()) == 1 and ran.stderr.startswith("error: ")
+    assert snapshot(project) == before
+    return ran.stderr
+
+
+def test_bad_input_is_one_line_and_changes_nothing(deployed: Path) -> None:
+    live = traffic(n=400)
+    log = deployed / "predictions.jsonl"
+    write_log(log, deployed, live, "v1.0.0")
+    write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]].assign(target=np.arange(400) % 3))
+    assert "3 distinct values" in bad(deployed)
+    write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]].assign(customer_id=live["customer_id"] + 10**7))
+    assert "match rate 0 %" in bad(deployed)
+    write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]])
+    text = log.read_text()
+    log.write_text(text + text.splitlines()[0][:40])
+    assert "last line is torn" in bad(deployed)
+    log.write_text(text.replace("v1.0.0", "v9.0.0"))
+    assert "v9.0.0" in bad(deployed) and "another registry" in bad(deployed)
+    log.write_text(text.replace(entry(deployed, "v1.0.0")["sha256"], "0" * 64))
+    assert "another registry" in bad(deployed)
+
+
+def test_duplicate_outcome_ids_keep_the_last_row_and_say_so(deployed: Path) -> None:
+    live = traffic(n=400)
+    write_log(deployed / "predictions.jsonl", deployed, live, "v1.0.0")
+    outcomes = pd.concat([live[["customer_id", "target"]].assign(target=1 - live["target"]).iloc[:10], live[["customer_id", "target"]]])
+    write_csv(deployed / "outcomes.csv", outcomes)
+    report = json.loads(monitor(deployed, "--json").stdout)
+    assert report["counts"]["duplicate_ids"] == 10 and any("the last row of each id wins" in n for n in report["notes"])
+    assert report["versions"][0]["positives"] == int(live["target"].sum())
+
+
+def test_history_shows_realized_next_to_holdout(deployed: Path) -> None:
+    live = traffic(n=800)
+    write_log(deployed / "predictions.jsonl", deployed, live, "v1.0.0")
+    write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]])
+    report = json.loads(monitor(deployed, "--json").stdout)
+    ran = run_main(main, "--history", cwd=deployed)
+    assert ran.returncode == 0
+    row = next(line for line in ran.stdout.splitlines() if line.startswith("v1.0.0"))
+    assert f"{report['versions'][0]['realized_auc']:.4f}" in row and f"{entry(deployed, 'v1.0.0')['metrics']['candidate']['roc_auc']:.4f}" in row
+
+
+def test_the_monitoring_page_draws_each_day_in_chromium(deployed: Path) -> None:
+    import shutil
+
+    from helpers import ROOT
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    live = traffic(n=2400, drifted=False)
+    for k, day in enumerate(("2026-12-01", "2026-12-02", "2026-12-03")):
+        write_log(deployed / "predictions.jsonl", deployed, live.iloc[k * 800 : (k + 1) * 800], "v1.0.0", day=day, batch=f"{k:016x}")
+    write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]])
+    report = json.loads(monitor(deployed, "--json").stdout)
+    page = deployed / report["page"]
+    assert report["page"] == str(Path("models", "monitoring", "monitor.html")) and "http" not in page.read_text()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1000,1200"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    try:
+        driver.get(page.resolve().as_uri())
+        drawn = driver.execute_script(
+            "const s = document.querySelector('#v1\\\\.0\\\\.0 svg').getBoundingClientRect();"
+            "return Array.from(document.querySelectorAll('#v1\\\\.0\\\\.0 circle.realized')).map(c => {"
+            "const r = c.getBoundingClientRect(); return [r.width > 0, r.left >= s.left && r.right <= s.right && r.top >= s.top && r.bottom <= s.bottom]; })"
+        )
+        production = driver.find_element("id", "production").text
+        (ROOT / "test-artifacts").mkdir(exist_ok=True)
+        driver.save_screenshot(str(ROOT / "test-artifacts" / "monitor_page.png"))
+    finally:
+        driver.quit()
+    assert drawn == [[True, True]] * 3 and production == "v1.0.0"
+    assert len(report["versions"][0]["days"]) == 3 and all(d["realized_auc"] is not None for d in report["versions"][0]["days"])
