@@ -50,6 +50,7 @@ PROCESS_MODULES = {
     "test_docker",
     "test_file_modes",
     "test_mlflow",
+    "test_production_log",
     "test_readme",
     "test_scheduler",
     "test_serve",

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from retraining.ab import stats as abstats
-from retraining.ab.predlog import CHALLENGER, CHAMPION, entity_hashes, read_prediction_log
+from retraining.ab.predlog import CHALLENGER, CHAMPION, entity_hashes, production_salt, read_prediction_logs
 from retraining.data.dataset import encode_target
 from retraining.errors import DataError, UsageError
 from retraining.evaluation import compare_auc
@@ -41,7 +41,7 @@ def analyze(
     With ``registry`` (a :class:`retraining.registry.Registry`), outcome rows whose id is in
     the champion's or the challenger's training ledger are left out.
     """
-    preds = _one_experiment(read_prediction_log(log_path), experiment, log_path)
+    preds = _one_experiment(read_prediction_logs(log_path), experiment, log_path)
     experiment = str(preds["experiment"].iloc[0])
     for col in (id_column, label_column):
         if col not in outcomes.columns:
@@ -77,6 +77,10 @@ def analyze(
 def _one_experiment(preds: pd.DataFrame, experiment: str | None, log_path: Path) -> pd.DataFrame:
     experiments = sorted(preds["experiment"].unique())
     if experiment is None:
+        tests = [e for e in experiments if production_salt(e) is None]  # production lines are no A/B test (docs/monitoring.md)
+        if not tests:
+            raise UsageError(f"{log_path} holds production lines only, no A/B test; compare versions on outcomes with monitor.py.")
+        experiments = tests
         if len(experiments) > 1:
             raise UsageError(f"{log_path} holds several experiments ({', '.join(experiments)}); pick one with --experiment.")
         experiment = experiments[0]

@@ -4,6 +4,7 @@ A/B and shadow tests of the production model (champion) against a newer version 
 
     python ab_test.py score input.csv --id-column ID [--challenger vX.Y.Z] [--share 0.2] [--shadow] \\
         --out scored.csv --log predictions.jsonl
+    python ab_test.py score input.csv --id-column ID --production-only --out scored.csv --log predictions.jsonl
     python ab_test.py analyze --log predictions.jsonl --outcomes outcomes.csv --id-column ID \\
         --label-column LABEL [--promote-winner]
 
@@ -75,6 +76,7 @@ def _score_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--share", type=float, default=0.1, help="challenger's share in split mode (default: %(default)s)")
     g.add_argument("--shadow", action="store_true", help="score every row with both; serve the champion's")
     g.add_argument("--experiment-id", help="default: CHAMPION-vs-CHALLENGER")
+    g.add_argument("--production-only", action="store_true", help="no A/B test: score with the champion alone, log production lines (docs/monitoring.md)")
     g.add_argument("--out", required=True, type=Path, metavar="PATH", help="scored CSV to write")
     from retraining.cli.options import add_source_arguments
 
@@ -98,22 +100,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from retraining.cli.options import spec_from_args
-    from retraining.fsutil import commit_temp, temp_path_beside
     from retraining.sources import column_list, read_table, suggest
 
     table = read_table(spec_from_args(args, location=args.input))
     frame = table.frame
     if args.id_column not in frame.columns:
         raise DataError(f"{table.display}: no id column {args.id_column!r}; columns are {column_list(frame.columns)}.{suggest(args.id_column, frame.columns)}")
+    if args.production_only:
+        return _score_production(args, table.display, frame)
     test = ABTest(args.models_dir, args.production, args.champion, args.challenger, args.share, args.shadow, args.salt, args.experiment_id, args.log)
     log.info("Scoring %d rows of %s: %s, %s mode", len(frame), table.display, test.experiment_id, "shadow" if args.shadow else f"split {args.share:g}")
     out = test.predict(frame, frame[args.id_column].to_numpy()).rename(columns={"id": args.id_column})
-    tmp = temp_path_beside(args.out)  # a reader sees the old file or the new one, never half of one
-    try:
-        out.to_csv(tmp, index=False)
-        commit_temp(tmp, args.out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _write_csv(out, args.out)
     counts = out["variant"].value_counts().to_dict()
     if args.json:
         summary = {
@@ -128,6 +126,34 @@ def _score(args: argparse.Namespace) -> int:
     else:
         print(f"scored {len(out)} rows ({test.experiment_id}, {'shadow' if args.shadow else 'split'}): {counts} -> {args.out}")
     return ExitCode.OK
+
+
+def _score_production(args: argparse.Namespace, where: str, frame) -> int:
+    from retraining.ab.production import score_production
+    from retraining.registry import Registry
+
+    given = [flag for flag, value in (("--challenger", args.challenger), ("--shadow", args.shadow), ("--experiment-id", args.experiment_id)) if value]
+    if given:
+        raise UsageError(f"{given[0]} belongs to an A/B test; --production-only scores with one version.")
+    registry = Registry(args.models_dir, args.production)
+    out, version = score_production(registry, frame, frame[args.id_column].to_numpy(), args.log, version=args.champion, salt=args.salt)
+    _write_csv(out.rename(columns={"id": args.id_column}), args.out)
+    if args.json:
+        print(json.dumps({"experiment": "production", "rows": len(out), "version": version, "out": str(args.out), "log": str(args.log)}, indent=2))
+    else:
+        print(f"scored {len(out)} rows of {where} with production {version} -> {args.out}")
+    return ExitCode.OK
+
+
+def _write_csv(frame, path: Path) -> None:
+    from retraining.fsutil import commit_temp, temp_path_beside
+
+    tmp = temp_path_beside(path)  # a reader sees the old file or the new one, never half of one
+    try:
+        frame.to_csv(tmp, index=False)
+        commit_temp(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _analyze(args: argparse.Namespace) -> int:

@@ -3,7 +3,10 @@
 Public for every writer of the log (``ab_test.py`` and a live server): :func:`entity_hashes`,
 :func:`log_predictions` (lay out and append one batch), or its parts
 :func:`lay_out_predictions`, :func:`filled` and :func:`append_atomically` (several
-batches in one locked write) or :func:`append_predictions`; :func:`read_prediction_log`.
+batches in one locked write) or :func:`append_predictions`; :func:`read_prediction_log` (one
+file) and :func:`read_prediction_logs` (every file of a rotated log). Production lines (experiment
+``production``, docs/monitoring.md): :func:`lay_out_production`, :func:`production_experiment`,
+:func:`production_salt`.
 
 One JSON line per prediction (issue #5)::
 
@@ -29,10 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from retraining.ab.logfiles import log_files
 from retraining.data.keys import integral_floats_as_int
 from retraining.errors import DataError, TimedOutError, UsageError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+PRODUCTION, PREVIOUS = "production", "previous"  # the variants of the production log (docs/monitoring.md)
 LOG_FIELDS = ("request_id", "time", "experiment", "share", "entity", "variant", "model_version", "model_sha256", "score", "served")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
@@ -208,6 +213,64 @@ def log_predictions(
     append_predictions(path, lines, *([scores] if not shadow else [scores, shadow_scores]), durable=durable)
 
 
+def production_experiment(salt: str | None = None) -> str:
+    """The experiment name of production lines: ``production``, or ``production:SALT`` with a salt of one's own."""
+    return PRODUCTION if salt in (None, PRODUCTION) else f"{PRODUCTION}:{salt}"
+
+
+def production_salt(experiment: str) -> str | None:
+    """The salt of a production line's entity hash, from its experiment name; None if it is no production line."""
+    if experiment == PRODUCTION:
+        return PRODUCTION
+    return experiment[len(PRODUCTION) + 1 :] if experiment.startswith(PRODUCTION + ":") else None
+
+
+def lay_out_production(
+    hashes: np.ndarray, *, version: str, sha: str, salt: str | None = None, previous: tuple[str, str] | None = None, at: str | None = None
+) -> list:
+    """The lines of production predictions with the scores left blank (see :func:`lay_out_predictions`).
+
+    ``previous`` (version, sha256) adds a second block: the previous version's scores of
+    the same rows in shadow (``variant`` previous, ``served`` false, the same request ids).
+    """
+    now = at or dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    head = (uuid.uuid4().hex[:16], now, production_experiment(salt), None)
+    versions = {PRODUCTION: version, PREVIOUS: previous[0] if previous else version}
+    shas = {PRODUCTION: sha, PREVIOUS: previous[1] if previous else sha}
+    arms = [(PRODUCTION, True), (PREVIOUS, False)]
+    codes = np.zeros(len(hashes), np.int8)
+    lines = [layout(head, hashes, codes, versions, shas, arms)]
+    if previous is not None:
+        lines.append(layout(head, hashes, np.ones_like(codes), versions, shas, arms))
+    return lines
+
+
+def feature_sampled(hashes: np.ndarray, rate: float) -> np.ndarray:
+    """Which entities the feature log samples: the low 53 bits of the hash, read as a number in [0, 1), below ``rate``.
+
+    By the entity, so a rerun samples the same rows; the low bits, so the sample is independent
+    of an A/B assignment (which reads the top 53 bits).
+    """
+    mask = np.uint64((1 << 53) - 1)
+    return (np.asarray(hashes, dtype=np.uint64) & mask).astype(np.float64) / float(1 << 53) < rate
+
+
+def feature_lines(at: str, version: str, hashes: np.ndarray, names, rows, rate: float) -> np.ndarray:
+    """The feature log's lines of the sampled rows (bytes as uint8, for :func:`append_atomically`)::
+
+    {"time": "...Z", "model_version": "v1.2.0", "entity": "<16 hex>", "features": {"x1": 0.5, "c1": "red"}}
+    """
+    import orjson
+
+    picked = np.flatnonzero(feature_sampled(hashes, rate))
+    hexes = _hex(np.asarray(hashes, dtype=np.uint64)[picked], 16)
+    opt = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+    entities = [h.tobytes().decode() for h in hexes]
+    lines = [{"time": at, "model_version": version, "entity": entities[k], "features": dict(zip(names, rows[i], strict=True))} for k, i in enumerate(picked)]
+    text = b"".join(orjson.dumps(line, option=opt) for line in lines)
+    return np.frombuffer(text, dtype=np.uint8)
+
+
 def append_atomically(path: Path, blobs: list, durable: bool = False, timeout: float = 60.0) -> None:
     """Append whole batches under a lock, so concurrent writers never interleave lines.
 
@@ -255,6 +318,14 @@ def read_prediction_log(path: Path) -> pd.DataFrame:
     frame = table.select([f for f in LOG_FIELDS if f != "entity"]).to_pandas()
     frame["entity"] = entity
     return frame
+
+
+def read_prediction_logs(path: Path) -> pd.DataFrame:
+    """Every file of the log at ``path`` (rotated ones first, :func:`log_files`) as one frame."""
+    files = [f for f in log_files(path) if f.stat().st_size > 0]
+    if len(files) <= 1:
+        return read_prediction_log(files[0] if files else Path(path))
+    return pd.concat([read_prediction_log(f) for f in files], ignore_index=True)
 
 
 def _parse_hex(column, path: Path) -> np.ndarray:

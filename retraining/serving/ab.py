@@ -15,13 +15,8 @@ its own thread from a bounded queue; when the queue is full the job is dropped a
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import queue
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,55 +25,74 @@ from pathlib import Path
 import numpy as np
 
 from retraining.ab.experiment import assign_arms  # the one assignment rule, shared with ab_test.py score
-from retraining.ab.predlog import CHALLENGER, CHAMPION, append_atomically, entity_hashes, fill_scores, layout
+from retraining.ab.logfiles import Rotation, rotate_if_due
+from retraining.ab.predlog import CHALLENGER, CHAMPION, append_atomically, entity_hashes, feature_lines, fill_scores, layout
 from retraining.errors import RetrainError
 from retraining.serving.inputs import BadRequest, Table, rows_for
 from retraining.serving.models import LoadedModel, now_iso
+from retraining.serving.shadow import Shadow
 
 log = logging.getLogger(__name__)
 ARMS = (CHAMPION, CHALLENGER)
-SHADOW_BATCH = 512  # queued requests the shadow model scores in one call, at most
-SHADOW_LINGER = 0.05  # seconds the shadow thread lets requests gather before one call scores them all
-
-
-def _lower_priority() -> None:
-    """Give the calling thread a lower CPU priority than the request path (Linux: threads have their own nice value)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 @dataclass
-class _Entry:
+class Entry:
     """Predictions waiting for the log: one request's rows (and one experiment's head)."""
 
-    key: tuple  # experiment, share, (champion, challenger) versions, their sha256s, shadow block?
+    key: tuple  # experiment, share, versions of the arms, their sha256s, shadow block?, the arms' names
     at: str
     ids: list | None
     hashes: np.ndarray | None
     codes: np.ndarray
     scores: np.ndarray
     shadow: np.ndarray | None = None
+    fallback: tuple | None = None  # the key without the shadow block, if the shadow scores never come
+    features: tuple | None = None  # (version, feature names, rows, sampling rate): sampled feature lines
+
+
+def entity_ids(table: Table, column: str, why: str) -> list:
+    """The entity ids of the rows; :class:`BadRequest` (422) if a row has none."""
+    ids = table.column(column, "entity id")
+    for n, v in enumerate(ids, start=1):
+        if v is None or (type(v) is float and v != v) or isinstance(v, (dict, list)):
+            raise BadRequest(422, f"row {n}: the entity id {column!r} must be a number or text ({why}).")
+    return ids
 
 
 class PredictionLog:
-    """Appends predictions to the JSON-lines log from its own thread, in batches."""
+    """Appends predictions to the JSON-lines log from its own thread, in batches.
 
-    def __init__(self, path: Path, salt_of: Callable[[str], str], flush_interval: float = 0.2, max_rows: int = 1_000_000, on_drop=None) -> None:
+    With ``rotation`` the log (and the sampled feature log ``features_path``) is rotated
+    before an append when due (:mod:`retraining.ab.logfiles`).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        salt_of: Callable[[str], str],
+        flush_interval: float = 0.2,
+        max_rows: int = 1_000_000,
+        on_drop=None,
+        rotation: Rotation | None = None,
+        features_path: Path | None = None,
+    ) -> None:
         self.path = Path(path)
         self.salt_of = salt_of
         self.flush_interval = flush_interval
         self.max_rows = max_rows
         self.on_drop = on_drop or (lambda rows: None)
+        self.rotation = rotation or Rotation()
+        self.features_path = Path(features_path) if features_path else self.path.with_name("features.jsonl")
         self.written = self.dropped = 0
-        self._pending: list[_Entry] = []
+        self._pending: list[Entry] = []
         self._rows = 0
         self._cond = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def put(self, entry: _Entry) -> None:
+    def put(self, entry: Entry) -> None:
         with self._cond:
             if self._rows + len(entry.codes) > self.max_rows:
                 self.dropped += len(entry.codes)
@@ -112,30 +126,40 @@ class PredictionLog:
             if stop:
                 return
 
-    def _write(self, batch: list[_Entry]) -> None:
-        blobs = []
+    def _write(self, batch: list[Entry]) -> None:
+        blobs: list = []
+        features: list = []
         start = 0
         for end in range(1, len(batch) + 1):  # consecutive entries of one experiment share a head
             if end == len(batch) or batch[end].key != batch[start].key:
-                blobs += self._lay_out(batch[start:end])
+                blobs += self._lay_out(batch[start:end], features)
                 start = end
+        rotate_if_due(self.path, self.rotation)
         append_atomically(self.path, blobs)
         self.written += sum(len(e.codes) for e in batch)
+        if features:
+            rotate_if_due(self.features_path, self.rotation)
+            append_atomically(self.features_path, features)
 
-    def _lay_out(self, group: list[_Entry]) -> list:
-        experiment, share, versions, shas, with_shadow = group[0].key
+    def _lay_out(self, group: list[Entry], features: list) -> list:
+        experiment, share, versions, shas, with_shadow, arms = group[0].key
         if group[0].hashes is not None:  # split mode hashed on the request path (the arms need them)
             hashes_all = np.concatenate([e.hashes for e in group])
-        else:  # shadow mode: one hashing of the whole group's ids, here, off the request path
+        else:  # shadow and production: one hashing of the whole group's ids, here, off the request path
             hashes_all = entity_hashes([i for e in group for i in e.ids], self.salt_of(experiment))
         codes = np.concatenate([e.codes for e in group])
-        arms_v, arms_s = dict(zip(ARMS, versions, strict=True)), dict(zip(ARMS, shas, strict=True))
+        arms_v, arms_s = dict(zip(arms, versions, strict=True)), dict(zip(arms, shas, strict=True))
         head = (uuid.uuid4().hex[:16], group[0].at, experiment, share)
-        rows, at = layout(head, hashes_all, codes, arms_v, arms_s, [(CHAMPION, True), (CHALLENGER, True)])
+        rows, at = layout(head, hashes_all, codes, arms_v, arms_s, [(arms[0], True), (arms[1], True)])
         blobs = [fill_scores(rows, at, np.concatenate([e.scores for e in group]))]
         if with_shadow:
-            rows, at = layout(head, hashes_all, np.ones_like(codes), arms_v, arms_s, [(CHAMPION, True), (CHALLENGER, False)])
+            rows, at = layout(head, hashes_all, np.ones_like(codes), arms_v, arms_s, [(arms[0], True), (arms[1], False)])
             blobs.append(fill_scores(rows, at, np.concatenate([e.shadow for e in group])))
+        offset = 0
+        for e in group:
+            if e.features is not None:
+                features.append(feature_lines(e.at, e.features[0], hashes_all[offset : offset + len(e.codes)], *e.features[1:]))
+            offset += len(e.codes)
         return blobs
 
 
@@ -160,10 +184,7 @@ class LiveAB:
         self.log = log
         self.salt, self.experiment_id = salt, experiment_id
         self.count = count or (lambda what, n: None)
-        self._jobs: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._thread = threading.Thread(target=self._shadow_loop, name="shadow-scorer", daemon=True) if shadow else None
-        if self._thread is not None:
-            self._thread.start()
+        self._shadow = Shadow(log.put, self.count, (CHALLENGER, "shadow_dropped", "shadow_failed"), queue_size) if shadow else None
 
     def experiment(self, champion: LoadedModel) -> str:
         return self.experiment_id or f"{champion.version}-vs-{self.challenger.version}"
@@ -177,15 +198,11 @@ class LiveAB:
 
     def _key(self, champion: LoadedModel, with_shadow: bool) -> tuple:
         versions = (champion.version, self.challenger.version)
-        return (self.experiment(champion), None if self.shadow else self.share, versions, (champion.sha256, self.challenger.sha256), with_shadow)
+        return (self.experiment(champion), None if self.shadow else self.share, versions, (champion.sha256, self.challenger.sha256), with_shadow, ARMS)
 
     def ids(self, table: Table) -> list:
         """The entity ids of the rows; :class:`BadRequest` (422) if a row has none."""
-        ids = table.column(self.id_column, "entity id")
-        for n, v in enumerate(ids, start=1):
-            if v is None or (type(v) is float and v != v) or isinstance(v, (dict, list)):
-                raise BadRequest(422, f"row {n}: the entity id {self.id_column!r} must be a number or text (the A/B test assigns by it).")
-        return ids
+        return entity_ids(table, self.id_column, "the A/B test assigns by it")
 
     def score(self, champion: LoadedModel, table: Table, rows: list[list]) -> tuple[np.ndarray, np.ndarray]:
         """Served scores and arm codes (1 = challenger) of the rows; logs them (and queues the shadow scoring)."""
@@ -218,68 +235,15 @@ class LiveAB:
                 part = [part[i] for i in index]
             scores[index] = model.score(part)
             self.count(ARMS[code], len(index))
-        self.log.put(_Entry(self._key(champion, False), now_iso(), None, hashes, codes, scores))
+        self.log.put(Entry(self._key(champion, False), now_iso(), None, hashes, codes, scores))
         return scores, codes
 
     # -- shadow ---------------------------------------------------------------------------
     def _enqueue_shadow(self, champion, table, rows, ids, scores, codes) -> None:
-        entry = _Entry(self._key(champion, True), now_iso(), ids, None, codes, scores)
-        try:
-            self._jobs.put_nowait((champion, table, rows, entry))
-        except queue.Full:
-            self.count("shadow_dropped", len(rows))
-            entry.key = self._key(champion, False)
-            self.log.put(entry)
-
-    def _shadow_loop(self) -> None:
-        _lower_priority()
-        while True:
-            jobs = [self._jobs.get()]
-            if jobs[0] is not None:
-                time.sleep(SHADOW_LINGER)  # CatBoost's cost is per call more than per row: let requests gather
-            while len(jobs) < SHADOW_BATCH:  # take what is waiting: one CatBoost call for many requests
-                try:
-                    jobs.append(self._jobs.get_nowait())
-                except queue.Empty:
-                    break
-            done = None in jobs
-            jobs = [job for job in jobs if job is not None]
-            if jobs:
-                self._score_shadow(jobs)
-            if done:
-                return
-
-    def _score_shadow(self, jobs: list) -> None:
-        """Challenger scores for queued requests, in one call; a request it cannot score is logged served-only."""
-        model, ready = self.challenger, []
-        for champion, table, rows, entry in jobs:
-            try:
-                same = model.features == champion.features and model.cat_indices == champion.cat_indices
-                ready.append((rows if same else rows_for(table, model.features, model.cat_indices, model.nan_ok), champion, entry))
-            except BadRequest as exc:
-                self._shadow_failed(champion, entry, exc.message)
-        if not ready:
-            return
-        try:
-            scores = model.score([row for rows, _, _ in ready for row in rows])
-        except Exception as exc:  # whatever CatBoost says, the service keeps serving: logged and counted
-            for _, champion, entry in ready:
-                self._shadow_failed(champion, entry, str(exc).strip())
-            return
-        start = 0
-        for rows, _, entry in ready:
-            entry.shadow, start = scores[start : start + len(rows)], start + len(rows)
-            self.log.put(entry)
-        self.count(CHALLENGER, start)
-
-    def _shadow_failed(self, champion: LoadedModel, entry: _Entry, message: str) -> None:
-        log.warning("The shadow model %s could not score a request: %s", self.challenger.version, message)
-        self.count("shadow_failed", len(entry.codes))
-        entry.key = self._key(champion, False)
-        self.log.put(entry)
+        entry = Entry(self._key(champion, True), now_iso(), ids, None, codes, scores, fallback=self._key(champion, False))
+        self._shadow.submit(self.challenger, champion, table, rows, entry)
 
     def close(self) -> None:
         """Score the shadow jobs still queued (the queue is bounded), then stop."""
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread.join()
+        if self._shadow is not None:
+            self._shadow.close()

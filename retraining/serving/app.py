@@ -34,6 +34,8 @@ from urllib.parse import quote
 import numpy as np
 import orjson
 
+from retraining.ab.logfiles import Rotation
+from retraining.ab.predlog import production_experiment, production_salt
 from retraining.errors import RetrainError
 from retraining.registry import Registry
 from retraining.serving.ab import ARMS, LiveAB, PredictionLog
@@ -41,6 +43,7 @@ from retraining.serving.batch import Batcher
 from retraining.serving.inputs import BadRequest, Table, decode, rows_for
 from retraining.serving.metrics import Metrics
 from retraining.serving.models import LoadedModel, ModelWatcher, load_version, now_iso
+from retraining.serving.production import DEFAULT_BAKE_HOURS, ProductionLogger
 
 log = logging.getLogger(__name__)
 CONFIG_ENV = "CATBOOST_SERVE_CONFIG"
@@ -75,6 +78,10 @@ class ServeConfig:
     log_path: str | None = None
     log_flush_interval: float = 0.2
     shadow_queue: int = 1024
+    bake_hours: float = DEFAULT_BAKE_HOURS  # 0: no bake shadow
+    log_features: float = 0.0
+    log_rotate_bytes: int | None = None
+    log_rotate_daily: bool = False
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -95,12 +102,15 @@ class App:
         self.batcher = Batcher()
         self.ab: LiveAB | None = None
         self.plog: PredictionLog | None = None
+        self.production: ProductionLogger | None = None  # the production log (--id-column), when no A/B test is active
         self.started_at = now_iso()
 
     # -- life cycle -----------------------------------------------------------------------
     def startup(self) -> None:
         """Load production (a failure leaves /ready at 503 and the watcher retrying), start watching."""
         sys.setswitchinterval(SWITCH_INTERVAL)
+        if self.config.id_column:
+            self._start_log()
         self.watcher.check()
         self.watcher.start()
         if self.config.challenger:
@@ -111,10 +121,24 @@ class App:
         if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGHUP, lambda signum, frame: self.watcher.wake())
 
+    def _start_log(self) -> None:
+        c = self.config
+        rotation = Rotation(c.log_rotate_bytes, c.log_rotate_daily)
+        self.plog = PredictionLog(Path(c.log_path), self._salt_of, c.log_flush_interval, on_drop=self.metrics.log_dropped.inc, rotation=rotation)
+        self.production = ProductionLogger(
+            self.registry,
+            self.plog,
+            id_column=c.id_column,
+            salt=c.salt,
+            bake_hours=c.bake_hours,
+            features_rate=c.log_features,
+            queue_size=c.shadow_queue,
+            count=lambda what, n: self.metrics.bake_rows.labels(what).inc(n),
+        )
+
     def _start_ab(self) -> None:
         c = self.config
         challenger = load_version(self.registry, c.challenger)
-        self.plog = PredictionLog(Path(c.log_path), self._salt_of, c.log_flush_interval, on_drop=self.metrics.log_dropped.inc)
         self.ab = LiveAB(
             challenger,
             share=c.share,
@@ -128,6 +152,8 @@ class App:
         )
 
     def _salt_of(self, experiment: str) -> str:
+        if experiment == production_experiment(self.config.salt):
+            return production_salt(experiment)
         return self.ab.salt_of(experiment) if self.ab else experiment
 
     def shutdown(self) -> None:
@@ -135,6 +161,8 @@ class App:
         self.watcher.stop()
         if self.ab is not None:
             self.ab.close()
+        if self.production is not None:
+            self.production.close()
         if self.plog is not None:
             self.plog.close()
             log.info("Prediction log flushed: %d predictions written to %s this run", self.plog.written, self.plog.path)
@@ -145,6 +173,10 @@ class App:
             self.metrics.reload_failed()
             return
         current = self.watcher.current
+        if self.production is not None:
+            self.production.production_changed(current)
+        if outcome == "unchanged":
+            return
         if outcome == "loaded" and self.watcher.reloads:
             self.metrics.reloads.inc()
         if current is not None:
@@ -210,9 +242,11 @@ class App:
         ab = self._ab(model)
         if ab is not None and not ab.shadow:
             return self._answer(model, table, *_catboost(ab.score, model, table, rows), ab)
-        ids = ab.ids(table) if ab is not None else None
+        ids = ab.ids(table) if ab is not None else self.production.ids(table) if self.production is not None else None
         scores = await _scored(self.batcher.score(model, rows))
         codes = ab.shadowed(model, table, rows, ids, scores) if ab is not None else None
+        if ab is None and self.production is not None:
+            self.production.record(model, table, rows, ids, scores)
         return self._answer(model, table, scores, codes, ab)
 
     def _predict_here(self, model: LoadedModel, body: bytes) -> tuple[int, bytes, list]:
@@ -220,7 +254,11 @@ class App:
         rows = rows_for(table, model.features, model.cat_indices, model.nan_ok)
         ab = self._ab(model)
         if ab is None:
-            return self._answer(model, table, _catboost(model.score, rows), None, None)
+            ids = self.production.ids(table) if self.production is not None else None
+            scores = _catboost(model.score, rows)
+            if self.production is not None:
+                self.production.record(model, table, rows, ids, scores)
+            return self._answer(model, table, scores, None, None)
         return self._answer(model, table, *_catboost(ab.score, model, table, rows), ab)
 
     def _ab(self, model: LoadedModel) -> LiveAB | None:
@@ -248,6 +286,7 @@ class App:
         used = set(model.features)
         if self.ab is not None:
             used.update(self.ab.challenger.features)
+        if self.config.id_column:
             used.add(self.config.id_column)
         return sorted(str(c) for c in table.names() - used)
 

@@ -6,6 +6,7 @@ Serve the production model over HTTP; pick up every deploy and rollback without 
     python serve.py --host 0.0.0.0 --port 8080 --workers 4
     python serve.py --challenger v1.3.0 --share 0.1 --id-column customer_id    # live A/B test
     python serve.py --challenger v1.3.0 --shadow --id-column customer_id       # shadow test
+    python serve.py --id-column customer_id --log-features 0.05                # production log, bake shadow
 
 POST /predict (or /invocations) with JSON records or MLflow's dataframe_split /
 dataframe_records payloads answers the positive-class probabilities and the version that
@@ -53,13 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--challenger", metavar="VERSION", help="a version of the registry to test against production")
     ab.add_argument("--share", type=float, default=0.1, help="the challenger's share of entities in split mode (default: %(default)s)")
     ab.add_argument("--shadow", action="store_true", help="score every row with both; serve production's, log both")
-    ab.add_argument("--id-column", metavar="NAME", help="entity id column of the requests (needed with --challenger)")
-    ab.add_argument("--salt", help="assignment salt (default: the experiment id)")
+    ab.add_argument("--id-column", metavar="NAME", help="entity id column of the requests: log every prediction by it (needed with --challenger)")
+    ab.add_argument("--salt", help="entity hash salt (default: the experiment id; production lines: production)")
     ab.add_argument("--experiment-id", help="default: PRODUCTION-vs-CHALLENGER (a deploy starts a new one)")
     ab.add_argument("--log-dir", default="logs", metavar="DIR", help="where the prediction log goes (default: %(default)s)")
     ab.add_argument("--log", type=Path, metavar="PATH", help="the JSON-lines prediction log (default: LOG_DIR/predictions.jsonl)")
     ab.add_argument("--log-flush-interval", type=float, default=0.2, metavar="SECONDS", help="append batched log lines this often (default: %(default)s)")
     ab.add_argument("--shadow-queue", type=int, default=1024, metavar="N", help="requests queued for the shadow model; more are dropped (default: %(default)s)")
+    prod = p.add_argument_group("production log and bake period (with --id-column; docs/monitoring.md)")
+    prod.add_argument("--bake-hours", type=float, metavar="H", help="after a deploy, score the previous version in shadow for H hours (default: 72)")
+    prod.add_argument("--no-bake", action="store_true", help="no bake shadow after a deploy")
+    prod.add_argument("--log-features", type=float, default=0.0, metavar="RATE", help="log the features of a share of entities to features.jsonl (default: 0)")
+    prod.add_argument("--log-rotate-bytes", type=int, metavar="N", help="rotate the log (and features.jsonl) once it holds N bytes")
+    prod.add_argument("--log-rotate-daily", action="store_true", help="rotate the log (and features.jsonl) at the first write of each UTC day")
     out = p.add_argument_group("output")
     out.add_argument("--metrics-dir", type=Path, metavar="DIR", help="with --workers > 1: prometheus-client's multiprocess folder (default: a temporary one)")
     out.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks on errors")
@@ -69,15 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace):
     """The :class:`~retraining.serving.app.ServeConfig` of the command line; UsageError for nonsense."""
     from retraining.serving.app import ServeConfig
+    from retraining.serving.production import DEFAULT_BAKE_HOURS
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535 (got {args.port}).")
     if args.workers < 1 or args.max_body_bytes < 1 or args.reload_interval <= 0 or args.shadow_queue < 1 or args.log_flush_interval <= 0:
         raise UsageError("--workers, --max-body-bytes, --shadow-queue, --reload-interval and --log-flush-interval must be positive.")
-    given = (("--shadow", args.shadow), ("--id-column", args.id_column), ("--salt", args.salt), ("--experiment-id", args.experiment_id))
+    given = (("--shadow", args.shadow), ("--experiment-id", args.experiment_id))
     ab_flags = [flag for flag, value in given if value]
     if args.challenger is None and ab_flags:
         raise UsageError(f"{ab_flags[0]} belongs to an A/B test; add --challenger VERSION.")
+    _check_production_flags(args)
     if args.challenger is not None:
         if not args.id_column:
             raise UsageError("--challenger needs --id-column NAME: the A/B test assigns each entity by its id.")
@@ -85,8 +94,31 @@ def config_from_args(args: argparse.Namespace):
             raise UsageError(f"--share must be between 0 and 1 (got {args.share}).")
     log_path = args.log or Path(args.log_dir) / "predictions.jsonl"
     values = {f.name: getattr(args, f.name) for f in fields(ServeConfig) if hasattr(args, f.name)}  # the flags are named as the fields
-    values.update(models_dir=str(args.models_dir), production=str(args.production), log_path=str(log_path.resolve()) if args.challenger else None)
+    values.update(models_dir=str(args.models_dir), production=str(args.production), log_path=str(log_path.resolve()) if args.id_column else None)
+    values["bake_hours"] = 0.0 if args.no_bake else DEFAULT_BAKE_HOURS if args.bake_hours is None else args.bake_hours
     return ServeConfig(**values)
+
+
+def _check_production_flags(args: argparse.Namespace) -> None:
+    given = (
+        ("--salt", args.salt),
+        ("--bake-hours", args.bake_hours is not None),
+        ("--no-bake", args.no_bake),
+        ("--log-features", args.log_features),
+        ("--log-rotate-bytes", args.log_rotate_bytes is not None),
+        ("--log-rotate-daily", args.log_rotate_daily),
+    )
+    flags = [flag for flag, value in given if value]
+    if flags and not args.id_column:
+        raise UsageError(f"{flags[0]} needs --id-column NAME: the prediction log identifies each row by its entity id.")
+    if args.bake_hours is not None and (args.no_bake or not args.bake_hours >= 0):
+        raise UsageError("--bake-hours takes hours >= 0, and not together with --no-bake.")
+    if not 0 <= args.log_features <= 1:
+        raise UsageError(f"--log-features must be between 0 and 1 (got {args.log_features}).")
+    if args.log_features and args.challenger:
+        raise UsageError("--log-features works with the production log only, not with --challenger (yet).")
+    if args.log_rotate_bytes is not None and args.log_rotate_bytes < 1:
+        raise UsageError(f"--log-rotate-bytes must be positive (got {args.log_rotate_bytes}).")
 
 
 def check_challenger(config) -> None:

@@ -34,6 +34,7 @@ class Metrics:
         self.reloads = Counter(f"{PREFIX}_reloads", "Production models loaded after the first (hot reloads)", registry=r)
         self.failed_reloads = Counter(f"{PREFIX}_failed_reloads", "Production files that could not be loaded (torn, wrong sha256, refused)", registry=r)
         self.ab_rows = Counter(f"{PREFIX}_ab_rows", "A/B rows by arm (champion, challenger) and shadow jobs dropped or failed", ["arm"], registry=r)
+        self.bake_rows = Counter(f"{PREFIX}_bake_rows", "Bake period: rows the previous version scored in shadow, or dropped or failed", ["what"], registry=r)
         self.log_dropped = Counter(f"{PREFIX}_prediction_log_dropped", "Predictions that could not be written to the prediction log", registry=r)
         self.model_info = Gauge(f"{PREFIX}_model_info", "1 for the version this process serves", ["version", "sha256"], multiprocess_mode="liveall", registry=r)
         self.reload_failing = Gauge(f"{PREFIX}_last_reload_failed", "1 while the newest production file is refused", multiprocess_mode="liveall", registry=r)

@@ -11,6 +11,10 @@ then does CatBoost load those same bytes, a warm-up row is scored, and the new
 ``watcher.current`` once and scores with it, so requests already running finish on the
 model they started with, and every response names the version that scored it.
 
+``on_change(outcome, detail)`` hears of every look that found a change: ``loaded``,
+``renamed``, ``failed``, ``recovered``, or ``unchanged`` (the log changed, the production file
+did not: the bake period reads the deploy's event from the log then).
+
 A failed load (a torn file, a checksum the log does not know, a file CatBoost refuses)
 keeps the old model, is logged, and shows in :attr:`ModelWatcher.last_error` (served by
 /health) and in the failed-reload counter. It is retried when the file or the log changes
@@ -172,10 +176,10 @@ class ModelWatcher:
             except RetrainError as exc:
                 self._failed(str(exc))
                 return False
-            if loaded is None:  # the file we serve (again): a torn or foreign file was put right
-                if self.last_error is not None:
-                    self.last_error = self.last_error_at = None
-                    self.on_change("recovered", self.current.version if self.current else None)
+            if loaded is None:  # the file we serve (again): a torn or foreign file was put right, or only the log changed
+                recovered = self.last_error is not None
+                self.last_error = self.last_error_at = None
+                self.on_change("recovered" if recovered else "unchanged", self.current.version if self.current else None)
                 return False
             previous, self.current = self.current, loaded
             self.last_error = self.last_error_at = None
