@@ -17,7 +17,7 @@ import pytest
 from helpers import make_frame, retrainer, run_main, sha, snapshot, write_csv
 from sklearn.metrics import roc_auc_score
 
-from retraining.ab.predlog import entity_hashes
+from retraining.ab.predlog import append_predictions, entity_hashes, lay_out_production
 from retraining.monitoring.cli import main
 from retraining.registry import Registry
 
@@ -37,33 +37,13 @@ def entry(project: Path, version: str) -> dict:
     return reg.find(reg.read_log(), version)
 
 
-def write_log(
-    path: Path, project: Path, frame: pd.DataFrame, version: str, previous: str | None = None, day: str = "2026-12-01", batch: str = "a" * 16
-) -> np.ndarray:
-    """Production lines of ``version`` for every row (and bake-shadow lines of ``previous``): the contract's layout."""
+def write_log(path: Path, project: Path, frame: pd.DataFrame, version: str, previous: str | None = None, day: str = "2026-12-01") -> np.ndarray:
+    """Production lines of ``version`` for every row (and bake-shadow lines of ``previous``), by serve.py's writer."""
     scores = scores_of(project, version, frame)
     hashes = entity_hashes(frame["customer_id"], "production")
-    lines = []
-    for arm, ver, served, s in [("production", version, True, scores)] + (
-        [("previous", previous, False, scores_of(project, previous, frame))] if previous else []
-    ):
-        digest = entry(project, ver)["sha256"]
-        for i, (h, score) in enumerate(zip(hashes, s, strict=True)):
-            line = {
-                "request_id": f"{batch}-{i:08x}",
-                "time": f"{day}T10:00:00.000Z",
-                "experiment": "production",
-                "share": None,
-                "entity": f"{int(h):016x}",
-                "variant": arm,
-                "model_version": ver,
-                "model_sha256": digest,
-                "score": round(float(score), 9),
-                "served": served,
-            }
-            lines.append(json.dumps(line))
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    prev = (previous, entry(project, previous)["sha256"]) if previous else None
+    lines = lay_out_production(hashes, version=version, sha=entry(project, version)["sha256"], previous=prev, at=f"{day}T10:00:00.000Z")
+    append_predictions(path, lines, scores, *([scores_of(project, previous, frame)] if previous else []))
     return scores
 
 
@@ -85,7 +65,9 @@ def traffic(n: int = 3000, seed: int = 7, start_id: int = 100_000, drifted: bool
 
 
 def monitor(project: Path, *args: str):
-    return run_main(main, "--outcomes", "outcomes.csv", "--id-column", "customer_id", "--label-column", "target", *args, cwd=project)
+    return run_main(
+        main, "--log", "predictions.jsonl", "--outcomes", "outcomes.csv", "--id-column", "customer_id", "--label-column", "target", *args, cwd=project
+    )
 
 
 def test_realized_auc_per_version_matches_sklearn_and_a_clean_stream_raises_nothing(deployed: Path) -> None:
@@ -122,7 +104,19 @@ def test_outcomes_from_an_sqlite_table(deployed: Path) -> None:
     with sqlite3.connect(deployed / "outcomes.db") as con:
         live[["customer_id", "target"]].to_sql("outcomes", con, index=False)
     ran = run_main(
-        main, "--outcomes", "sqlite:///outcomes.db", "--table", "outcomes", "--id-column", "customer_id", "--label-column", "target", "--json", cwd=deployed
+        main,
+        "--log",
+        "predictions.jsonl",
+        "--outcomes",
+        "sqlite:///outcomes.db",
+        "--table",
+        "outcomes",
+        "--id-column",
+        "customer_id",
+        "--label-column",
+        "target",
+        "--json",
+        cwd=deployed,
     )
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["versions"][0]["rows_with_outcome"] == 1500
@@ -135,7 +129,7 @@ def test_a_rerun_reads_only_what_was_appended_and_follows_rotation(deployed: Pat
     write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]])
     assert json.loads(monitor(deployed, "--json").stdout)["versions"][0]["rows"] == 1000
     log.rename(deployed / "predictions-20261201-235959.jsonl")  # the writer rotates
-    write_log(log, deployed, live.iloc[1000:], "v1.0.0", day="2026-12-02", batch="b" * 16)
+    write_log(log, deployed, live.iloc[1000:], "v1.0.0", day="2026-12-02")
     report = json.loads(monitor(deployed, "--json").stdout)
     assert report["versions"][0]["rows"] == 2000 and report["versions"][0]["rows_with_outcome"] == 2000
     assert [d["day"] for d in report["versions"][0]["days"]] == ["2026-12-01", "2026-12-02"]
@@ -258,7 +252,7 @@ def test_the_monitoring_page_draws_each_day_in_chromium(deployed: Path) -> None:
 
     live = traffic(n=2400, drifted=False)
     for k, day in enumerate(("2026-12-01", "2026-12-02", "2026-12-03")):
-        write_log(deployed / "predictions.jsonl", deployed, live.iloc[k * 800 : (k + 1) * 800], "v1.0.0", day=day, batch=f"{k:016x}")
+        write_log(deployed / "predictions.jsonl", deployed, live.iloc[k * 800 : (k + 1) * 800], "v1.0.0", day=day)
     write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]])
     report = json.loads(monitor(deployed, "--json").stdout)
     page = deployed / report["page"]

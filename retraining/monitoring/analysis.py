@@ -1,8 +1,8 @@
 """Outcomes joined to the production predictions, and what each version did.
 
 :func:`join` gives every prediction its outcome (or none): the outcome table's ids are
-hashed with each experiment's salt (``production`` for plain production lines, the A/B
-experiment id for A/B lines, unless ``salt`` is given), exactly as the writers hashed
+hashed with each experiment's salt (``production``, or ``S`` of ``production:S``, for
+production lines; the A/B experiment id for A/B lines, unless ``salt`` is given), exactly as the writers hashed
 them. An id that appears several times in the outcomes keeps its last row. Every
 prediction of an entity gets that entity's outcome.
 
@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from retraining.ab.predlog import entity_hashes
+from retraining.ab.predlog import entity_hashes, production_salt
 from retraining.data.dataset import encode_target
 from retraining.errors import DataError
 from retraining.monitoring import stats
-from retraining.monitoring.logs import PRODUCTION
 from retraining.sources import column_list, suggest
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ def join(preds: pd.DataFrame, labels: pd.DataFrame, counts: dict, salt: str | No
     matched = np.zeros(len(labels), dtype=bool)
     experiments = preds["experiment"].astype(str).to_numpy()
     for exp in pd.unique(experiments):
-        key = entity_hashes(labels["id"], PRODUCTION if exp == PRODUCTION else (salt or exp))
+        key = entity_hashes(labels["id"], production_salt(exp) or salt or exp)
         index = pd.Index(key)
         rows = np.flatnonzero(experiments == exp)
         at = index.get_indexer(preds["entity"].to_numpy()[rows])

@@ -24,15 +24,22 @@ from retraining.monitoring.settings import MonitorSettings
 from retraining.monitoring.stats import normal_sf
 
 log = logging.getLogger(__name__)
-CHANGES = ("deploy", "promotion")
+CHANGES = ("deploy", "promotion", "rollback")
+MONITOR = "monitor.py"
 
 
 def current_deploy(data: dict) -> dict | None:
-    """The event that put today's production version in place, if a deploy or promotion did."""
+    """The event that put today's production version in place (a deploy, a promotion, a rollback by hand).
+
+    None when there was no version before it, or when the monitor's own rollback did it:
+    judging that one against the version it undid could only roll back and forth.
+    """
     production = data.get("production")
     for event in reversed(data.get("events", [])):
         if event.get("to") == production:
-            return event if event.get("event") in CHANGES and event.get("from") else None
+            by_monitor = (event.get("details") or {}).get("by") == MONITOR
+            usable = event.get("event") in CHANGES and event.get("from") and event.get("from") != production and not by_monitor
+            return event if usable else None
     return None
 
 
@@ -93,7 +100,7 @@ def roll_back(registry, result: dict, finding: Finding) -> dict | None:
         if rolled_back(data, deploy):
             return None
         reason = f"monitor: {finding.message}"
-        details = {"by": "monitor.py", **finding.numbers}
+        details = {"by": MONITOR, **finding.numbers}
         return registry.promote(data, result["previous"], reason, kind="rollback", details=details)
 
 

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         type=Path,
         metavar="PATH",
-        help="prediction log (its rotated files beside it are read too; repeatable; default: predictions.jsonl)",
+        help="prediction log (its rotated files beside it are read too; repeatable; default: logs/predictions.jsonl, serve.py's)",
     )
     f.add_argument("--models-dir", default="models", metavar="DIR", help="the registry; the monitor keeps its state in DIR/monitoring (default: %(default)s)")
     f.add_argument("--production", default="catboost_model.cbm", metavar="PATH", help="production model file (default: %(default)s)")
@@ -93,7 +93,7 @@ def program(args: argparse.Namespace) -> int:
 
     table = read_table(spec_from_args(args, location=args.outcomes))
     req = Request(
-        args.log or [Path("predictions.jsonl")],
+        args.log or [Path("logs", "predictions.jsonl")],
         table.frame,
         table.display,
         args.id_column,

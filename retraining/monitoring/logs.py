@@ -1,12 +1,12 @@
 """Reading the production prediction log incrementally: only what was appended since the last run.
 
 A log is ``predictions.jsonl`` plus its rotated files ``predictions-YYYYMMDD-HHMMSS.jsonl``
-beside it (all are read). A file is known by the sha256 of its first line, not by its
+beside it (all are read, :func:`retraining.ab.logfiles.log_files`). A file is known by the sha256 of its first line, not by its
 name, so a rotation (a rename) does not make the monitor read it again: the state keeps,
 per first line, how many bytes were read (:class:`retraining.monitoring.store.State`).
 
 The lines are the A/B log's (:data:`retraining.ab.predlog.LOG_FIELDS`). Production traffic
-is every served line; a line of experiment ``production``, variant ``previous`` and not
+is every served line; a line of experiment ``production[:SALT]``, variant ``previous`` and not
 served is the bake shadow of the production line with the same ``request_id``. A/B shadow
 lines of a challenger (not served) are not production and are skipped.
 """
@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retraining.ab.predlog import LOG_FIELDS
+from retraining.ab.logfiles import log_files as files_of_log
+from retraining.ab.predlog import LOG_FIELDS, PREVIOUS, production_salt
 from retraining.errors import DataError
 
 log = logging.getLogger(__name__)
-PRODUCTION, PREVIOUS = "production", "previous"
 PIECE_BYTES = 1 << 27  # parse at most 128 MiB of log text at a time
 
 
@@ -47,9 +47,9 @@ def log_files(paths: list[Path]) -> list[Path]:
         if path.is_dir():
             out += sorted(p for p in path.glob("*.jsonl") if p.is_file())
             continue
-        rotated = sorted(p for p in path.parent.glob(f"{path.stem}-*{path.suffix}") if p.is_file())
-        out += rotated + ([path] if path.is_file() else [])
-        if not rotated and not path.is_file():
+        found = files_of_log(path)
+        out += found
+        if not found:
             raise DataError(f"{path}: no prediction log there; start serve.py with --id-column ID (it logs every prediction) or pass --log PATH.")
     return list(dict.fromkeys(out))
 
@@ -134,7 +134,8 @@ def _parse(block: bytes, path: Path) -> pd.DataFrame:
 def compact(lines: pd.DataFrame, path: Path) -> pd.DataFrame:
     """One row per production prediction: entity, experiment (the salt), version, sha, score, day, and the bake shadow's score."""
     served = lines[lines["served"].astype(bool)]
-    shadow = lines[~lines["served"].astype(bool) & (lines["experiment"] == PRODUCTION) & (lines["variant"] == PREVIOUS)]
+    production = lines["experiment"].map(lambda e: production_salt(str(e)) is not None)
+    shadow = lines[~lines["served"].astype(bool) & production & (lines["variant"] == PREVIOUS)]
     out = pd.DataFrame(
         {
             "entity": _hex64(served["entity"], path),
