@@ -66,11 +66,13 @@ def join(preds: pd.DataFrame, labels: pd.DataFrame, counts: dict, salt: str | No
     """Each prediction's outcome (``y``); the match rate of the outcomes."""
     y = np.full(len(preds), -1, dtype=np.int8)
     matched = np.zeros(len(labels), dtype=bool)
-    experiments = preds["experiment"].astype(str).to_numpy()
-    for exp in pd.unique(experiments):
+    codes, names = _codes(preds["experiment"])
+    for code, exp in enumerate(names):
+        rows = np.flatnonzero(codes == code)
+        if not len(rows):
+            continue
         key = entity_hashes(labels["id"], production_salt(exp) or salt or exp)
         index = pd.Index(key)
-        rows = np.flatnonzero(experiments == exp)
         at = index.get_indexer(preds["entity"].to_numpy()[rows])
         hit = at >= 0
         y[rows[hit]] = labels["y"].to_numpy()[at[hit]]
@@ -88,6 +90,12 @@ def join(preds: pd.DataFrame, labels: pd.DataFrame, counts: dict, salt: str | No
     return Joined(preds.assign(y=y), counts, notes)
 
 
+def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and their names of a (categorical) column, without a string per row."""
+    cat = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
+
+
 def day_text(day: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
 
@@ -95,9 +103,9 @@ def day_text(day: int) -> str:
 def summarize(joined: pd.DataFrame, holdout: dict) -> list[dict]:
     """Per version (newest first): overall numbers and a per-day list (see the module docstring)."""
     out = []
-    versions = joined["model_version"].astype(str)
-    for version in sorted(pd.unique(versions), key=_version_key, reverse=True):
-        rows = joined[(versions == version).to_numpy()]
+    codes, names = _codes(joined["model_version"])
+    for version in sorted({names[c] for c in np.unique(codes) if c >= 0}, key=_version_key, reverse=True):
+        rows = joined[codes == names.index(version)]
         item = {"version": version, **_numbers(rows), **holdout.get(version, {})}
         days = rows["day"].to_numpy()
         item["days"] = [{"day": day_text(d), **_numbers(rows[days == d], brief=True)} for d in np.unique(days)]

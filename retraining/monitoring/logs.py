@@ -26,6 +26,7 @@ from retraining.ab.predlog import LOG_FIELDS, PREVIOUS, production_salt
 from retraining.errors import DataError
 
 log = logging.getLogger(__name__)
+_PARSE = None  # pyarrow's parse options with the log's schema, made on first use
 PIECE_BYTES = 1 << 27  # parse at most 128 MiB of log text at a time
 
 
@@ -114,52 +115,84 @@ def read_new(planned: list[LogFile]) -> pd.DataFrame:
 
 
 def empty() -> pd.DataFrame:
-    return compact(pd.DataFrame({k: pd.Series(dtype=object) for k in LOG_FIELDS}).astype({"score": float, "served": bool}), Path("-"))
+    import pyarrow as pa
+
+    types = {"score": pa.float64(), "served": pa.bool_()}
+    return compact(pa.table({k: pa.array([], types.get(k, pa.string())) for k in LOG_FIELDS}), Path("-"))
 
 
-def _parse(block: bytes, path: Path) -> pd.DataFrame:
+def _schema():
+    import pyarrow as pa
+
+    types = {"score": pa.float64(), "served": pa.bool_(), "share": pa.float64()}
+    return pa.schema([(k, types.get(k, pa.string())) for k in LOG_FIELDS])
+
+
+def _parse(block: bytes, path: Path):
     import pyarrow as pa
     import pyarrow.json as pj
 
+    global _PARSE
+    _PARSE = _PARSE or pj.ParseOptions(explicit_schema=_schema(), unexpected_field_behavior="ignore")
+
     try:
-        table = pj.read_json(pa.BufferReader(block), read_options=pj.ReadOptions(block_size=1 << 24, use_threads=True))
+        table = pj.read_json(pa.BufferReader(block), read_options=pj.ReadOptions(block_size=1 << 24, use_threads=True), parse_options=_PARSE)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DataError(f"{path}: not a JSON-lines prediction log ({str(exc).splitlines()[0]}).") from exc
     missing = [f for f in LOG_FIELDS if f not in table.column_names]
     if missing:
         raise DataError(f"{path}: not a prediction log of serve.py or ab_test.py (fields missing: {', '.join(missing)}).")
-    return table.select(list(LOG_FIELDS)).to_pandas()
+    return table
 
 
-def compact(lines: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """One row per production prediction: entity, experiment (the salt), version, sha, score, day, and the bake shadow's score."""
-    served = lines[lines["served"].astype(bool)]
-    production = lines["experiment"].map(lambda e: production_salt(str(e)) is not None)
-    shadow = lines[~lines["served"].astype(bool) & production & (lines["variant"] == PREVIOUS)]
+def compact(table, path: Path) -> pd.DataFrame:
+    """One row per production prediction: entity, experiment (the salt), version, sha, score, day, and the bake shadow's score.
+
+    ``table`` is the log's lines as an Arrow table (or a frame); the work stays in Arrow.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    served_mask = pc.fill_null(pc.cast(table.column("served"), pa.bool_()), False)
+    served = table.filter(served_mask)
+    experiments = pc.unique(table.column("experiment")).to_pylist()
+    production = [e for e in experiments if e is not None and production_salt(str(e)) is not None]
+    is_shadow = pc.and_(
+        pc.and_(pc.invert(served_mask), pc.is_in(table.column("experiment"), pa.array(production, pa.string()))), pc.equal(table.column("variant"), PREVIOUS)
+    )
+    shadow = table.filter(pc.fill_null(is_shadow, False))
+    day = pc.cast(pc.cast(pc.utf8_slice_codeunits(served.column("time"), 0, 10), pa.date32()), pa.int32())
     out = pd.DataFrame(
         {
-            "entity": _hex64(served["entity"], path),
-            "experiment": served["experiment"].astype("category"),
-            "model_version": served["model_version"].astype("category"),
-            "model_sha256": served["model_sha256"].astype("category"),
-            "score": served["score"].to_numpy(dtype=np.float32),
-            "day": pd.to_datetime(served["time"].str.slice(0, 10), format="%Y-%m-%d").to_numpy().astype("datetime64[D]").astype(np.int32),
+            "entity": _hex64(served.column("entity"), path),
+            "experiment": _category(served.column("experiment")),
+            "model_version": _category(served.column("model_version")),
+            "model_sha256": _category(served.column("model_sha256")),
+            "score": served.column("score").to_numpy().astype(np.float32),
+            "day": day.to_numpy().astype(np.int32),
         }
     )
     out["previous_version"] = pd.Categorical([None] * len(out))
     out["previous_sha256"] = pd.Categorical([None] * len(out))
     out["previous_score"] = np.full(len(out), np.nan, dtype=np.float32)
-    if len(shadow):
-        index = pd.Series(np.arange(len(served)), index=served["request_id"].to_numpy())
-        at = index.reindex(shadow["request_id"].to_numpy()).to_numpy()
+    if shadow.num_rows:
+        index = pd.Series(np.arange(len(out)), index=served.column("request_id").to_numpy(zero_copy_only=False))
+        at = index.reindex(shadow.column("request_id").to_numpy(zero_copy_only=False)).to_numpy()
         ok = ~np.isnan(at)
         if (~ok).any():
             log.warning("%s: %d bake-shadow lines have no production line with their request_id; left out.", path, int((~ok).sum()))
         rows = at[ok].astype(np.int64)
-        out["previous_version"] = _set_at(len(out), rows, shadow["model_version"].to_numpy()[ok])
-        out["previous_sha256"] = _set_at(len(out), rows, shadow["model_sha256"].to_numpy()[ok])
-        out.loc[rows, "previous_score"] = shadow["score"].to_numpy(dtype=np.float32)[ok]
+        out["previous_version"] = _set_at(len(out), rows, shadow.column("model_version").to_numpy(zero_copy_only=False)[ok])
+        out["previous_sha256"] = _set_at(len(out), rows, shadow.column("model_sha256").to_numpy(zero_copy_only=False)[ok])
+        out.loc[rows, "previous_score"] = shadow.column("score").to_numpy().astype(np.float32)[ok]
     return out
+
+
+def _category(column) -> pd.Categorical:
+    encoded = column.combine_chunks().dictionary_encode() if column.num_chunks else column.dictionary_encode()
+    return pd.Categorical.from_codes(encoded.indices.to_numpy(zero_copy_only=False), categories=encoded.dictionary.to_pylist())
 
 
 def _set_at(n: int, rows: np.ndarray, values: np.ndarray) -> pd.Categorical:
@@ -168,21 +201,24 @@ def _set_at(n: int, rows: np.ndarray, values: np.ndarray) -> pd.Categorical:
     return pd.Categorical(col)
 
 
-def _hex64(column: pd.Series, path: Path) -> np.ndarray:
-    """16-character lower-case hex entity hashes to uint64."""
-    text = column.to_numpy(dtype=object)
-    if len(text) == 0:
+def _hex64(column, path: Path) -> np.ndarray:
+    """16-character lower-case hex entity hashes (an Arrow column) to uint64, over the raw buffer."""
+    import pyarrow as pa
+
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(column) == 0:
         return np.zeros(0, dtype=np.uint64)
-    try:
-        raw = np.array(text, dtype="S16")
-        ok = np.char.str_len(raw) == 16
-    except (UnicodeEncodeError, TypeError) as exc:
-        raise DataError(f"{path}: an entity hash is not 16 hex characters.") from exc
+    if column.null_count or not pa.types.is_string(column.type):
+        raise DataError(f"{path}: some lines have no entity hash, or it is not text.")
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]
+    if not (np.diff(offsets) == 16).all():
+        raise DataError(f"{path}: an entity hash is not 16 hex characters.")
+    raw = np.frombuffer(column.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 16)
     lookup = np.full(256, 255, dtype=np.uint8)
     lookup[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
-    nibbles = lookup[raw.view(np.uint8).reshape(-1, 16)]
-    if not ok.all() or (nibbles == 255).any():
-        raise DataError(f"{path}: an entity hash is not 16 lower-case hex characters (line with entity {text[int(np.argmin(ok))]!r}).")
+    nibbles = lookup[raw]
+    if (nibbles == 255).any():
+        raise DataError(f"{path}: an entity hash holds characters that are not lower-case hex.")
     value = np.zeros(len(raw), dtype=np.uint64)
     for k in range(16):
         value = (value << np.uint64(4)) | nibbles[:, k].astype(np.uint64)

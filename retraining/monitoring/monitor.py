@@ -77,13 +77,10 @@ def run(registry, req: Request) -> dict:
 
 def check_versions(new: pd.DataFrame, registry, data: dict) -> None:
     """Every version in the new lines is in this registry, with the same model sha256."""
-    pairs = pd.concat(
-        [
-            new[["model_version", "model_sha256"]].astype(str),
-            new[["previous_version", "previous_sha256"]].dropna().astype(str).set_axis(["model_version", "model_sha256"], axis=1),
-        ]
-    ).drop_duplicates()
-    for version, sha in pairs.itertuples(index=False):
+    pairs = set()
+    for v, h in (("model_version", "model_sha256"), ("previous_version", "previous_sha256")):
+        pairs |= set(new.groupby([v, h], observed=True).size().index) if len(new) else set()
+    for version, sha in sorted(pairs):
         try:
             entry = registry.find(data, version)
         except VersionNotFoundError as exc:

@@ -68,16 +68,14 @@ def expected_auc(scores: np.ndarray) -> float | None:
     below it, plus half of the ties but itself)``; dividing by the expected number of
     (positive, negative) pairs, ``sum(p) * sum(1 - p) - sum(p * (1 - p))``, gives the AUC.
     """
-    p = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
+    p = np.sort(np.clip(np.asarray(scores, dtype=float), 0.0, 1.0))
     if len(p) < 2:
         return None
-    order = np.argsort(p, kind="mergesort")
-    p = p[order]
     q = 1.0 - p
-    uniq, start, counts = np.unique(p, return_index=True, return_counts=True)
+    start = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
     q_group = np.add.reduceat(q, start)
     below = np.concatenate([[0.0], np.cumsum(q_group)[:-1]])  # negatives' weight strictly below each group
-    group = np.repeat(np.arange(len(uniq)), counts)
+    group = np.cumsum(np.r_[True, p[1:] != p[:-1]]) - 1
     tie = q_group[group] - q  # the other rows of the same score
     num = float(np.sum(p * (below[group] + 0.5 * tie)))
     den = float(p.sum() * q.sum() - np.sum(p * q))
