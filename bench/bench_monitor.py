@@ -168,7 +168,7 @@ def _fit_and_score(X: pd.DataFrame, y: np.ndarray, cats: list[str], seed: int) -
 
     rng = np.random.default_rng(seed)
     train = rng.random(len(y)) < 0.5
-    model = CatBoostClassifier(iterations=300, verbose=False, seed=seed, thread_count=2, cat_features=cats)
+    model = CatBoostClassifier(iterations=300, verbose=False, random_seed=seed, thread_count=2, cat_features=cats)
     model.fit(X[train], y[train])
     return y[~train], model.predict_proba(X[~train])[:, 1]
 

@@ -276,3 +276,52 @@ def test_the_monitoring_page_draws_each_day_in_chromium(deployed: Path) -> None:
         driver.quit()
     assert drawn == [[True, True]] * 3 and production == "v1.0.0"
     assert len(report["versions"][0]["days"]) == 3 and all(d["realized_auc"] is not None for d in report["versions"][0]["days"])
+
+
+def test_cbpe_is_the_expected_auc_of_calibrated_scores() -> None:
+    from retraining.monitoring.stats import expected_auc
+
+    rng = np.random.default_rng(0)
+    p = np.round(rng.beta(2, 5, size=400), 2)  # ties included
+    pairs = p[:, None] * (1 - p[None, :])
+    np.fill_diagonal(pairs, 0)
+    by_hand = (pairs * ((p[:, None] > p[None, :]) + 0.5 * (p[:, None] == p[None, :]))).sum() / pairs.sum()
+    assert expected_auc(p) == pytest.approx(by_hand, abs=1e-12)
+    drawn = np.mean([roc_auc_score(rng.random(len(p)) < p, p) for _ in range(300)])  # labels drawn from the scores
+    assert expected_auc(p) == pytest.approx(drawn, abs=0.01)
+
+
+def test_the_always_valid_test_keeps_false_alarms_under_alpha_over_many_looks() -> None:
+    from retraining.monitoring.stats import always_valid_p, normal_sf
+
+    rng = np.random.default_rng(1)
+    looks = np.arange(1, 41)
+    walks = np.cumsum(rng.normal(size=(2000, 40)), axis=1) / looks  # the mean of n draws: N(0, 1/n) under no difference
+    se = 0.05 / np.sqrt(looks)
+    sequential = np.mean([any(always_valid_p(d * 0.05, s, 0.02) < 0.05 for d, s in zip(w, se, strict=True)) for w in walks])
+    fixed = np.mean([any(normal_sf(abs(d) / (1 / np.sqrt(n))) < 0.025 for d, n in zip(w, looks, strict=True)) for w in walks])
+    assert sequential <= 0.05 < fixed  # a fixed 5 % test looked at 40 times alarms far more often
+
+
+def test_scheduler_monitor_mode_recommends_a_retrain_on_decay_with_a_cooldown(deployed: Path) -> None:
+    import datetime as dt
+
+    from helpers import ROOT
+
+    from retraining.scheduling.monitorjob import MonitorTrigger
+
+    live = traffic(drifted=True)
+    write_log(deployed / "predictions.jsonl", deployed, live, "v1.0.0")
+    write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]])
+    trigger = MonitorTrigger.from_flags(
+        60, 6, "--log predictions.jsonl --outcomes outcomes.csv --id-column customer_id --label-column target", deployed / "models", 300, ROOT / "monitor.py"
+    )
+    now = dt.datetime(2026, 12, 6, 12, tzinfo=dt.timezone.utc)
+    assert trigger.is_due(now)
+    answer = trigger.check(now, deployed)
+    assert answer.get("retrain_recommended") is True, answer
+    assert trigger.due == now + dt.timedelta(minutes=60) and not trigger.is_due(now)
+    assert trigger.should_retrain(answer, now, last_start=None, running=False)
+    assert trigger.should_retrain(answer, now, last_start=now - dt.timedelta(hours=5), running=False) is None  # cooldown
+    assert trigger.should_retrain(answer, now, last_start=now - dt.timedelta(hours=7), running=False)
+    assert trigger.should_retrain(answer, now, last_start=None, running=True) is None

@@ -21,7 +21,7 @@ import pandas as pd
 from retraining.evaluation import compare_auc
 from retraining.guard.findings import BLOCK, WARN, Finding
 from retraining.monitoring.settings import MonitorSettings
-from retraining.monitoring.stats import normal_sf
+from retraining.monitoring.stats import always_valid_p, normal_sf
 
 log = logging.getLogger(__name__)
 CHANGES = ("deploy", "promotion", "rollback")
@@ -52,7 +52,7 @@ def rolled_back(data: dict, deploy: dict) -> dict | None:
     return None
 
 
-def compare(joined: pd.DataFrame, deploy: dict) -> dict:
+def compare(joined: pd.DataFrame, deploy: dict, tau: float = 0.02) -> dict:
     """Counts and, with two of each class, the paired DeLong test of the deploy vs the previous version."""
     pair = (joined["model_version"].astype(str) == deploy["to"]).to_numpy() & (joined["previous_version"].astype(str) == deploy["from"]).to_numpy()
     labelled = pair & (joined["y"] >= 0).to_numpy()
@@ -62,9 +62,11 @@ def compare(joined: pd.DataFrame, deploy: dict) -> dict:
     if out["positives"] < 2 or out["negatives"] < 2:
         return out
     d = compare_auc(y, joined["score"].to_numpy(dtype=float)[labelled], joined["previous_score"].to_numpy(dtype=float)[labelled])
-    p_worse = normal_sf(-d.z) if math.isfinite(d.z) else float(d.z < 0)
-    out.update(auc_new=d.auc_new, auc_previous=d.auc_old, delta=d.delta, ci_low=d.ci_low, ci_high=d.ci_high, z=d.z, p_worse=p_worse)
-    out["test"] = "paired DeLong (same live rows), one-sided: new worse"
+    p_fixed = normal_sf(-d.z) if math.isfinite(d.z) else float(d.z < 0)
+    se = abs(d.delta / d.z) if d.z and math.isfinite(d.z) else 0.0
+    p_worse = always_valid_p(d.delta, se, tau) if d.delta < 0 else 1.0
+    out.update(auc_new=d.auc_new, auc_previous=d.auc_old, delta=d.delta, ci_low=d.ci_low, ci_high=d.ci_high, z=d.z, p_fixed=p_fixed, p_worse=p_worse)
+    out["test"] = "paired DeLong (same live rows), one-sided, always-valid mixture SPRT: new worse"
     return out
 
 

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("outcomes")
     g.add_argument("--outcomes", metavar="SOURCE", help="the outcomes: a CSV or Parquet file or folder, or a database URL with --query/--table")
-    g.add_argument("--id-column", metavar="NAME", help="entity id column of the outcomes (as serve.py --id-column)")
+    g.add_argument("--id-column", metavar="NAME", help="entity id column of the outcomes (the one serve.py was given)")
     g.add_argument("--label-column", metavar="NAME", help="outcome column")
     g.add_argument("--positive-class", metavar="VALUE", help="label value that means 1 (if not 0/1, yes/no, ...)")
     add_source_arguments(g)

@@ -124,7 +124,7 @@ def judge_production(report: dict, joined: pd.DataFrame, holdout: dict | None, s
     window = rows[rows["day"] > rows["day"].max() - s.decay_window_days]
     has = (window["y"] >= 0).to_numpy()
     live = stats.realized(window["y"].to_numpy()[has], window["score"].to_numpy(dtype=float)[has])
-    test = stats.decay_test(live, holdout["auc"], holdout["se"])
+    test = stats.decay_test(live, holdout["auc"], holdout["se"], s.sequential_tau)
     enough = live["positives"] >= s.min_per_class and live["n"] - live["positives"] >= s.min_per_class
     if test is not None and enough and test["p_value"] < s.decay_p_value and test["drop"] >= s.decay_min_drop:
         numbers = {"realized_auc": round(live["roc_auc"], 6), "holdout_auc": holdout["auc"], **{k: round(v, 6) for k, v in test.items() if k != "test"}}
@@ -159,7 +159,7 @@ def judge_bake(report: dict, registry, data: dict, joined: pd.DataFrame, s: Moni
     deploy = bake.current_deploy(data)
     if deploy is None or bake.rolled_back(data, deploy):
         return
-    result = bake.compare(joined, deploy)
+    result = bake.compare(joined, deploy, s.sequential_tau)
     report["bake"] = {k: bake._round(v) for k, v in result.items()}
     command = bake.rollback_command(str(registry.models_dir), str(registry.production_path), deploy["from"])
     finding = bake.judge(result, s, s.auto_rollback, command)

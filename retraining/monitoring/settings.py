@@ -27,6 +27,7 @@ class MonitorSettings:
     retrain_after_rows: int = 0  # recommend a retrain after this many new labelled rows (0: never)
     score_drift_psi: float = 0.25  # PSI of served scores vs the holdout scores
     min_drift_rows: int = 500  # served rows before score drift is judged
+    sequential_tau: float = 0.02  # the AUC difference scale of the always-valid tests' mixture
 
     @classmethod
     def from_json(cls, data: object, where: str = "check settings") -> MonitorSettings:

@@ -37,14 +37,38 @@ def normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def decay_test(live: dict, holdout_auc: float, holdout_se: float | None) -> dict | None:
-    """One-sided p that the live AUC is below ``holdout_auc`` (None without a live AUC)."""
+def always_valid_p(delta: float, se: float, tau: float) -> float:
+    """The always-valid p-value of ``delta`` (a normal estimate with standard error ``se``) being 0.
+
+    The mixture sequential probability ratio test (Robbins; Johari et al. 2017): with a
+    N(0, tau²) mixture over the true difference, the likelihood ratio is
+    ``sqrt(v / (v + tau²)) * exp(delta² tau² / (2 v (v + tau²)))``, ``v = se²``, and
+    ``p = min(1, 1 / ratio)``. Rejecting at ``p < alpha`` keeps the false-alarm rate at
+    ``alpha`` however often the test is repeated on growing data: the monitor may run hourly.
+    """
+    if not se > 0 or not tau > 0:
+        return 0.0 if delta != 0 and se == 0 else 1.0
+    v = se * se
+    log_ratio = 0.5 * math.log(v / (v + tau * tau)) + delta * delta * tau * tau / (2 * v * (v + tau * tau))
+    return float(min(1.0, math.exp(-log_ratio))) if log_ratio < 700 else 0.0
+
+
+def decay_test(live: dict, holdout_auc: float, holdout_se: float | None, tau: float = 0.02) -> dict | None:
+    """One-sided: is the live AUC below ``holdout_auc``? (None without a live AUC.)"""
     if live.get("roc_auc") is None or holdout_auc is None:
         return None
     drop = float(holdout_auc - live["roc_auc"])
     se = math.sqrt(live["se"] ** 2 + (holdout_se or 0.0) ** 2)
     z = drop / se if se > 0 else (math.inf if drop > 0 else 0.0)
-    return {"drop": drop, "se": se, "z": z, "p_value": normal_sf(z), "test": "one-sided z-test, independent DeLong variances"}
+    p_seq = always_valid_p(drop, se, tau) if drop > 0 else 1.0
+    return {
+        "drop": drop,
+        "se": se,
+        "z": z,
+        "p_fixed": normal_sf(z),
+        "p_value": p_seq,
+        "test": "one-sided always-valid mixture SPRT on the AUC difference, independent DeLong variances",
+    }
 
 
 def holdout_se(y: np.ndarray, scores: np.ndarray) -> float | None:
