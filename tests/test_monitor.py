@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -325,3 +326,26 @@ def test_scheduler_monitor_mode_recommends_a_retrain_on_decay_with_a_cooldown(de
     assert trigger.should_retrain(answer, now, last_start=now - dt.timedelta(hours=5), running=False) is None  # cooldown
     assert trigger.should_retrain(answer, now, last_start=now - dt.timedelta(hours=7), running=False)
     assert trigger.should_retrain(answer, now, last_start=None, running=True) is None
+
+
+def test_decay_and_score_drift_are_notified(deployed: Path) -> None:
+    from test_notify import Receiver
+
+    live = traffic(drifted=True)
+    live["x1"] = live["x1"] + 2.5  # the inputs move too: the served scores drift from the holdout's
+    write_log(deployed / "predictions.jsonl", deployed, live, "v1.0.0")
+    write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]])
+    receiver = Receiver()
+    try:
+        report = json.loads(monitor(deployed, "--json", "--notify", receiver.url()).stdout)
+        deadline = time.monotonic() + 10
+        while len(receiver.posts) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        receiver.close()
+    assert {f["name"] for f in report["findings"]} == {"decay", "drift"}
+    drift = next(f for f in report["findings"] if f["name"] == "drift")
+    assert drift["columns"] == ["score"] and drift["numbers"]["psi"] > 0.25
+    titles = sorted(p["body"]["title"] for p in receiver.posts)
+    assert len(titles) == 2 and "decay" in titles[0] and "drift" in titles[1], titles
+    assert any("below its holdout AUC" in p["body"]["message"] for p in receiver.posts)
