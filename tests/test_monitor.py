@@ -349,3 +349,18 @@ def test_decay_and_score_drift_are_notified(deployed: Path) -> None:
     titles = sorted(p["body"]["title"] for p in receiver.posts)
     assert len(titles) == 2 and "decay" in titles[0] and "drift" in titles[1], titles
     assert any("below its holdout AUC" in p["body"]["message"] for p in receiver.posts)
+
+
+def test_drift_of_the_sampled_served_features_names_the_column(deployed: Path) -> None:
+    live = traffic(n=1200)
+    live["x1"] = live["x1"] + 3.0
+    write_log(deployed / "predictions.jsonl", deployed, live, "v1.0.0")
+    hashes = entity_hashes(live["customer_id"], "production")
+    with (deployed / "features.jsonl").open("w") as fh:  # serve.py --log-features 1's lines (docs/monitoring.md)
+        for h, row in zip(hashes, live[FEATURES].to_dict("records"), strict=True):
+            fh.write(json.dumps({"time": "2026-12-01T10:00:00.000Z", "model_version": "v1.0.0", "entity": f"{int(h):016x}", "features": row}) + "\n")
+    write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]])
+    report = json.loads(monitor(deployed, "--json").stdout)
+    features = [f for f in report["findings"] if f["name"] == "drift" and f["columns"] != ["score"]]
+    assert len(features) == 1 and features[0]["columns"] == ["x1"], report["findings"]
+    assert report["feature_drift"]["significant"] == ["x1"]

@@ -96,8 +96,12 @@ def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
 
 
+def day_date(day: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
+
+
 def day_text(day: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
+    return day_date(day).isoformat()
 
 
 def summarize(joined: pd.DataFrame, holdout: dict) -> list[dict]:

@@ -60,6 +60,7 @@ def run(registry, req: Request) -> dict:
     report = {"format": REPORT_FORMAT, "production": data.get("production"), "versions": versions, "counts": joined.counts, "notes": notes + joined.notes}
     report["findings"], report["actions"], report["bake"] = [], [], None
     judge_production(report, joined.frame, holdout.get(data.get("production") or ""), req.settings)
+    judge_features(report, registry, data, req, joined.frame)
     judge_bake(report, registry, data, joined.frame, req.settings)
     recommend(report, req.settings)
     report["findings"] = [f.to_json() for f in report["findings"]]
@@ -152,6 +153,22 @@ def judge_production(report: dict, joined: pd.DataFrame, holdout: dict | None, s
     for item in report["versions"]:
         if item["version"] == production:
             item["score_psi"] = None if psi is None else round(psi, 6)
+
+
+def judge_features(report: dict, registry, data: dict, req: Request, joined: pd.DataFrame) -> None:
+    """``drift`` of the sampled served features of the production version (``features.jsonl``)."""
+    from retraining.monitoring.features import feature_drift
+
+    production = report["production"]
+    rows = joined[(joined["model_version"].astype(str) == production).to_numpy()] if production else joined.iloc[:0]
+    if rows.empty:
+        return
+    since = analysis.day_date(int(rows["day"].max()) - req.settings.decay_window_days + 1)
+    result, finding = feature_drift(registry, data, req.logs, production, since, req.settings.min_drift_rows)
+    if result is not None:
+        report["feature_drift"] = {k: result[k] for k in ("significant", "moderate", "max_psi", "drifted_share")}
+    if finding is not None:
+        report["findings"].append(finding)
 
 
 def judge_bake(report: dict, registry, data: dict, joined: pd.DataFrame, s: MonitorSettings) -> None:
