@@ -85,23 +85,25 @@ def hanley_mcneil_se(auc: float, positives: int, negatives: int) -> float | None
     return math.sqrt(max(var, 0.0))
 
 
-def expected_auc(scores: np.ndarray) -> float | None:
+def expected_auc(scores: np.ndarray, resolution: int = 10_000) -> float | None:
     """CBPE: the AUC to expect from calibrated scores, without labels.
 
-    Sorting by score, each row contributes ``p_i * (sum of (1 - p_j) over rows ranked
-    below it, plus half of the ties but itself)``; dividing by the expected number of
-    (positive, negative) pairs, ``sum(p) * sum(1 - p) - sum(p * (1 - p))``, gives the AUC.
+    A row with score ``p`` is a positive with probability ``p``. Each row contributes
+    ``p_i * (sum of (1 - p_j) over rows ranked below it, plus half of the ties but itself)``;
+    dividing by the expected number of (positive, negative) pairs,
+    ``sum(p) * sum(1 - p) - sum(p * (1 - p))``, gives the AUC. Scores are grouped in bins of
+    ``1 / resolution`` (rows in one bin count as tied), so the cost is one pass, no sort.
     """
-    p = np.sort(np.clip(np.asarray(scores, dtype=float), 0.0, 1.0))
+    p = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
     if len(p) < 2:
         return None
     q = 1.0 - p
-    start = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-    q_group = np.add.reduceat(q, start)
-    below = np.concatenate([[0.0], np.cumsum(q_group)[:-1]])  # negatives' weight strictly below each group
-    group = np.cumsum(np.r_[True, p[1:] != p[:-1]]) - 1
-    tie = q_group[group] - q  # the other rows of the same score
-    num = float(np.sum(p * (below[group] + 0.5 * tie)))
+    bins = np.rint(p * resolution).astype(np.int64)
+    pos = np.bincount(bins, weights=p, minlength=resolution + 1)
+    neg = np.bincount(bins, weights=q, minlength=resolution + 1)
+    both = np.bincount(bins, weights=p * q, minlength=resolution + 1)
+    below = np.cumsum(neg) - neg  # negatives' weight in lower bins
+    num = float(np.sum(pos * below) + 0.5 * (np.sum(pos * neg) - np.sum(both)))
     den = float(p.sum() * q.sum() - np.sum(p * q))
     return num / den if den > 0 else None
 
