@@ -271,11 +271,13 @@ def test_the_monitoring_page_draws_each_day_in_chromium(deployed: Path) -> None:
             "const r = c.getBoundingClientRect(); return [r.width > 0, r.left >= s.left && r.right <= s.right && r.top >= s.top && r.bottom <= s.bottom]; })"
         )
         production = driver.find_element("id", "production").text
+        day_rows = driver.execute_script("return Array.from(document.querySelectorAll('table.days tr')).slice(1).map(r => r.cells[3].textContent)")
         (ROOT / "test-artifacts").mkdir(exist_ok=True)
         driver.save_screenshot(str(ROOT / "test-artifacts" / "monitor_page.png"))
     finally:
         driver.quit()
     assert drawn == [[True, True]] * 3 and production == "v1.0.0"
+    assert day_rows == ["1.000"] * 3  # coverage per day: every row has its outcome
     assert len(report["versions"][0]["days"]) == 3 and all(d["realized_auc"] is not None for d in report["versions"][0]["days"])
 
 

@@ -104,8 +104,11 @@ def day_text(day: int) -> str:
     return day_date(day).isoformat()
 
 
-def summarize(joined: pd.DataFrame, holdout: dict) -> list[dict]:
-    """Per version (newest first): overall numbers and a per-day list (see the module docstring)."""
+def summarize(joined: pd.DataFrame, holdout: dict, references: dict | None = None) -> list[dict]:
+    """Per version (newest first): overall numbers and a per-day list (see the module docstring).
+
+    ``references`` (version -> holdout scores) adds each day's score PSI against them.
+    """
     out = []
     codes, names = _codes(joined["model_version"])
     for version in sorted({names[c] for c in np.unique(codes) if c >= 0}, key=_version_key, reverse=True):
@@ -113,6 +116,10 @@ def summarize(joined: pd.DataFrame, holdout: dict) -> list[dict]:
         item = {"version": version, **_numbers(rows), **holdout.get(version, {})}
         days = rows["day"].to_numpy()
         item["days"] = [{"day": day_text(d), **_numbers(rows[days == d], brief=True)} for d in np.unique(days)]
+        reference = (references or {}).get(version)
+        if reference is not None:
+            for d, day in zip(np.unique(days), item["days"], strict=True):
+                day["score_psi"] = stats.psi(reference, rows["score"].to_numpy(dtype=float)[days == d])
         out.append(item)
     return out
 

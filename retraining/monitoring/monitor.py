@@ -56,7 +56,7 @@ def run(registry, req: Request) -> dict:
     )
     joined = analysis.join(preds, labels, counts, req.salt, req.where) if labels is not None else analysis.Joined(preds.assign(y=np.int8(-1)), {}, [])
     holdout = {v: holdout_info(registry, data, v) for v in pd.unique(preds["model_version"].astype(str))}
-    versions = analysis.summarize(joined.frame, {v: h["summary"] for v, h in holdout.items()})
+    versions = analysis.summarize(joined.frame, {v: h["summary"] for v, h in holdout.items()}, {v: h["scores"] for v, h in holdout.items()})
     report = {"format": REPORT_FORMAT, "production": data.get("production"), "versions": versions, "counts": joined.counts, "notes": notes + joined.notes}
     report["findings"], report["actions"], report["bake"] = [], [], None
     judge_production(report, joined.frame, holdout.get(data.get("production") or ""), req.settings)

@@ -12,6 +12,7 @@ from pathlib import Path
 from retraining.fsutil import atomic_write_bytes
 
 W, H, PAD = 640, 220, 36
+LEGEND = "<p class='legend'>blue: realized AUC per day with its 95% CI; green dashed: estimated AUC (CBPE); grey: holdout AUC</p>"
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
     "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}"
@@ -36,7 +37,7 @@ def render(report: dict) -> str:
         parts.append(f"<p class='action block'>{e(a['action'])}: {e(str(a['from']))} -&gt; {e(str(a['to']))}</p>")
     parts.append(_table(report.get("versions", [])))
     for item in report.get("versions", []):
-        parts.append(f"<section class='version' id='{e(item['version'])}'><h2>{e(item['version'])}</h2>{_chart(item)}</section>")
+        parts.append(f"<section class='version' id='{e(item['version'])}'><h2>{e(item['version'])}</h2>{_chart(item)}{LEGEND}{_days(item)}</section>")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Production monitor</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
     )
@@ -58,6 +59,20 @@ def _table(versions: list[dict]) -> str:
             f"<td>{ci}</td><td>{_fmt(v['estimated_auc'])}</td><td>{_fmt(v.get('holdout_auc'))}</td><td>{_fmt(v.get('score_psi'), 3)}</td></tr>"
         )
     return f"<table id='versions'>{head}{''.join(rows)}</table>"
+
+
+def _days(item: dict) -> str:
+    """Per day: rows, coverage (rows with an outcome / rows), realized and estimated AUC, score PSI."""
+    names = ("day", "rows", "with outcome", "coverage", "realized AUC (95% CI)", "estimated AUC", "score PSI")
+    rows = []
+    for d in item.get("days", []):
+        cover = d["rows_with_outcome"] / d["rows"] if d["rows"] else None
+        ci = f"{_fmt(d['realized_auc'])} ({_fmt(d['ci_low'])}-{_fmt(d['ci_high'])})"
+        rows.append(
+            f"<tr><td>{d['day']}</td><td>{d['rows']}</td><td>{d['rows_with_outcome']}</td><td>{_fmt(cover, 3)}</td>"
+            f"<td>{ci}</td><td>{_fmt(d['estimated_auc'])}</td><td>{_fmt(d.get('score_psi'), 3)}</td></tr>"
+        )
+    return "<table class='days'><tr>" + "".join(f"<th>{n}</th>" for n in names) + "</tr>" + "".join(rows) + "</table>"
 
 
 def _chart(item: dict) -> str:
