@@ -159,8 +159,16 @@ def test_a_worse_promoted_version_is_rolled_back_once_with_the_numbers(worse_pro
     new = write_log(project / "predictions.jsonl", project, live, "v1.1.0", previous="v1.0.0")
     old = scores_of(project, "v1.0.0", live)
     write_csv(project / "outcomes.csv", live[["customer_id", "target"]])
-    ran = monitor(project, "--auto-rollback", "--json")
+    from test_notify import Receiver
+
+    receiver = Receiver()
+    try:
+        ran = monitor(project, "--auto-rollback", "--json", "--notify", receiver.url())
+    finally:
+        receiver.close()
     assert ran.returncode == 0, ran.stderr
+    (post,) = receiver.posts
+    assert "rollback: production v1.1.0 -> v1.0.0" in post["body"]["title"] and "does worse live" in post["body"]["message"]
     report = json.loads(ran.stdout)
     (action,) = report["actions"]
     assert (action["action"], action["from"], action["to"]) == ("rollback", "v1.1.0", "v1.0.0")
@@ -175,6 +183,16 @@ def test_a_worse_promoted_version_is_rolled_back_once_with_the_numbers(worse_pro
     before = snapshot(project / "models", skip=("logs", "monitoring"))
     again = json.loads(monitor(project, "--auto-rollback", "--json").stdout)
     assert again["actions"] == [] and snapshot(project / "models", skip=("logs", "monitoring")) == before
+    # the monitor's own rollback is never judged against the version it undid (no rolling back and forth),
+    # even when the bake shadow after it makes the restored version look worse
+    later = traffic(n=1500, seed=8, start_id=200_000)
+    hashes = entity_hashes(later["customer_id"], "production")
+    shas = {v: entry(project, v)["sha256"] for v in ("v1.0.0", "v1.1.0")}
+    lines = lay_out_production(hashes, version="v1.0.0", sha=shas["v1.0.0"], previous=("v1.1.0", shas["v1.1.0"]))
+    append_predictions(project / "predictions.jsonl", lines, scores_of(project, "v1.1.0", later), scores_of(project, "v1.0.0", later))
+    write_csv(project / "outcomes.csv", pd.concat([live, later])[["customer_id", "target"]])
+    third = json.loads(monitor(project, "--auto-rollback", "--json").stdout)
+    assert third["actions"] == [] and third["bake"] is None and snapshot(project / "models", skip=("logs", "monitoring")) == before
 
 
 def test_without_auto_rollback_a_blocking_finding_names_the_command(worse_promoted: Path) -> None:
