@@ -14,7 +14,13 @@ Markdown tables for bench/README.md. Linux; needs requirements-serve.txt and -ml
    same dataframe_split bodies);
 3. the floor: serve.py's p50 at concurrency 1 vs predict_proba of the same row in-process;
 4. hot swap: serve.py's p99 while production flips between two versions every 0.25 s;
-5. shadow: serve.py with --shadow vs without an A/B test.
+5. shadow: serve.py with --shadow vs without an A/B test;
+6. prodlog: serve.py without a log vs the production log (``--id-column``, #20) with
+   ``--no-bake`` and with the bake shadow (production was rolled back from v1.1.0 to
+   v1.0.0 just before, so v1.1.0 scores in shadow); ``--only prodlog`` starts only those
+   three servers and prints their table, then the request path's added cost in-process
+   (run it as ``PYTHONPATH=. python bench/bench_serve.py --only prodlog`` so that part
+   imports this checkout's package).
 """
 
 from __future__ import annotations
@@ -186,21 +192,26 @@ def _answers(port: int, path: str) -> bool:
         return False
 
 
-def start_servers(work: Path, workers: int) -> dict[str, Server]:
+def start_servers(work: Path, workers: int, only: set[str] | None = None) -> dict[str, Server]:
     py = sys.executable
     ours = ["--workers", str(workers), "--models-dir", "models", "--production", "catboost_model.cbm", "--reload-interval", "0.1"]
     shadow = ["--challenger", "v1.1.0", "--shadow", "--id-column", "id", "--log", str(work / "predictions.jsonl")]
+    prodlog = ["--id-column", "id", "--log", str(work / "production" / "predictions.jsonl")]
     mlflow = [str(Path(py).parent / "mlflow"), "models", "serve", "-m", str(work / "mlflow_model"), "--env-manager", "local", "-h", "127.0.0.1"]
     (work / "trivial.py").write_text(TRIVIAL)
     specs = {
         "serve.py": ([py, str(ROOT / "serve.py"), *ours], "/ready"),
         "serve.py --shadow": ([py, str(ROOT / "serve.py"), *ours, *shadow], "/ready"),
+        "serve.py --id-column --no-bake": ([py, str(ROOT / "serve.py"), *ours, *prodlog, "--no-bake"], "/ready"),
+        "serve.py --id-column": ([py, str(ROOT / "serve.py"), *ours, *prodlog], "/ready"),
         "mlflow": ([*mlflow, "-w", str(workers)], "/ping"),
         "raw ASGI": ([py, "-m", "uvicorn", "trivial:raw", "--http", "httptools", "--no-access-log", "--log-level", "warning"], "/"),
         "Starlette": ([py, "-m", "uvicorn", "trivial:starlette", "--http", "httptools", "--no-access-log", "--log-level", "warning"], "/ping"),
     }
     servers = {}
     for name, (argv, ready) in specs.items():
+        if only is not None and name not in only:
+            continue
         port = free_port()
         argv = [*argv, "--port" if name != "mlflow" else "-p", str(port)]
         env = {"PATH": f"{Path(py).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # mlflow runs `uvicorn` from PATH
@@ -272,6 +283,37 @@ def in_process(work: Path, count: int = 64, repeats: int = 2000) -> dict:
     return out
 
 
+def request_path_cost(work: Path, count: int = 64, repeats: int = 20000) -> dict:
+    """In-process, without HTTP: what the production log adds to one 1-row request (µs, median), and its log thread's cost per row.
+
+    The request path: the id check and the hand-over of the scores to the log thread
+    (``ProductionLogger.ids`` + ``record``); the log thread: hashing, laying out and
+    appending, timed over ``repeats`` queued requests written in one flush.
+    """
+    from retraining.registry import Registry
+    from retraining.serving.ab import PredictionLog
+    from retraining.serving.inputs import decode, rows_for
+    from retraining.serving.models import load_version
+    from retraining.serving.production import ProductionLogger
+
+    model = load_version(Registry(work / "models", work / "catboost_model.cbm"), "v1.0.0")
+    tables = [decode(b) for b in bodies(work, 1, count=count, with_id=True)]
+    rows = [rows_for(t, model.features, model.cat_indices, model.nan_ok) for t in tables]
+    scores = [model.score(r) for r in rows]
+    plog = PredictionLog(work / "cost" / "predictions.jsonl", lambda experiment: "production", flush_interval=3600)
+    prod = ProductionLogger(Registry(work / "models", work / "catboost_model.cbm"), plog, id_column="id", bake_hours=0)
+    times = []
+    for k in range(repeats):
+        i = k % count
+        t = time.perf_counter()
+        prod.record(model, tables[i], rows[i], prod.ids(tables[i]), scores[i])
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    plog.close()  # writes the queued requests in one flush
+    flush = time.perf_counter() - t
+    return {"request_us": float(np.median(times)) * 1e6, "p99_us": float(np.percentile(times, 99)) * 1e6, "log_thread_us_per_row": flush / repeats * 1e6}
+
+
 def swapping(work: Path, stop: threading.Event, every: float = 0.25) -> threading.Thread:
     """Flip production between v1.0.0 and v1.1.0 through the registry until ``stop``."""
     from retraining.registry import Registry
@@ -290,9 +332,10 @@ def swapping(work: Path, stop: threading.Event, every: float = 0.25) -> threadin
 
 
 # -- the run --------------------------------------------------------------------------------
-def measure_all(work: Path, servers: dict[str, Server], args) -> dict:
+def the_plan(work: Path, args) -> list:
     single, batch, with_id = bodies(work, 1), bodies(work, 100), bodies(work, 1, with_id=True)
-    c, s, m = args.concurrency, args.seconds, args.max_requests
+    c = args.concurrency
+    prodlog = ("serve.py", "serve.py --id-column --no-bake", "serve.py --id-column")
     plan = [
         ("stack c1", [("raw ASGI", single, 1), ("Starlette", single, 1)]),
         (f"stack c{c}", [("raw ASGI", single, c), ("Starlette", single, c)]),
@@ -301,12 +344,18 @@ def measure_all(work: Path, servers: dict[str, Server], args) -> dict:
         ("floor", [("serve.py", single, 1)]),
         ("shadow c1", [("serve.py", with_id, 1), ("serve.py --shadow", with_id, 1)]),
         (f"shadow c{c}", [("serve.py", with_id, c), ("serve.py --shadow", with_id, c)]),
+        ("prodlog c1", [(name, with_id, 1) for name in prodlog]),
+        (f"prodlog c{c}", [(name, with_id, c) for name in prodlog]),
     ]
+    return [(scenario, variants) for scenario, variants in plan if not args.only or scenario.startswith(args.only)]
+
+
+def measure_all(work: Path, servers: dict[str, Server], plan: list, args) -> dict:
+    single = bodies(work, 1)
+    c, s, m = args.concurrency, args.seconds, args.max_requests
     results: dict = {}
     for r in range(args.repeats):
         for scenario, variants in plan:
-            if args.only and not scenario.startswith(args.only):
-                continue
             for name, reqs, conc in variants if r % 2 == 0 else variants[::-1]:  # alternate who goes first
                 results.setdefault(scenario, {}).setdefault(name, []).append(servers[name].load(reqs, conc, s, m))
         for phase in ("steady", "swapping") if not args.only else ():
@@ -367,6 +416,23 @@ def report(results: dict, floor: dict, args) -> str:
         cells = (f"{med(a, 'p50'):.3f}", f"{med(b, 'p50'):.3f}", f"{ratio:.3f}", f"{med(a, 'rps'):.0f}", f"{med(b, 'rps'):.0f}")
         cells += (f"{med(a, 'cpu_ms'):.3f}", f"{med(b, 'cpu_ms'):.3f}")
         out.append(table_row(f"concurrency {conc}", *cells, "p50 ≤ 1.10x"))
+    return "\n".join([*out, "", prodlog_report(results, args)])
+
+
+def prodlog_report(results: dict, args) -> str:
+    """The production log's cost: p50 and req/s against serve.py without a log."""
+    heads = ("server", "p50 ms", "p99 ms", "req/s", "CPU ms/request", "p50 overhead ms", "req/s vs no log", "goal")
+    out = [table_head("production log (1 row)", *heads)]
+    for conc in (1, args.concurrency):
+        runs = results[f"prodlog c{conc}"]
+        base = runs["serve.py"]
+        labels = (("serve.py", "no log"), ("serve.py --id-column --no-bake", "--id-column --no-bake"), ("serve.py --id-column", "--id-column, bake shadow"))
+        for name, label in labels:
+            r = runs[name]
+            over = f"{med(r, 'p50') - med(base, 'p50'):+.3f}" if name != "serve.py" else ""
+            ratio = f"{med(r, 'rps') / med(base, 'rps'):.3f}" if name != "serve.py" else ""
+            cells = (f"{med(r, 'p50'):.3f}", f"{med(r, 'p99'):.3f}", f"{med(r, 'rps'):.0f}", f"{med(r, 'cpu_ms'):.3f}", over, ratio)
+            out.append(table_row(f"concurrency {conc}", label, *cells, "p50 +≤ 1 ms, req/s ≥ 0.90" if name != "serve.py" else ""))
     return "\n".join(out)
 
 
@@ -374,11 +440,11 @@ def _cells(runs: list[dict], digits: int = 2) -> tuple[str, ...]:
     return (f"{med(runs, 'rps'):.0f}", f"{med(runs, 'p50'):.{digits}f}", f"{med(runs, 'p99'):.{digits}f}", f"{med(runs, 'cpu_ms'):.3f}")
 
 
-def shadow_counts(port: int) -> str:
+def shadow_counts(port: int, prefix: str = "catboost_serve_ab_rows_total") -> str:
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         text = b"".join(iter(lambda: s.recv(65536), b"")).decode()
-    return ", ".join(line for line in text.splitlines() if line.startswith("catboost_serve_ab_rows_total"))
+    return ", ".join(line for line in text.splitlines() if line.startswith(prefix))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,17 +456,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default: %(default)s)")
     p.add_argument("--rows", type=int, default=0, help="rows of featured_dataset.csv to train on, a random sample (default: all)")
     p.add_argument("--iterations", type=int, default=300, help="CatBoost iterations of both versions (default: %(default)s)")
-    p.add_argument("--only", metavar="PREFIX", help="measure only the scenarios whose name starts so (stack, single, batch100, floor, shadow); no report")
+    p.add_argument("--only", metavar="PREFIX", help="measure only the scenarios whose name starts so (stack, single, batch100, floor, shadow, prodlog)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (server output) and print its path")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     servers: dict[str, Server] = {}
     try:
         prepare(work, args.rows, args.iterations)
-        servers = start_servers(work, args.workers)
-        results = measure_all(work, servers, args)
+        plan = the_plan(work, args)
+        servers = start_servers(work, args.workers, {name for _, variants in plan for name, _, _ in variants} if args.only else None)
+        results = measure_all(work, servers, plan, args)
         if args.only:
             print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+            if args.only == "prodlog":
+                print(f"{stamp()}, {machine()}, --workers {args.workers}, {args.seconds:g} s per measurement, medians of {args.repeats}\n")
+                print(prodlog_report(results, args))
+                cost = request_path_cost(work)
+                print(
+                    f"\nrequest path, in-process: +{cost['request_us']:.1f} µs median (p99 {cost['p99_us']:.1f} µs) per 1-row request; "
+                    f"log thread: {cost['log_thread_us_per_row']:.1f} µs per row"
+                )
+                print(f"\nbake counters: {shadow_counts(servers['serve.py --id-column'].port, 'catboost_serve_bake_rows_total')}")
             return 0
         floor = in_process(work)
         print(report(results, floor, args))

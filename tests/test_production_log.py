@@ -15,7 +15,7 @@ from helpers import make_frame, run_main, write_csv
 from test_serve import own_predictions, retrain, rows
 
 from retraining.ab.logfiles import Rotation, log_files, rotate_if_due
-from retraining.ab.predlog import LOG_FIELDS, entity_hashes, read_prediction_logs
+from retraining.ab.predlog import LOG_FIELDS, entity_hashes, read_feature_logs, read_prediction_logs
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="serve.py's tests send SIGTERM (POSIX)")
 FAST = ("--log-flush-interval", "0.05")
@@ -44,6 +44,9 @@ def test_every_production_prediction_is_logged_with_and_without_an_ab_test(regis
     batches = [rows(10, seed=s, start_id=100 * s) for s in range(3)]
     server = serve(registry, "--id-column", "customer_id", "--log", str(log), *FAST)
     answers = post_all(server, batches)
+    no_id = [{k: v for k, v in r.items() if k != "customer_id"} for r in batches[0][:2]]
+    status, _, payload = server.post(no_id)
+    assert status == 422 and "customer_id" in payload["error"]  # the log needs every row's id: refused, not logged
     assert server.stop() == 0
     lines = lines_of(log)
     assert len(lines) == 30 and all(list(x) == list(LOG_FIELDS) for x in lines)
@@ -82,7 +85,7 @@ def test_rotation_with_two_workers_loses_and_duplicates_no_line_and_readers_see_
     post_all(server, batches)  # a new connection each: both workers write
     assert server.stop() == 0
     files = log_files(log)
-    assert len(files) > 5 and files[-1] == log and all(f.name.startswith("predictions-") for f in files[:-1])
+    assert len(files) >= 3 and files[-1] == log and all(f.name.startswith("predictions-") for f in files[:-1])
     assert all(f.stat().st_size >= 4000 for f in files[:-1])  # rotated once it held 4000 bytes, not before
     lines = lines_of(log)
     ids = [r["customer_id"] for b in batches for r in b]
@@ -90,8 +93,14 @@ def test_rotation_with_two_workers_loses_and_duplicates_no_line_and_readers_see_
     assert sorted(x["entity"] for x in lines) == sorted(f"{h:016x}" for h in entity_hashes(ids, "production"))
     frame = read_prediction_logs(log)
     assert len(frame) == 240 and set(frame["request_id"]) == {x["request_id"] for x in lines}
-    features = [json.loads(line) for f in log_files(log.with_name("features.jsonl")) for line in f.read_text().splitlines()]
-    assert len(log_files(log.with_name("features.jsonl"))) > 1 and len(features) == 240  # rate 1: every row
+    assert len(log_files(log.with_name("features.jsonl"))) > 1  # rotated by the same rule
+    head, features = read_feature_logs(log.with_name("features.jsonl"))
+    assert len(head) == len(features) == 240 and set(head["model_version"]) == {"v1.0.0"}  # rate 1: every row
+    assert sorted(head["entity"]) == sorted(int(x["entity"], 16) for x in lines)
+    by_entity = dict(zip(entity_hashes(ids, "production"), [r for b in batches for r in b], strict=True))
+    for k in (0, 117, 239):  # the features the model received for that entity
+        sent = by_entity[head["entity"].iloc[k]]
+        assert features.iloc[k].to_dict() == {name: sent[name] for name in ("x1", "x2", "x3", "c1", "c2")}
 
 
 def test_rotation_names_sort_oldest_first_and_daily_rotation_follows_the_utc_day(tmp_path):
@@ -146,6 +155,8 @@ def test_bake_after_a_restart_inside_the_window_and_no_bake_and_a_damaged_previo
     log = project / "logs" / "predictions.jsonl"
     server = serve(project, "--id-column", "customer_id", *FAST)  # the default window: 72 h
     post_all(server, [rows(6, seed=2)])
+    bake = server.get("/health")[2]["bake"]
+    assert (bake["version"], bake["previous"]) == ("v1.1.0", "v1.0.0") and 71 * 3600 < epoch(bake["until"]) - time.time() <= 72 * 3600
     assert server.stop() == 0
     lines = lines_of(log)
     assert sorted((x["variant"], x["model_version"], x["served"]) for x in lines) == [("previous", "v1.0.0", False)] * 6 + [("production", "v1.1.0", True)] * 6
@@ -164,6 +175,37 @@ def test_bake_after_a_restart_inside_the_window_and_no_bake_and_a_damaged_previo
     assert server.stop() == 0
     assert {x["variant"] for x in lines_of(log)} == {"production"} and len(lines_of(log)) == 6
     assert "No bake shadow for v1.1.0" in server.log() and "does not match the sha256" in server.log()
+
+
+def test_the_bake_window_is_read_from_the_version_log_and_ends_by_the_clock(project, tmp_path):
+    from retraining.registry import Registry
+    from retraining.serving.ab import PredictionLog
+    from retraining.serving.models import load_version
+    from retraining.serving.production import ProductionLogger
+
+    retrain(project, "--promote", "v1.1.0")
+    event = json.loads((project / "models" / "version_log.json").read_text())["events"][-1]
+    start = epoch(event["at"])
+    reg = Registry(project / "models", project / "catboost_model.cbm")
+    current, first = load_version(reg, "v1.1.0"), load_version(reg, "v1.0.0")
+    plog = PredictionLog(tmp_path / "p.jsonl", lambda experiment: "production")
+    now = [start + 3599.5]  # an hour's window, half a second before its end: a server (re)started now bakes
+    prod = ProductionLogger(reg, plog, id_column="customer_id", bake_hours=1, clock=lambda: now[0])
+    prod.production_changed(current)
+    bake = prod.baking(current)
+    assert bake is not None and bake.previous.version == "v1.0.0" and bake.until == start + 3600
+    assert prod.baking(first) is None  # serving another version than the one baking: no shadow
+    now[0] = start + 3600
+    assert prod.baking(current) is None and prod.bake is None  # the window is over
+    late = ProductionLogger(reg, plog, id_column="customer_id", bake_hours=1, clock=lambda: start + 3600.5)
+    late.production_changed(current)
+    assert late.bake is None  # started after the window: no shadow
+    fresh = ProductionLogger(reg, plog, id_column="customer_id", bake_hours=1, clock=lambda: start)
+    fresh.production_changed(first)
+    assert fresh.bake is None  # v1.0.0's newest event is its first deploy (from nothing)
+    for p in (prod, late, fresh):
+        p.close()
+    plog.close()
 
 
 def test_ab_test_score_production_only_writes_production_lines_and_analyze_skips_them(registry, tmp_path):
@@ -197,6 +239,7 @@ def test_ab_test_score_production_only_writes_production_lines_and_analyze_skips
         (("--id-column", "customer_id", "--log-features", "1.5"), "--log-features must be between 0 and 1"),
         (("--id-column", "customer_id", "--bake-hours", "-1"), "--bake-hours takes hours >= 0"),
         (("--id-column", "customer_id", "--log-rotate-bytes", "0"), "--log-rotate-bytes must be positive"),
+        (("--id-column", "customer_id", "--challenger", "v1.1.0", "--experiment-id", "production"), "belong to the production log"),
         (("--id-column", "customer_id", "--challenger", "v1.1.0", "--log-features", "0.5"), "not with --challenger"),
     ],
 )

@@ -4,5 +4,6 @@ May import: the ground modules, ``data`` and ``guard`` (row keys and ledgers: th
 leaves out rows a version trained on). Imported by ``serving`` and ``ab_test.py``.
 
 Modules: ``experiment`` (assign_arms, ABTest, promote_winner), ``predlog`` (the JSON-lines
-log), ``analysis`` (outcomes joined to the log), ``stats`` (paired and unpaired tests).
+log), ``logfiles`` (rotation, every file of a log),
+``production`` (batch scoring as production), ``analysis`` (outcomes joined to the log), ``stats`` (paired and unpaired tests).
 """

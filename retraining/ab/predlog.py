@@ -4,7 +4,7 @@ Public for every writer of the log (``ab_test.py`` and a live server): :func:`en
 :func:`log_predictions` (lay out and append one batch), or its parts
 :func:`lay_out_predictions`, :func:`filled` and :func:`append_atomically` (several
 batches in one locked write) or :func:`append_predictions`; :func:`read_prediction_log` (one
-file) and :func:`read_prediction_logs` (every file of a rotated log). Production lines (experiment
+file) and :func:`read_prediction_logs` (every file of a rotated log), :func:`read_feature_logs`. Production lines (experiment
 ``production``, docs/monitoring.md): :func:`lay_out_production`, :func:`production_experiment`,
 :func:`production_salt`.
 
@@ -326,6 +326,33 @@ def read_prediction_logs(path: Path) -> pd.DataFrame:
     if len(files) <= 1:
         return read_prediction_log(files[0] if files else Path(path))
     return pd.concat([read_prediction_log(f) for f in files], ignore_index=True)
+
+
+def read_feature_logs(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The sampled feature log (``features.jsonl`` and its rotated files, docs/monitoring.md).
+
+    Returns two frames of the same rows: ``time``, ``model_version``, ``entity`` (uint64),
+    and the features (one column per feature name; a feature a version lacks is missing).
+    """
+    import orjson
+
+    records = []
+    for f in log_files(path):
+        with f.open("rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                try:
+                    records.append(orjson.loads(raw))
+                except orjson.JSONDecodeError as exc:
+                    raise DataError(f"{f}: line {number} is not valid JSON: {raw[:60]!r}.") from exc
+    if not records:
+        raise DataError(f"{path}: no feature log there (missing or empty); serve with `serve.py --id-column ID --log-features RATE` first.")
+    try:
+        head = pd.DataFrame({"time": [r["time"] for r in records], "model_version": [r["model_version"] for r in records]})
+        head["entity"] = np.array([int(r["entity"], 16) for r in records], dtype=np.uint64)
+        features = pd.DataFrame.from_records([r["features"] for r in records])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: not a feature log of serve.py (a line lacks time, model_version, entity or features).") from exc
+    return head, features
 
 
 def _parse_hex(column, path: Path) -> np.ndarray:

@@ -5,5 +5,6 @@ its own ``cli`` module).
 
 Modules: ``app`` (routes, the ASGI application), ``models`` (load and hot-swap the
 production file), ``inputs`` (request bodies to frames), ``batch`` (micro-batching),
-``ab`` (live A/B and shadow), ``metrics`` (Prometheus).
+``ab`` (live A/B, the log writer), ``shadow`` (a second model off the request path),
+``production`` (the production log, the bake period), ``metrics`` (Prometheus).
 """

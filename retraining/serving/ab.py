@@ -9,8 +9,13 @@ The champion is whatever production is now (a deploy starts a new experiment, na
 Nothing here slows a response down more than it must: the request path assigns arms and
 scores; hashing for the log, laying out lines and appending happen on the log thread, in
 batches (one locked append per ``flush_interval``). In shadow mode the challenger scores on
-its own thread from a bounded queue; when the queue is full the job is dropped and counted
-(the served lines are still logged; ``analyze`` counts the missing shadow scores).
+its own thread from a bounded queue (:class:`retraining.serving.shadow.Shadow`); when the
+queue is full the job is dropped and counted (the served lines are still logged;
+``analyze`` counts the missing shadow scores).
+
+:class:`PredictionLog` is also the writer of the production log
+(:mod:`retraining.serving.production`): an :class:`Entry` names its arms, so the same
+thread, lock and layout write production and bake shadow lines, and sampled features.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Endpoints::
 
     POST /predict, /invocations   rows -> {"predictions": [...], "version": ...} (+ arms under A/B)
-    GET  /health                  200 while the process lives (and what the last reload did)
+    GET  /health                  200 while the process lives (what the last reload did, the bake window)
     GET  /ready, /ping            200 once a model is loaded, else 503
     GET  /version                 version, sha256, loaded_at, features (and the challenger)
     GET  /metrics                 Prometheus text
@@ -12,6 +12,9 @@ No framework: measured on this project's 2-core machine, a trivial endpoint as a
 route answered 1.4-2.1x fewer requests than as a plain ASGI app (bench/README.md,
 "Serving"), and five routes need none of Starlette's routing. Every response is JSON built with orjson; every refusal is a 4xx with
 ``{"error": "..."}`` naming the problem; a bug is logged with its traceback and answered 500.
+
+With ``--id-column`` every production prediction is logged, and after a deploy the previous
+version scores in shadow for the bake window (:mod:`retraining.serving.production`).
 
 Each server process (uvicorn worker) builds one :class:`App` from the :class:`ServeConfig`
 that serve.py hands over in the environment (``CATBOOST_SERVE_CONFIG``), and runs its own
@@ -328,6 +331,7 @@ class App:
             "last_check_at": w.last_check_at,
             "pid": os.getpid(),
             "started_at": self.started_at,
+            "bake": self.production.describe(model) if self.production is not None and model is not None else None,
         }
 
 

@@ -87,6 +87,8 @@ def config_from_args(args: argparse.Namespace):
     if args.challenger is None and ab_flags:
         raise UsageError(f"{ab_flags[0]} belongs to an A/B test; add --challenger VERSION.")
     _check_production_flags(args)
+    if args.experiment_id and args.experiment_id.split(":")[0] == "production":
+        raise UsageError(f"--experiment-id {args.experiment_id!r}: names starting with 'production' belong to the production log; pick another.")
     if args.challenger is not None:
         if not args.id_column:
             raise UsageError("--challenger needs --id-column NAME: the A/B test assigns each entity by its id.")

@@ -118,6 +118,14 @@ class ProductionLogger:
             return None
         return bake
 
+    def describe(self, model: LoadedModel) -> dict | None:
+        """The bake window now (for /health): the version baking, the previous one in shadow, the window's end."""
+        bake = self.baking(model)
+        if bake is None:
+            return None
+        until = dt.datetime.fromtimestamp(bake.until, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return {"version": bake.version, "previous": bake.previous.version, "previous_sha256": bake.previous.sha256, "until": until}
+
     def production_changed(self, model: LoadedModel | None) -> None:
         """After a reload or a change of the version log: find the bake window of ``model`` (watcher thread)."""
         if self._shadow is None or model is None:
