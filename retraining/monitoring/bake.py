@@ -76,7 +76,7 @@ def judge(result: dict, s: MonitorSettings, auto: bool, command: str) -> Finding
         return None
     if not (result["p_worse"] < s.rollback_p_value and result["delta"] < 0):
         return None
-    numbers = {k: _round(v) for k, v in result.items() if k != "test"}
+    numbers = {k: rounded(v) for k, v in result.items() if k != "test"}
     message = (
         f"{result['deploy_to']} does worse live than {result['previous']} on the same {result['rows_with_outcome']} rows: "
         f"AUC {result['auc_new']:.4f} vs {result['auc_previous']:.4f} (paired DeLong, one-sided p = {result['p_worse']:.3g})"
@@ -106,7 +106,8 @@ def roll_back(registry, result: dict, finding: Finding) -> dict | None:
         return registry.promote(data, result["previous"], reason, kind="rollback", details=details)
 
 
-def _round(value):
+def rounded(value):
+    """A number as the report keeps it: 6 decimals for finite floats."""
     if isinstance(value, float | np.floating):
         return round(float(value), 6) if math.isfinite(value) else float(value)
     return value

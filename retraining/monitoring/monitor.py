@@ -177,7 +177,7 @@ def judge_bake(report: dict, registry, data: dict, joined: pd.DataFrame, s: Moni
     if deploy is None or bake.rolled_back(data, deploy):
         return
     result = bake.compare(joined, deploy, s.sequential_tau)
-    report["bake"] = {k: bake._round(v) for k, v in result.items()}
+    report["bake"] = {k: bake.rounded(v) for k, v in result.items()}
     command = bake.rollback_command(str(registry.models_dir), str(registry.production_path), deploy["from"])
     finding = bake.judge(result, s, s.auto_rollback, command)
     if finding is None:
