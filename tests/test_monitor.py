@@ -227,6 +227,7 @@ def test_bad_input_is_one_line_and_changes_nothing(deployed: Path) -> None:
     live = traffic(n=400)
     log = deployed / "predictions.jsonl"
     write_log(log, deployed, live, "v1.0.0")
+    assert "pass the outcomes with --outcomes" in bad(deployed)  # no outcomes.csv yet
     write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]].assign(target=np.arange(400) % 3))
     assert "3 distinct values" in bad(deployed)
     write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]].assign(customer_id=live["customer_id"] + 10**7))

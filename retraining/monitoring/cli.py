@@ -91,6 +91,8 @@ def program(args: argparse.Namespace) -> int:
     from retraining.monitoring.monitor import Request, run
     from retraining.sources import read_table
 
+    if "://" not in args.outcomes and not Path(args.outcomes).exists():
+        raise UsageError(f"{args.outcomes}: no such file or folder; pass the outcomes with --outcomes SOURCE (a CSV or Parquet file, or a database URL).")
     table = read_table(spec_from_args(args, location=args.outcomes))
     req = Request(
         args.log or [Path("logs", "predictions.jsonl")],
