@@ -414,6 +414,13 @@ def promotion_message(event: dict, project: Path | None = None) -> tuple[str, st
     return f"[{APP}] {head}", "\n".join(mask_text(line) for line in lines)
 
 
+def monitor_message(finding: dict, production: str | None) -> tuple[str, list[str]]:
+    """Head and lines of a monitor finding (``decay``, ``drift``, ``deploy_worse``) for :meth:`Notifier.notify_text`."""
+    numbers = ", ".join(f"{k} {v}" for k, v in (finding.get("numbers") or {}).items())
+    head = f"monitor: {finding.get('name')} ({finding.get('severity')}) in production {production or 'none'}"
+    return head, [finding.get("message") or "", f"numbers: {numbers or '-'}"]
+
+
 def strip_prefix(line: str) -> str:
     """``error: error: x`` -> ``x``: the error line as the CLI printed it, without its ``error:`` prefixes."""
     text = line.strip()

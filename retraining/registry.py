@@ -320,11 +320,12 @@ class Registry:
             log.warning("Recovery: %s", note)
         return notes
 
-    def promote(self, data: dict, version: str, reason: str, kind: str | None = None) -> dict:
+    def promote(self, data: dict, version: str, reason: str, kind: str | None = None, details: dict | None = None) -> dict:
         """Make ``version`` production: back up, replace atomically, record the event.
 
         ``kind`` is ``deploy`` (after a retrain), ``rollback`` (to an older version) or
-        ``promotion``; by default it is worked out from the versions. Call with the lock held.
+        ``promotion``; by default it is worked out from the versions. ``details`` (e.g. the
+        monitor's numbers behind a rollback) go into the event. Call with the lock held.
         """
         entry = self.find(data, version)
         self.verify(entry)
@@ -332,11 +333,13 @@ class Registry:
         if kind is None:
             older = current is not None and parse_version(version) < parse_version(current)
             kind = "rollback" if older else "promotion"
-        return self._switch(data, entry, reason, kind)
+        return self._switch(data, entry, reason, kind, details)
 
-    def _switch(self, data: dict, entry: dict, reason: str, kind: str) -> dict:
+    def _switch(self, data: dict, entry: dict, reason: str, kind: str, details: dict | None = None) -> dict:
         """Record the intent to make ``entry`` production (one log write), then do it."""
         pending = {"kind": kind, "from": data.get("production"), "to": entry["version"], "sha256": entry["sha256"], "reason": reason, "started_at": utc_now()}
+        if details:
+            pending["details"] = details
         data["pending_promotion"] = pending
         self.write_log(data)
         return self._complete(data, pending, interrupted=False)
@@ -359,6 +362,7 @@ class Registry:
             at=utc_now(),
             reason=pending["reason"] + (" (completed after an interrupted run)" if interrupted else ""),
             backup=backup.name if backup else None,
+            extra={"details": pending["details"]} if pending.get("details") else {},
         ).to_json()
         data["production"] = pending["to"]
         data["pending_promotion"] = None

@@ -160,6 +160,7 @@ FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z-]+|-[vq])\b")
         ([["retrain_model.py"]], "## `retrain_model.py`", "## `scheduler.py`"),
         ([["scheduler.py"]], "## `scheduler.py`", "## `ab_test.py`"),
         ([["ab_test.py", "score"], ["ab_test.py", "analyze"]], "## `ab_test.py`", "## Exit codes"),
+        ([["monitor.py"]], "## `monitor.py`", "## From Python"),
     ],
 )
 def test_cli_reference_and_help_agree_on_every_flag(commands, start, end):
@@ -186,7 +187,7 @@ def test_exit_code_table_in_the_docs_matches_ExitCode():
     assert [(int(code), name, meaning) for code, name, meaning in rows] == [(int(c), c.name, c.meaning) for c in ExitCode]
 
 
-@pytest.mark.parametrize("script", [["retrain_model.py"], ["scheduler.py"], ["ab_test.py", "score"], ["ab_test.py", "analyze"]])
+@pytest.mark.parametrize("script", [["retrain_model.py"], ["scheduler.py"], ["ab_test.py", "score"], ["ab_test.py", "analyze"], ["monitor.py"]])
 def test_help_lists_the_exit_codes(script):
     from retraining.errors import ExitCode
 

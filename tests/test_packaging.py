@@ -30,6 +30,7 @@ COMMANDS = {
     "catboost-scheduler": "retraining.scheduling.cli:main",
     "catboost-serve": "retraining.serving.cli:main",
     "catboost-ab": "retraining.ab.cli:main",
+    "catboost-monitor": "retraining.monitoring.cli:main",
 }
 
 

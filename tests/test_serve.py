@@ -168,7 +168,7 @@ def test_deploy_and_rollback_under_load_fail_no_request(project, serve):
     thread = threading.Thread(target=client)
     thread.start()
     try:
-        retrain(project, "--seed", "11", "--force", "--rule", "strict", "--min-improvement", "-1")  # deploys v1.2.0 while requests run (strict: no slow-slide guard)
+        retrain(project, "--seed", "11", "--force", "--rule", "strict", "--min-improvement", "-1")  # deploys v1.2.0 under load (strict: no slide guard)
         server.wait_for(lambda h: h["version"] == "v1.2.0", "the deploy")
         n_deployed = len(seen)
         retrain(project, "--promote", "v1.0.0")  # and rolls it back

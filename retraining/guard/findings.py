@@ -71,6 +71,7 @@ class CheckSettings:
     champion_drop_p_value: float = 0.01
     champion_drop_min: float = 0.02
     severity: dict = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
+    monitor: dict = field(default_factory=dict)  # monitor.py's thresholds (retraining.monitoring.settings), checked there
 
     @classmethod
     def from_json(cls, data: dict, where: str = "check settings") -> CheckSettings:
@@ -81,7 +82,7 @@ class CheckSettings:
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}.")
-        wrong = sorted(k for k, v in data.items() if k != "severity" and not _finite_non_negative(v))
+        wrong = sorted(k for k, v in data.items() if k not in ("severity", "monitor") and not _finite_non_negative(v))
         if wrong:
             raise UsageError(f"{where}: {', '.join(wrong)} must be a finite number >= 0.")
         if not isinstance(data.get("severity", {}), dict):

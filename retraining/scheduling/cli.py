@@ -20,6 +20,7 @@ from retraining.cli.main import add_output_arguments, guarded_main, setup_loggin
 from retraining.cli.parser import OneLineParser
 from retraining.errors import BusyError, ExitCode, UsageError, exit_code_epilog
 from retraining.scheduling.loop import Child, RetrainScheduler, ScheduleJob, default_schedule_job, notify_failure
+from retraining.scheduling.monitorjob import MonitorTrigger
 from retraining.scheduling.status import print_status
 from retraining.scheduling.timeplan import UNITS, get_zone
 
@@ -53,6 +54,18 @@ def build_parser(default_script: Path | None, description: str = "") -> argparse
     p.add_argument("--log-dir", default="logs", metavar="DIR", help="where scheduler.log rotates (default: %(default)s)")
     p.add_argument(
         "--script", default=None if default_script is None else str(default_script), metavar="PATH", help="the job to run (default: retrain_model.py)"
+    )
+    m = p.add_argument_group("monitor mode (docs/monitoring.md)")
+    m.add_argument(
+        "--monitor-every", type=float, metavar="MINUTES", help="run monitor.py this often and retrain when it recommends it (the clock stays as a floor)"
+    )
+    m.add_argument("--monitor", metavar="ARGS", help="monitor.py's arguments in one quoted string: its outcomes source, id and label columns, ...")
+    m.add_argument(
+        "--monitor-cooldown",
+        type=float,
+        default=6.0,
+        metavar="HOURS",
+        help="no monitor-started retrain within this long of the last run (default: %(default)s)",
     )
     add_output_arguments(p, quiet=False)
     return p
@@ -126,6 +139,9 @@ def _program(args: argparse.Namespace, child: Child, schedule_job: ScheduleJob) 
     from filelock import FileLock, Timeout
 
     sched = RetrainScheduler(args, child, schedule_job)
+    beside = Path(args.script).parent / "monitor.py" if args.script else None
+    script = beside if beside is not None and beside.is_file() else None
+    sched.monitor = MonitorTrigger.from_flags(args.monitor_every, args.monitor_cooldown, args.monitor, child.models_dir, args.job_timeout, script)
     sched.models_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(sched.models_dir / LOCK_NAME), timeout=0)
     try:

@@ -99,6 +99,8 @@ class RetrainScheduler:
         self.retry_attempt = 2
         self.fired = False
         self.job_interrupted = False
+        self.monitor = None  # a scheduling.monitorjob.MonitorTrigger in monitor mode
+        self.last_start: dt.datetime | None = None
 
     # -- triggering -------------------------------------------------------------------
     def retrain_job(self) -> None:
@@ -126,6 +128,7 @@ class RetrainScheduler:
         argv = list(self.child.command)
         out = self.log_dir / "retrain-job.out"
         self.current = ChildRun(argv, self.cwd, out, float(self.args.job_timeout), attempt=attempt).start()
+        self.last_start = now_utc()
         self.counts["runs"] += 1
         shown = " ".join(loggable(argv[1:]))
         log.info("Run started (attempt %d of %d, pid %s): %s", attempt, self.args.retries + 1, self.current.pid, shown)
@@ -205,15 +208,30 @@ class RetrainScheduler:
                 self.counts["retries"] += 1
                 self.start(attempt=self.retry_attempt)
                 self.write_status()
+            if self.monitor is not None and self.monitor.is_due(now):
+                self.monitor_check(now)
             if (now - last_beat).total_seconds() >= self.args.heartbeat:
                 self.write_status()
                 last_beat = now
             self.wake.wait(self.sleep_seconds(now))
         return self.shutdown()
 
+    def monitor_check(self, now: dt.datetime) -> None:
+        """Monitor mode: run the monitor; start a retrain when it recommends one (cooldown permitting)."""
+        answer = self.monitor.check(now, self.cwd)
+        if "error" in answer:
+            log.warning("Monitor: %s", answer["error"])
+            return
+        why = self.monitor.should_retrain(answer, now, self.last_start, self.current is not None)
+        if why:
+            log.info("Monitor recommends a retrain (%s): starting one now.", why)
+            self.retry_at = None
+            self.start(attempt=1)
+        self.write_status()
+
     def sleep_seconds(self, now: dt.datetime) -> float:
         limit = 0.5 if self.current is not None else min(5.0, self.args.heartbeat)
-        targets = [t for t in (self.due, self.retry_at) if t is not None]
+        targets = [t for t in (self.due, self.retry_at, self.monitor.due if self.monitor else None) if t is not None]
         until = min((t - now).total_seconds() for t in targets) if targets else limit
         return max(0.05, min(limit, until))
 
@@ -318,6 +336,7 @@ class RetrainScheduler:
             "current_run": {"pid": self.current.pid, "started_at": fmt(self.current.started_at), "attempt": self.current.attempt} if self.current else None,
             "last_run": self.last_run,
             "counts": self.counts,
+            "monitor": self.monitor.last if self.monitor else None,
             "retrain_args": loggable(self.child.args),  # the status file is world-readable: no passwords or tokens
         }
         try:

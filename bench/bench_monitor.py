@@ -1,0 +1,211 @@
+"""monitor.py's benchmarks (issue #20): speed, false alarms on clean streams, the label-free estimate.
+
+    python bench/bench_monitor.py speed --lines 10000000 --outcomes 1000000   # first run and an incremental rerun
+    python bench/bench_monitor.py alarms --streams 20                          # decay and rollback on clean streams
+    python bench/bench_monitor.py cbpe                                         # CBPE vs realized AUC: bank, breast cancer
+
+``speed``: a registry with one real version (CatBoost, 30 iterations on synthetic rows), a
+production log of LINES lines written by serve.py's writer (``lay_out_production``, spread
+over 10 days, every fifth row with a bake shadow), OUTCOMES labelled ids, all under a
+temporary folder (never committed); ``python monitor.py`` is timed as a user runs it, then
+again after 10,000 more lines (incremental: only those are parsed).
+
+``alarms``: per seed, a registry with v1.0.0 and v1.1.0 trained on the same clean data
+(v1.1.0 promoted over v1.0.0), a clean live stream from the same distribution scored by
+both (v1.0.0 as the bake shadow), outcomes arriving in 5 steps with a monitor run after
+each (``--auto-rollback``): a false alarm is any ``decay`` finding, or any rollback.
+
+``cbpe``: train on half of a dataset, score the other half: realized AUC vs the CBPE
+estimate from the scores alone, on the bank data and on scikit-learn's breast cancer data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def registry_with(folder: Path, frame: pd.DataFrame, iterations: int = 30, seed: int = 0) -> None:
+    from retrain_model import ModelRetrainer
+
+    frame.to_csv(folder / "data.csv", index=False)
+    r = ModelRetrainer(
+        data_path=folder / "data.csv",
+        models_dir=folder / "models",
+        production_path=folder / "catboost_model.cbm",
+        iterations=iterations,
+        thread_count=2,
+        progress_every=0,
+        seed=seed,
+        report=False,
+    )
+    r.retrain(force=True)
+
+
+def speed(lines: int, outcomes: int) -> None:
+    from helpers import make_frame
+
+    from retraining.ab.predlog import append_predictions, entity_hashes, lay_out_production
+    from retraining.registry import Registry
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_monitor_"))
+    try:
+        registry_with(folder, make_frame(2000))
+        reg = Registry(folder / "models", folder / "catboost_model.cbm")
+        entry = reg.find(reg.read_log(), "v1.0.0")
+        log = folder / "logs" / "predictions.jsonl"
+        rng = np.random.default_rng(0)
+        ids_total = max(lines // 2, outcomes)
+        t0 = time.perf_counter()
+        batch = 1_000_000
+        for start in range(0, lines, batch):
+            n = min(batch, lines - start)
+            ids = rng.integers(0, ids_total, size=n)
+            p = rng.beta(2, 5, size=n)
+            day = f"2026-11-{1 + (start // batch) % 10:02d}T12:00:00.000Z"
+            append_predictions(log, lay_out_production(entity_hashes(ids, "production"), version="v1.0.0", sha=entry["sha256"], at=day), p)
+        written = time.perf_counter() - t0
+        ids = np.arange(outcomes)
+        pd.DataFrame({"id": ids, "label": (rng.random(outcomes) < 0.3).astype(int)}).to_csv(folder / "outcomes.csv", index=False)
+        argv = [sys.executable, str(ROOT / "monitor.py"), "--outcomes", "outcomes.csv", "--id-column", "id", "--label-column", "label", "--json", "--quiet"]
+        first = _timed(argv, folder)
+        more = rng.integers(0, ids_total, size=10_000)
+        append_predictions(log, lay_out_production(entity_hashes(more, "production"), version="v1.0.0", sha=entry["sha256"]), rng.random(10_000))
+        again = _timed(argv, folder)
+        print(f"log: {lines:,} lines, {log.stat().st_size / 2**30:.2f} GiB (written in {written:.1f} s); outcomes: {outcomes:,}")
+        print(f"first run: {first:.1f} s; incremental rerun (+10,000 lines): {again:.1f} s")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _timed(argv: list[str], cwd: Path) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"monitor.py failed: {proc.stderr[-2000:]}")
+    report = json.loads(proc.stdout)
+    v = report["versions"][0]
+    print(f"  rows {v['rows']:,}, with outcome {v['rows_with_outcome']:,}, realized AUC {v['realized_auc']:.4f} ({took:.1f} s)")
+    return took
+
+
+def alarms(streams: int, steps: int = 5) -> None:
+    from helpers import make_frame
+
+    from retraining.ab.predlog import append_predictions, entity_hashes, lay_out_production
+    from retraining.monitoring.cli import main
+    from retraining.registry import Registry
+    from retraining.training import load_model, predict
+
+    decays = rollbacks = 0
+    for seed in range(streams):
+        folder = Path(tempfile.mkdtemp(prefix="bench_alarm_"))
+        try:
+            registry_with(folder, make_frame(3000, seed=seed), seed=seed)
+            registry_with(folder, make_frame(3000, seed=seed), seed=seed + 1000)
+            reg = Registry(folder / "models", folder / "catboost_model.cbm")
+            with reg.session() as data:
+                reg.promote(data, "v1.1.0", "bench: promoted by hand", kind="promotion")
+            data = reg.read_log()
+            live = make_frame(6000, seed=seed + 500, start_id=10**6)
+            feats = live.drop(columns=["customer_id", "target"])
+            scores = {v: predict(load_model(reg.version_path(v)), feats, ["c1", "c2"]) for v in ("v1.0.0", "v1.1.0")}
+            hashes = entity_hashes(live["customer_id"], "production")
+            shas = {v: reg.find(data, v)["sha256"] for v in scores}
+            log = folder / "predictions.jsonl"
+            append_predictions(
+                log, lay_out_production(hashes, version="v1.1.0", sha=shas["v1.1.0"], previous=("v1.0.0", shas["v1.0.0"])), scores["v1.1.0"], scores["v1.0.0"]
+            )
+            found = set()
+            for k in range(1, steps + 1):
+                live.iloc[: len(live) * k // steps][["customer_id", "target"]].to_csv(folder / "outcomes.csv", index=False)
+                args = ["--log", str(log), "--outcomes", str(folder / "outcomes.csv"), "--id-column", "customer_id", "--label-column", "target"]
+                args += [
+                    "--models-dir",
+                    str(folder / "models"),
+                    "--production",
+                    str(folder / "catboost_model.cbm"),
+                    "--auto-rollback",
+                    "--json",
+                    "--quiet",
+                    "--no-page",
+                ]
+                import contextlib
+                import io
+
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    assert main(args) == 0
+                report = json.loads(out.getvalue())
+                found |= {f["name"] for f in report["findings"]} | {a["action"] for a in report["actions"]}
+            decays += "decay" in found
+            rollbacks += "rollback" in found
+            print(f"seed {seed}: {sorted(found) or 'no alarm'}", flush=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    print(
+        f"false alarms over {streams} clean streams ({steps} monitor runs each): "
+        f"decay {decays} ({decays / streams:.0%}), rollback {rollbacks} ({rollbacks / streams:.0%})"
+    )
+
+
+def _fit_and_score(X: pd.DataFrame, y: np.ndarray, cats: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from catboost import CatBoostClassifier
+
+    rng = np.random.default_rng(seed)
+    train = rng.random(len(y)) < 0.5
+    model = CatBoostClassifier(iterations=300, verbose=False, random_seed=seed, thread_count=2, cat_features=cats, allow_writing_files=False)
+    model.fit(X[train], y[train])
+    return y[~train], model.predict_proba(X[~train])[:, 1]
+
+
+def cbpe_table() -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    from retraining.evaluation import roc_auc
+    from retraining.monitoring.stats import expected_auc
+
+    bank = pd.read_csv(ROOT / "featured_dataset.csv")
+    target = "target"
+    yb = (bank[target].astype(str).str.lower().isin(["1", "yes", "true"])).to_numpy().astype(int)
+    Xb = bank.drop(columns=[target])
+    cats = [c for c in Xb.columns if not pd.api.types.is_numeric_dtype(Xb[c])]
+    bc = load_breast_cancer(as_frame=True)
+    sets = {"bank (featured_dataset.csv)": (Xb, yb, cats), "breast cancer (scikit-learn)": (bc.data, bc.target.to_numpy(), [])}
+    for name, (X, y, c) in sets.items():
+        for seed in range(3):
+            yt, p = _fit_and_score(X, y, c, seed)
+            real, est = roc_auc(yt, p), expected_auc(p)
+            print(f"{name}, seed {seed}: {len(yt)} rows scored, realized AUC {real:.4f}, CBPE {est:.4f}, difference {est - real:+.4f}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--lines", type=int, default=10_000_000)
+    s.add_argument("--outcomes", type=int, default=1_000_000)
+    a = sub.add_parser("alarms")
+    a.add_argument("--streams", type=int, default=20)
+    sub.add_parser("cbpe")
+    args = ap.parse_args()
+    if args.what == "speed":
+        speed(args.lines, args.outcomes)
+    elif args.what == "alarms":
+        alarms(args.streams)
+    else:
+        cbpe_table()

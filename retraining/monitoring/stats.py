@@ -1,0 +1,121 @@
+"""The monitor's statistics: realized AUC with its CI, the decay test, CBPE, score PSI.
+
+- :func:`realized`: n, outcomes, ROC-AUC with the DeLong 95 % CI, Brier score, predicted
+  vs observed positive rate.
+- :func:`decay_test`: one-sided z-test that the realized AUC lies below the holdout AUC.
+  The two samples are independent (live rows vs the holdout), so the variance of the
+  difference is the sum of the two DeLong variances.
+- :func:`expected_auc`: the label-free estimate (confidence-based performance estimation,
+  as NannyML's CBPE): if the scores are calibrated, row *i* is a positive with probability
+  ``p_i``, so the expected counts of (positive, negative) pairs ranked right give the AUC.
+- :func:`psi`: population stability index of served scores against the holdout's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from retraining.ab.stats import auc_with_ci
+from retraining.evaluation import brier
+
+
+def realized(y: np.ndarray, scores: np.ndarray) -> dict:
+    """Outcome count, AUC with CI (None below two of a class), Brier, predicted and observed rate."""
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    out = auc_with_ci(y, s)
+    out["brier"] = brier(y, s) if len(y) else None
+    out["predicted_rate"] = float(s.mean()) if len(s) else None
+    out["observed_rate"] = float(y.mean()) if len(y) else None
+    return out
+
+
+def normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def always_valid_p(delta: float, se: float, tau: float) -> float:
+    """The always-valid p-value of ``delta`` (a normal estimate with standard error ``se``) being 0.
+
+    The mixture sequential probability ratio test (Robbins; Johari et al. 2017): with a
+    N(0, tau²) mixture over the true difference, the likelihood ratio is
+    ``sqrt(v / (v + tau²)) * exp(delta² tau² / (2 v (v + tau²)))``, ``v = se²``, and
+    ``p = min(1, 1 / ratio)``. Rejecting at ``p < alpha`` keeps the false-alarm rate at
+    ``alpha`` however often the test is repeated on growing data: the monitor may run hourly.
+    """
+    if not se > 0 or not tau > 0:
+        return 0.0 if delta != 0 and se == 0 else 1.0
+    v = se * se
+    log_ratio = 0.5 * math.log(v / (v + tau * tau)) + delta * delta * tau * tau / (2 * v * (v + tau * tau))
+    return float(min(1.0, math.exp(-log_ratio))) if log_ratio < 700 else 0.0
+
+
+def decay_test(live: dict, holdout_auc: float, holdout_se: float | None, tau: float = 0.02) -> dict | None:
+    """One-sided: is the live AUC below ``holdout_auc``? (None without a live AUC.)"""
+    if live.get("roc_auc") is None or holdout_auc is None:
+        return None
+    drop = float(holdout_auc - live["roc_auc"])
+    se = math.sqrt(live["se"] ** 2 + (holdout_se or 0.0) ** 2)
+    z = drop / se if se > 0 else (math.inf if drop > 0 else 0.0)
+    p_seq = always_valid_p(drop, se, tau) if drop > 0 else 1.0
+    return {
+        "drop": drop,
+        "se": se,
+        "z": z,
+        "p_fixed": normal_sf(z),
+        "p_value": p_seq,
+        "test": "one-sided always-valid mixture SPRT on the AUC difference, independent DeLong variances",
+    }
+
+
+def holdout_se(y: np.ndarray, scores: np.ndarray) -> float | None:
+    """The DeLong standard error of the holdout AUC (from models/evaluations/VERSION.npz)."""
+    return auc_with_ci(np.asarray(y).astype(bool), scores)["se"]
+
+
+def hanley_mcneil_se(auc: float, positives: int, negatives: int) -> float | None:
+    """The AUC's standard error from its value and the class counts (when no holdout scores are kept)."""
+    if positives < 1 or negatives < 1 or not 0 < auc < 1:
+        return None
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / (positives * negatives)
+    return math.sqrt(max(var, 0.0))
+
+
+def expected_auc(scores: np.ndarray, resolution: int = 10_000) -> float | None:
+    """CBPE: the AUC to expect from calibrated scores, without labels.
+
+    A row with score ``p`` is a positive with probability ``p``. Each row contributes
+    ``p_i * (sum of (1 - p_j) over rows ranked below it, plus half of the ties but itself)``;
+    dividing by the expected number of (positive, negative) pairs,
+    ``sum(p) * sum(1 - p) - sum(p * (1 - p))``, gives the AUC. Scores are grouped in bins of
+    ``1 / resolution`` (rows in one bin count as tied), so the cost is one pass, no sort.
+    """
+    p = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
+    if len(p) < 2:
+        return None
+    q = 1.0 - p
+    bins = np.rint(p * resolution).astype(np.int64)
+    pos = np.bincount(bins, weights=p, minlength=resolution + 1)
+    neg = np.bincount(bins, weights=q, minlength=resolution + 1)
+    both = np.bincount(bins, weights=p * q, minlength=resolution + 1)
+    below = np.cumsum(neg) - neg  # negatives' weight in lower bins
+    num = float(np.sum(pos * below) + 0.5 * (np.sum(pos * neg) - np.sum(both)))
+    den = float(p.sum() * q.sum() - np.sum(p * q))
+    return num / den if den > 0 else None
+
+
+def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float | None:
+    """PSI over deciles of the reference scores (None if either side is empty)."""
+    ref = np.asarray(reference, dtype=float)
+    cur = np.asarray(current, dtype=float)
+    if len(ref) == 0 or len(cur) == 0:
+        return None
+    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+    a = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1) / len(ref)
+    b = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1) / len(cur)
+    a, b = np.clip(a, 1e-4, None), np.clip(b, 1e-4, None)
+    return float(np.sum((b - a) * np.log(b / a)))
