@@ -1,0 +1,150 @@
+"""A team's fleet: many models from one fleet.toml (retraining/fleet, retrain_model.py --config)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, make_frame, run_main, run_script, snapshot, write_csv
+
+from retraining.cli.retrain import main
+
+FLEET = """
+[fleet]
+root = "state"
+max_parallel = 2
+
+[defaults]
+data = "data.csv"
+iterations = 15
+threads = 1
+
+[models.churn]
+min_improvement = 0.001
+
+[models.fraud]
+depth = 3
+drop_columns = ["x3", "c2"]
+notify = ["json://127.0.0.1:9/a", "json://127.0.0.1:9/b"]
+
+[models.upsell]
+iterations = 25
+require_significance = true
+at = "04:00"
+"""
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    write_csv(tmp_path / "data.csv", make_frame(400))
+    (tmp_path / "fleet.toml").write_text(FLEET, encoding="utf-8")
+    return tmp_path
+
+
+def listed(folder: Path, *extra: str) -> dict:
+    ran = run_main(main, "--config", "fleet.toml", "--list", "--json", *extra, cwd=folder)
+    assert ran.returncode == 0, ran.stderr
+    return json.loads(ran.stdout)
+
+
+def test_list_resolves_precedence_folders_and_paths(fleet: Path) -> None:
+    out = listed(fleet)
+    assert out["max_parallel"] == 2 and list(out["models"]) == ["churn", "fraud", "upsell"]
+    churn, fraud, upsell = (out["models"][m] for m in ("churn", "fraud", "upsell"))
+    # the model's table over [defaults] over the flag's default
+    assert (churn["iterations"], fraud["iterations"], upsell["iterations"]) == (15, 15, 25)
+    assert (churn["min_improvement"], fraud["min_improvement"]) == (0.001, 0.0)
+    assert (churn["depth"], fraud["depth"]) == (None, 3) and upsell["require_significance"] is True
+    assert fraud["drop_columns"] == "x3,c2" and fraud["notify"] == ["json://127.0.0.1:9/a", "json://127.0.0.1:9/b"]
+    assert upsell["schedule"] == {"at": "04:00"} and churn["schedule"] == {}
+    # each model its own folder under root, relative to fleet.toml; the data path resolved the same way
+    for name, s in out["models"].items():
+        assert s["models_dir"] == str(fleet.resolve() / "state" / name / "models")
+        assert s["production"] == str(fleet.resolve() / "state" / name / "catboost_model.cbm")
+        assert s["data"] == str(fleet.resolve() / "data.csv")
+
+
+def test_the_command_line_wins_over_the_file(fleet: Path) -> None:
+    out = listed(fleet, "--iterations", "7", "--depth", "5")
+    assert {s["iterations"] for s in out["models"].values()} == {7}
+    assert {s["depth"] for s in out["models"].values()} == {5}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[models.churn]\niteratoins = 5\n", ["[models.churn]", "unknown key 'iteratoins'", "did you mean 'iterations'"]),
+        ("[defaults]\nmodels_dri = 'x'\n[models.a]\n", ["[defaults]", "unknown key 'models_dri'", "did you mean 'models_dir'"]),
+        ("[models.'bad name']\n", ["model name 'bad name'"]),
+        ("[models.a]\nmodels_dir = 'm'\n[models.b]\nmodels_dir = 'm'\n", ["models a and b share models_dir"]),
+        ("[models.a]\nproduction = 'p.cbm'\n[models.b]\nproduction = 'p.cbm'\n", ["models a and b share production"]),
+        ("[models.a]\nmodels_dir = 'm'\n[models.b]\nproduction = 'm/x.cbm'\n", ["model b's production file", "lies in model a's models_dir"]),
+        ("[fleet]\nmax_parallel = 0\n[models.a]\n", ["max_parallel must be a whole number of at least 1"]),
+        ("[fleet]\nrot = 'x'\n[models.a]\n", ["unknown key 'rot'", "did you mean 'root'"]),
+        ("[defaults]\ndata = 'x'\n", ["no models"]),
+        ("[models.a\n", ["not valid TOML"]),
+        ("[models.a]\nrequire_significance = 'yes'\n", ["[models.a] require_significance: must be true or false"]),
+        ("[models.a]\niterations = 'many'\n", ["[models.a]: argument --iterations: invalid int value: 'many'"]),
+        ("[models.a]\ndata_checks = 'sometimes'\n", ["[models.a]: argument --data-checks: invalid choice: 'sometimes'"]),
+    ],
+)
+def test_a_bad_config_is_one_line_exit_2_and_nothing_written(tmp_path: Path, text: str, words: list[str]) -> None:
+    write_csv(tmp_path / "data.csv", make_frame(100))
+    (tmp_path / "fleet.toml").write_text(text, encoding="utf-8")
+    before = snapshot(tmp_path)
+    for action in (["--list"], ["--all"], ["--model", "a"]):
+        ran = run_main(main, "--config", "fleet.toml", *action, cwd=tmp_path)
+        assert ran.returncode == 2, (action, ran)
+        line = ran.stderr.strip()
+        assert len(line.splitlines()) == 1 and line.startswith("error: "), ran.stderr
+        assert all(w in line for w in words), line
+    assert snapshot(tmp_path) == before
+
+
+def test_unknown_model_and_fleet_flags_without_config(fleet: Path) -> None:
+    ran = run_main(main, "--config", "fleet.toml", "--model", "chrun", cwd=fleet)
+    assert ran.returncode == 2 and "no model 'chrun'; did you mean 'churn'?" in ran.stderr
+    for flags in (["--model", "churn"], ["--all"], ["--list"], ["--max-parallel", "2"]):
+        ran = run_main(main, *flags, cwd=fleet)
+        assert ran.returncode == 2 and "go with --config FLEET.toml" in ran.stderr
+    assert not (fleet / "state").exists()
+
+
+def test_one_model_runs_in_its_own_folder_and_history_takes_model(fleet: Path) -> None:
+    ran = run_main(main, "--config", "fleet.toml", "--model", "fraud", "-q", "--json", cwd=fleet)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["status"] == "deployed" and result["version"] == "v1.0.0"
+    log = json.loads((fleet / "state" / "fraud" / "models" / "version_log.json").read_text())
+    entry = log["versions"][0]
+    assert entry["params"]["depth"] == 3 and entry["params"]["drop_columns"] == ["x3", "c2"] and entry["params"]["iterations"] == 15
+    assert (fleet / "state" / "fraud" / "catboost_model.cbm").is_file() and (fleet / "state" / "fraud" / "logs" / "retrain.log").is_file()
+    assert not (fleet / "state" / "churn").exists()  # only the named model ran
+    ran = run_main(main, "--config", "fleet.toml", "--model", "fraud", "--history", "--json", cwd=fleet)
+    assert json.loads(ran.stdout)["production"] == "v1.0.0"
+    ran = run_main(main, "--config", "fleet.toml", "--model", "churn", "--history", "--json", cwd=fleet)
+    assert json.loads(ran.stdout)["versions"] == []
+
+
+def test_all_runs_every_model_and_a_broken_one_stops_none(fleet: Path) -> None:
+    text = (fleet / "fleet.toml").read_text() + '\n[models.broken]\ndata = "missing.csv"\n\n[models.badtarget]\ntarget = "nope"\n'
+    (fleet / "fleet.toml").write_text(text, encoding="utf-8")
+    ran = run_script("retrain_model.py", "--config", "fleet.toml", "--all", "--max-parallel", "2", "--json", "-q", cwd=fleet)
+    assert ran.returncode == 2, ran.stderr  # the failed models' own exit code (bad input)
+    out = json.loads(ran.stdout)
+    assert set(out) == {"churn", "fraud", "upsell", "broken", "badtarget"}
+    for name in ("churn", "fraud", "upsell"):
+        assert out[name]["exit_code"] == 0 and out[name]["status"] == "deployed", name
+        assert json.loads((fleet / "state" / name / "models" / "version_log.json").read_text())["production"] == "v1.0.0"
+    assert out["broken"]["exit_code"] == 2 and "missing.csv: file not found" in out["broken"]["error"]
+    assert out["badtarget"]["exit_code"] == 2 and "'nope'" in out["badtarget"]["error"]
+    last = ran.stderr.strip().splitlines()[-1]
+    assert last == "error: 2 of 5 models failed: broken (exit 2), badtarget (exit 2); the others ran."
+
+
+def test_the_shipped_example_config_is_valid() -> None:
+    out = listed(ROOT, "--config", str(ROOT / "examples" / "fleet.toml"))
+    assert list(out["models"]) == ["full", "new-customers", "quick"]
+    assert out["models"]["quick"]["schedule"] == {"at": "04:00"}
+    assert all(Path(s["data"]) == ROOT / "featured_dataset.csv" for s in out["models"].values())
