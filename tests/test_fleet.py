@@ -148,3 +148,40 @@ def test_the_shipped_example_config_is_valid() -> None:
     assert list(out["models"]) == ["full", "new-customers", "quick"]
     assert out["models"]["quick"]["schedule"] == {"at": "04:00"}
     assert all(Path(s["data"]) == ROOT / "featured_dataset.csv" for s in out["models"].values())
+
+
+# -- scheduler.py --config ------------------------------------------------------------------
+JOBS = ROOT / "tests" / "jobs"
+
+
+def job_starts(folder: Path) -> dict[str, float]:
+    lines = [json.loads(x) for x in (folder / "job_record.jsonl").read_text().splitlines()]
+    return {rec["argv"][rec["argv"].index("--model") + 1]: rec["t"] for rec in lines}
+
+
+def test_scheduler_once_runs_every_model_at_most_n_at_once_and_a_failure_stays_its_own(fleet: Path) -> None:
+    env = {"JOB_SLEEP": "2", "JOB_RECORD": str(fleet / "job_record.jsonl"), "JOB_FAIL_ARG": "fraud"}
+    args = ("--config", "fleet.toml", "--once", "--retries", "0", "--script", str(JOBS / "ok.py"), "--", "--marker", "x")
+    ran = run_script("scheduler.py", *args, cwd=fleet, env=env, timeout=120)
+    assert ran.returncode == 3, ran.stderr  # fraud's own exit code; churn and upsell ran
+    starts = job_starts(fleet)
+    assert set(starts) == {"churn", "fraud", "upsell"}
+    first, second, third = sorted(starts.values())
+    assert third - first >= 1.9  # max_parallel 2: the third waited for a slot (each job sleeps 2 s)
+    assert second - first < 1.5  # ... while the first two ran together
+    records = [json.loads(x) for x in (fleet / "job_record.jsonl").read_text().splitlines()]
+    assert all(r["argv"][:2] == ["--marker", "x"] and "--config" in r["argv"] for r in records)  # the user's arguments reach each run
+    for name, outcome in (("churn", "success"), ("fraud", "failed"), ("upsell", "success")):
+        status = json.loads((fleet / "state" / name / "models" / "scheduler_status.json").read_text())
+        assert status["last_run"]["outcome"] == outcome and status["state"] == "stopped", name
+    assert "[fraud] Run failed with exit code 3" in (fleet / "logs" / "scheduler.log").read_text()
+
+
+def test_scheduler_fleet_refuses_a_bad_model_schedule_with_one_line(fleet: Path) -> None:
+    (fleet / "fleet.toml").write_text(FLEET.replace('at = "04:00"', 'at = "25:00"'), encoding="utf-8")
+    ran = run_script("scheduler.py", "--config", "fleet.toml", "--once", cwd=fleet)
+    assert ran.returncode == 2 and ran.stderr.strip().splitlines() == [ran.stderr.strip()]
+    assert "[models.upsell] --at '25:00': use HH:MM" in ran.stderr
+    assert not (fleet / "state").exists()
+    ran = run_script("scheduler.py", "--max-parallel", "2", cwd=fleet)
+    assert ran.returncode == 2 and "--max-parallel goes with --config" in ran.stderr

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reason is not None and not args.promote:
         parser.error("--reason goes with --promote VERSION")
     if args.config is not None:
-        return fleet_cli.main(argv, args, build_parser(_Strict), run_one, setting_options(parser))
+        return fleet_cli.main(argv, args, strict_parser(), run_one, setting_options(parser))
     if args.model or args.all or args.list or args.max_parallel is not None:
         parser.error("--model, --all, --list and --max-parallel go with --config FLEET.toml")
     return run_one(args)
@@ -227,6 +227,11 @@ class _Strict(OneLineParser):
 
     def error(self, message: str):
         raise UsageError(message)
+
+
+def strict_parser() -> argparse.ArgumentParser:
+    """The retrain parser, raising :class:`UsageError` for a bad value instead of exiting (for other programs)."""
+    return build_parser(_Strict)
 
 
 def child_args(argv: list[str]) -> argparse.Namespace:
