@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,52 @@ def test_scheduler_fleet_refuses_a_bad_model_schedule_with_one_line(fleet: Path)
     assert not (fleet / "state").exists()
     ran = run_script("scheduler.py", "--max-parallel", "2", cwd=fleet)
     assert ran.returncode == 2 and "--max-parallel goes with --config" in ran.stderr
+
+
+# -- serve.py --config ----------------------------------------------------------------------
+@pytest.mark.skipif(os.name == "nt", reason="stops the server with SIGTERM")
+def test_one_server_serves_every_model_and_each_swaps_or_fails_on_its_own(fleet: Path) -> None:
+    from test_serve import Server, rows
+
+    (fleet / "fleet.toml").write_text(FLEET + '\n[models.never]\ndata = "missing.csv"\n', encoding="utf-8")
+    ran = run_script("retrain_model.py", "--config", "fleet.toml", "--all", "-q", cwd=fleet)
+    assert ran.returncode == 2 and "never (exit 2)" in ran.stderr  # three deployed; "never" has no data
+    server = Server(fleet, "--config", "fleet.toml")
+    try:
+        models = {m["name"]: m for m in server.get("/models")[2]["models"]}
+        assert set(models) == {"churn", "fraud", "upsell", "never"}
+        assert all(models[n]["ready"] and models[n]["version"] == "v1.0.0" for n in ("churn", "fraud", "upsell"))
+        assert models["never"]["ready"] is False and models["never"]["version"] is None and "does not exist" in models["never"]["last_error"]
+        status, _, body = server.post(rows(5), "/models/churn/predict")
+        assert status == 200 and body["version"] == "v1.0.0" and len(body["predictions"]) == 5
+        status, _, body = server.post({"dataframe_records": rows(3)}, "/models/fraud/invocations")
+        assert status == 200 and len(body["predictions"]) == 3
+        status, _, body = server.post(rows(2), "/models/nope/predict")
+        assert status == 404 and "no model 'nope'" in body["error"] and "churn" in body["error"]
+        assert server.post(rows(2), "/models/never/predict")[0] == 503
+        fraud_sha = server.get("/models/fraud/version")[2]["sha256"]
+        # a new churn version, promoted: churn swaps, the others do not move
+        assert run_script("retrain_model.py", "--config", "fleet.toml", "--model", "churn", "--force", "--seed", "9", "-q", cwd=fleet).returncode == 0
+        assert run_script("retrain_model.py", "--config", "fleet.toml", "--model", "churn", "--promote", "v1.1.0", cwd=fleet).returncode == 0
+        wait_for(lambda: server.get("/models/churn/version")[2]["version"] == "v1.1.0")
+        assert server.post(rows(2), "/models/churn/predict")[2]["version"] == "v1.1.0"
+        assert server.get("/models/fraud/version")[2]["sha256"] == fraud_sha
+        # a bad production file for fraud: fraud keeps its last good version and says not ready; churn is untouched
+        (fleet / "state" / "fraud" / "catboost_model.cbm").write_bytes(b"not a model")
+        wait_for(lambda: not {m["name"]: m for m in server.get("/models")[2]["models"]}["fraud"]["ready"])
+        status, _, body = server.post(rows(2), "/models/fraud/predict")
+        assert status == 200 and body["version"] == "v1.0.0"
+        health = server.get("/health")
+        assert health[0] == 200 and health[2]["status"] == "degraded" and health[2]["models"]["churn"]["ready"] is True
+        assert server.get("/ready")[0] == 200  # the process serves: per model, /models/NAME/ready
+    finally:
+        assert server.stop() == 0
+
+
+def wait_for(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
