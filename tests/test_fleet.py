@@ -236,3 +236,35 @@ def wait_for(condition, seconds: float = 30.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def test_the_fleet_page_lists_every_model_with_its_state_and_links_in_chromium(fleet: Path) -> None:
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    assert run_main(main, "--config", "fleet.toml", "--model", "churn", "-q", cwd=fleet).returncode == 0
+    status = {"format": 1, "state": "running", "next_run": "2026-12-07T03:00:00+00:00"}
+    (fleet / "state" / "churn" / "models" / "scheduler_status.json").write_text(json.dumps(status))
+    ran = run_main(main, "--config", "fleet.toml", "--page", "--json", cwd=fleet)
+    assert ran.returncode == 0, ran.stderr
+    page = Path(json.loads(ran.stdout)["page"])
+    assert page == fleet.resolve() / "state" / "index.html"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    try:
+        driver.get(page.as_uri())
+        rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")] for tr in driver.find_elements(By.CSS_SELECTOR, "tbody tr")]
+        links = [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "tbody a")]
+    finally:
+        driver.quit()
+    assert [r[0].splitlines()[0] for r in rows] == ["churn", "fraud", "upsell"]
+    churn, fraud = rows[0], rows[1]
+    assert churn[1] == "v1.0.0" and "v1.0.0 deployed" in churn[2] and churn[4] == "2026-12-07T03:00:00+00:00"
+    assert fraud[1] == "none" and "never run" in fraud[2] and fraud[4] == "not scheduled"
+    assert links == [(fleet / "state" / "churn" / "models" / "reports" / "v1.0.0.html").resolve().as_uri()]

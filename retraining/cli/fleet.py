@@ -39,6 +39,8 @@ def main(argv: list[str], args: argparse.Namespace, parser: argparse.ArgumentPar
                 raise UsageError(f"{fleet.path}: [models.{name}]: {exc}") from None
         if args.list:
             return _list(fleet, argv, args, parser, options)
+        if args.page:
+            return _page(fleet, args)
         if args.all:
             return _all(fleet, argv, args)
         if not args.model:
@@ -68,6 +70,15 @@ def _list(fleet: Fleet, argv: list[str], args: argparse.Namespace, parser: argpa
         return ExitCode.OK
     for name, s in models.items():
         print(f"{name}: data {s['data']}, target {s['target']}, {s['iterations']} iterations -> {s['production']} (versions in {s['models_dir']})")
+    return ExitCode.OK
+
+
+def _page(fleet: Fleet, args: argparse.Namespace) -> int:
+    from retraining.report import fleet as page
+
+    rows = [page.model_row(name, spec.models_dir, spec.production) for name, spec in fleet.models.items()]
+    path = page.write(fleet.root / "index.html", page.render(rows, fleet.path))
+    print(json.dumps({"page": str(path)}) if args.json else path)
     return ExitCode.OK
 
 

@@ -53,6 +53,7 @@ def _fleet_arguments(fleet: argparse._ArgumentGroup) -> None:
     fleet.add_argument("--all", action="store_true", help="with --config: run every model, each in its own process")
     fleet.add_argument("--max-parallel", type=int, metavar="N", help="with --all: at most N runs at once (default: [fleet] max_parallel, else the cores)")
     fleet.add_argument("--list", action="store_true", help="with --config: print each model's resolved settings (with --json: for tools) and exit")
+    fleet.add_argument("--page", action="store_true", help="with --config: write the fleet's HTML page (ROOT/index.html), print its path, exit")
 
 
 def _data_arguments(data: argparse._ArgumentGroup) -> None:
@@ -163,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--reason goes with --promote VERSION")
     if args.config is not None:
         return fleet_cli.main(argv, args, strict_parser(), run_one, setting_options(parser))
-    if args.model or args.all or args.list or args.max_parallel is not None:
-        parser.error("--model, --all, --list and --max-parallel go with --config FLEET.toml")
+    if args.model or args.all or args.list or args.page or args.max_parallel is not None:
+        parser.error("--model, --all, --list, --page and --max-parallel go with --config FLEET.toml")
     return run_one(args)
 
 
