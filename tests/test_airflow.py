@@ -125,3 +125,44 @@ def test_a_task_that_fails_for_good_sends_the_failed_message(airflow_python, tmp
     assert len(callback) == 1, (messages, out[-4000:])
     assert "error: " in callback[0] and "no target column 'target'" in callback[0]
     assert any(m.startswith("retrain_model.py failed (exit code 2, bad input)") for m in messages)  # the run's own message
+
+
+def test_the_variable_set_as_documented_works_and_a_json_string_is_refused(airflow_python, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    write_csv(project / "data.csv", make_frame(600))
+    env = airflow_env(tmp_path / "home", tmp_path / "elsewhere", "--this-would-fail")  # the Variable wins over the environment
+    airflow = [str(airflow_python), "-m", "airflow"]
+    assert subprocess.run([*airflow, "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+    conf = json.dumps({"project_dir": str(ROOT), "work_dir": str(project), "python": sys.executable, "args": ["--data", "data.csv", "--iterations", "20"]})
+    assert (
+        subprocess.run([*airflow, "variables", "set", "catboost_retrain", conf], capture_output=True, env=env, timeout=120).returncode == 0
+    )  # as docs/airflow.md says
+    run = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-28"], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0 and "v1.0.0 is now in production" in run.stdout + run.stderr, (run.stdout + run.stderr)[-4000:]
+    # with --json, Airflow encodes the text once more: the Variable holds a string, which settings() refuses in one line
+    assert subprocess.run([*airflow, "variables", "set", "catboost_retrain", conf, "--json"], capture_output=True, env=env, timeout=120).returncode == 0
+    run = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-29"], capture_output=True, text=True, env=env, timeout=600)
+    out = run.stdout + run.stderr
+    assert "the Airflow Variable catboost_retrain must hold a JSON object" in out and "it holds a str" in out, out[-4000:]
+    assert "AttributeError" not in out
+
+
+def test_the_fleet_dag_maps_over_the_models_and_a_broken_model_fails_only_itself_and_the_run(airflow_python, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    write_csv(project / "data.csv", make_frame(500))
+    fleet = (
+        '[fleet]\nroot = "state"\n[defaults]\ndata = "data.csv"\niterations = 15\n[models.churn]\n[models.fraud]\ndepth = 3\n[models.broken]\ntarget = "nope"\n'
+    )
+    (project / "fleet.toml").write_text(fleet, encoding="utf-8")
+    env = airflow_env(tmp_path / "home", project, "--config fleet.toml --no-report")
+    airflow = [str(airflow_python), "-m", "airflow"]
+    assert subprocess.run([*airflow, "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+    run = subprocess.run([*airflow, "dags", "test", "catboost_retrain_fleet", "2026-11-28"], capture_output=True, text=True, env=env, timeout=900)
+    out = run.stdout + run.stderr
+    assert "1 of 3 models failed: broken" in out and "DagRun failed" in out, out[-4000:]
+    for name in ("churn", "fraud"):
+        assert json.loads((project / "state" / name / "models" / "version_log.json").read_text())["production"] == "v1.0.0"
+        assert f"{name}: v1.0.0 deployed" in out
+    assert "no target column 'nope'" in out and not (project / "state" / "broken" / "models" / "version_log.json").exists()

@@ -2,6 +2,15 @@
 
 validate_data -> retrain -> decide -> (deployed | kept_for_review | unchanged) -> report
 
+A fleet (several models from one fleet.toml, docs/fleet.md): the second DAG,
+``catboost_retrain_fleet``, reads the same configuration, whose "args" name
+``--config fleet.toml``; it maps one task group (validate, retrain, decide) over the
+models that ``retrain_model.py --config F --list --json`` lists, at most ``max_parallel``
+at once (the Variable's "max_parallel", else $RETRAIN_MAX_PARALLEL, else 2), and fails
+when any model failed (only that model's tasks fail):
+
+    list_models -> model[i]: validate -> retrain -> decide -> summary
+
 Airflow runs in its own virtual environment; the project runs in its own. The DAG calls
 the project's interpreter as a child process, so the two never share packages.
 Configuration, from the Airflow Variable ``catboost_retrain`` (JSON), else environment:
@@ -12,7 +21,9 @@ Configuration, from the Airflow Variable ``catboost_retrain`` (JSON), else envir
      "python": "/opt/catboost-retrain/.venv/bin/python", # RETRAIN_PYTHON (default: project_dir/.venv/bin/python)
      "args": ["--data", "/data/new.csv"]}               # RETRAIN_ARGS (a shell-quoted string)
 
-    airflow variables set catboost_retrain '{"project_dir": "/opt/catboost-retrain"}' --json
+    airflow variables set catboost_retrain '{"project_dir": "/opt/catboost-retrain"}'
+
+(Without ``--json``: with it, Airflow encodes the JSON text once more and stores a string.)
 
 Notifications: a task that fails for good (retries used up, or bad input) sends the same
 ``failed`` message as retrain_model.py, through the project's own notify code run by the
@@ -29,10 +40,11 @@ import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Variable, dag, task
+from airflow.sdk import Variable, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
 DAG_ID = "catboost_retrain"
+FLEET_DAG_ID = "catboost_retrain_fleet"
 EXIT_CODES = {2: "bad input", 3: "damaged models folder or failing database query", 4: "busy", 5: "CatBoost could not train", 7: "database did not answer"}
 NOT_WORTH_A_RETRY = {2, 3}  # bad data, a damaged models folder, a refused login: a retry gives the same answer
 
@@ -40,6 +52,11 @@ NOT_WORTH_A_RETRY = {2, 3}  # bad data, a damaged models folder, a refused login
 def settings() -> dict:
     """Project folder, interpreter and extra arguments: Variable first, then environment."""
     conf = Variable.get("catboost_retrain", default=None, deserialize_json=True) or {}
+    if not isinstance(conf, dict):
+        raise AirflowFailException(
+            'the Airflow Variable catboost_retrain must hold a JSON object, e.g. {"project_dir": "/opt/catboost-retrain"}; '
+            f"it holds a {type(conf).__name__} (set it without --json: airflow variables set catboost_retrain '{{...}}')"
+        )
     project = Path(conf.get("project_dir") or os.environ.get("RETRAIN_PROJECT_DIR") or ".").resolve()
     default_python = project / (".venv/Scripts/python.exe" if os.name == "nt" else ".venv/bin/python")
     python = conf.get("python") or os.environ.get("RETRAIN_PYTHON") or str(default_python)
@@ -153,3 +170,75 @@ def catboost_retrain():
 
 
 catboost_retrain()
+
+
+def fleet_parallel() -> int:
+    """How many models may retrain at once (read when the DAG is parsed): the Variable's max_parallel, else the environment, else 2."""
+    try:
+        conf = Variable.get("catboost_retrain", default=None, deserialize_json=True) or {}
+    except Exception:  # no metadata database while parsing (a DagBag check): the environment decides
+        conf = {}
+    value = (conf.get("max_parallel") if isinstance(conf, dict) else None) or os.environ.get("RETRAIN_MAX_PARALLEL") or 2
+    return max(1, int(value))
+
+
+@dag(
+    dag_id=FLEET_DAG_ID,
+    schedule="0 3 * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["catboost", "retraining", "fleet"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(hours=1),
+        "execution_timeout": timedelta(hours=2),
+        "on_failure_callback": notify_failure,
+    },
+    doc_md=__doc__,
+)
+def catboost_retrain_fleet():
+    parallel = fleet_parallel()
+
+    @task
+    def list_models() -> list[str]:
+        """The models of the fleet.toml that "args" names with --config (one line if it names none)."""
+        if "--config" not in settings()["args"]:
+            raise AirflowFailException('catboost_retrain_fleet needs "args" with --config fleet.toml (docs/fleet.md); one model: use catboost_retrain')
+        return list(run_retrain(["--list"])["models"])
+
+    @task_group(group_id="model")
+    def one_model(name: str):
+        @task(max_active_tis_per_dagrun=parallel)
+        def validate(name: str) -> dict:
+            return run_retrain(["--model", name, "--validate"])
+
+        @task(max_active_tis_per_dagrun=parallel)
+        def retrain(name: str, validated: dict) -> dict:
+            print(f"{name}: data OK, {validated['rows']} rows, {validated['positives']} positive")
+            return {"model": name, **run_retrain(["--model", name])}
+
+        @task
+        def decide(result: dict) -> dict:
+            print(f"{result['model']}: {result['version']} {result['status']}; production {result['production']}: {result['reason']}")
+            return {k: result.get(k) for k in ("model", "version", "status", "production", "candidate_auc", "champion_auc")}
+
+        return decide(retrain(name, validate(name)))
+
+    @task(trigger_rule="all_done")
+    def summary(names: list[str], outcomes) -> dict:
+        """Every model's outcome; FAILS the run when a model failed (an all_done summary must not turn a failed run green)."""
+        done = {o["model"]: o for o in (outcomes or []) if o}
+        failed = [n for n in names if n not in done]
+        print(json.dumps({"models": done, "failed": failed}))
+        if failed:
+            raise AirflowFailException(f"{len(failed)} of {len(names)} models failed: {', '.join(failed)} (see their model.* tasks)")
+        return {"models": done}
+
+    names = list_models()
+    summary(names, one_model.expand(name=names))
+
+
+catboost_retrain_fleet()

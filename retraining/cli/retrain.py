@@ -10,14 +10,17 @@ import argparse
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from retraining.cli import fleet as fleet_cli
 from retraining.cli.main import add_output_arguments, guarded_main, setup_logging
 from retraining.cli.notify import add_notify_arguments, notifier_from_args
 from retraining.cli.options import add_source_arguments
 from retraining.cli.parser import OneLineParser
 from retraining.errors import ExitCode, UsageError, exit_code_epilog
+from retraining.fleet.config import Option
 from retraining.retrainer import ModelRetrainer
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,18 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = OneLineParser) ->
     _action_arguments(p.add_argument_group("actions (default: retrain)"))
     _mlflow_arguments(p.add_argument_group("MLflow mirror (optional: pip install -r requirements-mlflow.txt)"))
     add_notify_arguments(p.add_argument_group("notifications (optional: pip install -r requirements-notify.txt)"))
+    _fleet_arguments(p.add_argument_group("fleet: several models from one file (docs/fleet.md)"))
     add_output_arguments(p)
     return p
+
+
+def _fleet_arguments(fleet: argparse._ArgumentGroup) -> None:
+    fleet.add_argument("--config", metavar="FLEET.toml", help="the fleet's settings: [defaults] and one [models.NAME] table per model")
+    fleet.add_argument("--model", metavar="NAME", help="with --config: run (or --history, --promote, --report) this model")
+    fleet.add_argument("--all", action="store_true", help="with --config: run every model, each in its own process")
+    fleet.add_argument("--max-parallel", type=int, metavar="N", help="with --all: at most N runs at once (default: [fleet] max_parallel, else the cores)")
+    fleet.add_argument("--list", action="store_true", help="with --config: print each model's resolved settings (with --json: for tools) and exit")
+    fleet.add_argument("--page", action="store_true", help="with --config: write the fleet's HTML page (ROOT/index.html), print its path, exit")
 
 
 def _data_arguments(data: argparse._ArgumentGroup) -> None:
@@ -168,12 +181,22 @@ def retrainer_settings(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """``retrain_model.py``'s main: parse -> build the retrainer -> dispatch -> format; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.reason is not None and not args.promote:
         parser.error("--reason goes with --promote VERSION")
     if args.html and not args.history:
         parser.error("--html goes with --history")
+    if args.config is not None:
+        return fleet_cli.main(argv, args, strict_parser(), run_one, setting_options(parser))
+    if args.model or args.all or args.list or args.page or args.max_parallel is not None:
+        parser.error("--model, --all, --list, --page and --max-parallel go with --config FLEET.toml")
+    return run_one(args)
+
+
+def run_one(args: argparse.Namespace) -> int:
+    """One model's command: logging, the retrainer, the action; the exit code."""
     log_file = Path(args.log_dir) / "retrain.log"
     setup_logging(LOGGERS, args.verbose, args.quiet, log_file)
     notifiers = []  # the `failed` notification's Notifier, once the flags proved valid
@@ -192,11 +215,50 @@ def main(argv: list[str] | None = None) -> int:
     return guarded_main(program, log=log, verbose=args.verbose, log_file=log_file, interrupted=INTERRUPTED, on_failure=notify_failure)
 
 
+# What a fleet.toml key may not be: actions, output and the fleet's own flags.
+NOT_SETTINGS = frozenset(
+    {
+        "help",
+        "validate",
+        "history",
+        "promote",
+        "report",
+        "mlflow_sync",
+        "reason",
+        "force",
+        "json",
+        "verbose",
+        "quiet",
+        "config",
+        "model",
+        "all",
+        "max_parallel",
+        "list",
+    }
+)
+
+
+def setting_options(parser: argparse.ArgumentParser) -> dict[str, Option]:
+    """Every setting flag as a fleet.toml key: its flag and how it takes a value."""
+    out = {}
+    for action in parser._actions:
+        if action.dest in NOT_SETTINGS or not action.option_strings:
+            continue
+        kind = "bool" if isinstance(action, argparse._StoreTrueAction) else "append" if isinstance(action, argparse._AppendAction) else "value"
+        out[action.dest] = Option(max(action.option_strings, key=len), "list" if action.dest == "drop_columns" else kind)
+    return out
+
+
 class _Strict(OneLineParser):
     """The retrain parser for another program's use: a bad value raises UsageError instead of exiting."""
 
     def error(self, message: str):
         raise UsageError(message)
+
+
+def strict_parser() -> argparse.ArgumentParser:
+    """The retrain parser, raising :class:`UsageError` for a bad value instead of exiting (for other programs)."""
+    return build_parser(_Strict)
 
 
 def child_args(argv: list[str]) -> argparse.Namespace:

@@ -44,6 +44,8 @@ class Child:
     notify: tuple[str, ...] = ()
     notify_config: str | None = None
     notify_on: tuple[str, ...] | None = field(default=None)
+    output: str = "retrain-job.out"  # the child's stdout/stderr file in --log-dir (one per model in a fleet)
+    label: str = ""  # put before its log lines: "" for one model, "[NAME] " in a fleet
 
 
 def loggable(argv: list[str]) -> list[str]:
@@ -57,13 +59,16 @@ def loggable(argv: list[str]) -> list[str]:
     return out
 
 
-def default_schedule_job(args: argparse.Namespace, retrain_job) -> schedule.Job:
-    """The schedule the flags ask for (scheduler.py keeps its own copy, in the user's words, to edit)."""
+def default_schedule_job(args: argparse.Namespace, retrain_job, every=schedule.every) -> schedule.Job:
+    """The schedule the flags ask for (scheduler.py keeps its own copy, in the user's words, to edit).
+
+    ``every`` is ``schedule.every`` (its default scheduler) or a ``schedule.Scheduler``'s own.
+    """
     if args.every is None:
-        return schedule.every().day.at(args.at).do(retrain_job)  # every day at 03:00 (--at HH:MM)
+        return every().day.at(args.at).do(retrain_job)  # every day at 03:00 (--at HH:MM)
     # schedule.every(7).days.do(retrain_job)                  # or every 7 days  (--every 7 --unit days)
     # schedule.every().week.do(retrain_job)                   # or every week    (--every 1 --unit weeks)
-    job = getattr(schedule.every(args.every), args.unit)
+    job = getattr(every(args.every), args.unit)
     if args.at_given and args.unit in ("days", "weeks"):
         job = job.at(args.at)
     return job.do(retrain_job)
@@ -76,8 +81,12 @@ def now_utc() -> dt.datetime:
 class RetrainScheduler:
     """The loop: trigger on time, watch the child, retry, write status, stop on signals."""
 
-    def __init__(self, args: argparse.Namespace, child: Child, schedule_job: ScheduleJob = default_schedule_job) -> None:
+    def __init__(
+        self, args: argparse.Namespace, child: Child, schedule_job: ScheduleJob = default_schedule_job, may_start: Callable[[], bool] | None = None
+    ) -> None:
         self.args = args
+        self.may_start = may_start or (lambda: True)  # a fleet's cap on runs at once
+        self.waiting = False  # due (or retrying) but held back by the cap
         self.child = child
         self.cwd = Path.cwd()
         self.models_dir = child.models_dir
@@ -116,8 +125,18 @@ class RetrainScheduler:
             )
         else:
             self.retry_at = None  # a fresh scheduled run replaces a pending retry
-            self.start(attempt=1)
+            self.start_or_wait(attempt=1)
         self.write_status()
+
+    def start_or_wait(self, attempt: int) -> None:
+        """Start now, or as soon as the fleet's cap allows (the run keeps its place)."""
+        if self.may_start():
+            self.waiting = False
+            self.start(attempt)
+        else:
+            if not self.waiting:
+                log.info("%s: due, waiting for a free slot (at most %s runs at once).", self.child.name, getattr(self.args, "max_parallel", "?"))
+            self.waiting, self.retry_attempt = True, attempt
 
     def anchor(self, after: dt.datetime) -> None:
         """Set the next due time from the clock, not from when the last run ended."""
@@ -126,12 +145,12 @@ class RetrainScheduler:
 
     def start(self, attempt: int) -> None:
         argv = list(self.child.command)
-        out = self.log_dir / "retrain-job.out"
+        out = self.log_dir / self.child.output
         self.current = ChildRun(argv, self.cwd, out, float(self.args.job_timeout), attempt=attempt).start()
         self.last_start = now_utc()
         self.counts["runs"] += 1
         shown = " ".join(loggable(argv[1:]))
-        log.info("Run started (attempt %d of %d, pid %s): %s", attempt, self.args.retries + 1, self.current.pid, shown)
+        log.info("%sRun started (attempt %d of %d, pid %s): %s", self.child.label, attempt, self.args.retries + 1, self.current.pid, shown)
 
     def finish(self, code: int) -> None:
         run, self.current = self.current, None
@@ -152,11 +171,11 @@ class RetrainScheduler:
         }
         if outcome == "success":
             what = f"{produced['version']} {produced['decision']}" if produced else "no new version (data unchanged)"
-            log.info("Run finished in %.0f s: %s.", self.last_run["seconds"], what)
+            log.info("%sRun finished in %.0f s: %s.", self.child.label, self.last_run["seconds"], what)
             return
         self.counts["failures"] += 1
         why = f"timed out after {self.args.job_timeout:g} s and was killed" if run.timed_out else f"failed with exit code {code}"
-        log.error("Run %s (attempt %d). Last output:\n%s", why, run.attempt, indent(run.tail()))
+        log.error("%sRun %s (attempt %d). Last output:\n%s", self.child.label, why, run.attempt, indent(run.tail()))
         if run.timed_out or code not in CHILD_REPORTS_ITSELF:  # a kill or a crash: the child could not say so
             what = f"{why if run.timed_out else crash_words(code)} (attempt {run.attempt} of {self.args.retries + 1})"
             notify_failure(self.child, f"{self.child.name} {what}", last_output(run.tail()))
@@ -164,9 +183,9 @@ class RetrainScheduler:
             delay = self.args.retry_delay * 2 ** (run.attempt - 1)
             self.retry_at = ended + dt.timedelta(seconds=delay)
             self.retry_attempt = run.attempt + 1
-            log.warning("Retrying in %g s (attempt %d of %d).", delay, run.attempt + 1, self.args.retries + 1)
+            log.warning("%sRetrying in %g s (attempt %d of %d).", self.child.label, delay, run.attempt + 1, self.args.retries + 1)
         elif self.args.retries:
-            log.error("Giving up after %d attempts; the next scheduled run is %s.", run.attempt, fmt(self.due, self.tz))
+            log.error("%sGiving up after %d attempts; the next scheduled run is %s.", self.child.label, run.attempt, fmt(self.due, self.tz))
             head = f"{self.child.name} failed {run.attempt} times in a row; retries used up, next scheduled run {fmt(self.due, self.tz) or 'none'}"
             notify_failure(self.child, head, [f"last attempt: {why}", *last_output(run.tail())])
 
@@ -191,30 +210,45 @@ class RetrainScheduler:
         last_beat = now_utc()
         while not self.stop_signal:
             now = now_utc()
-            if self.due is not None and now >= self.due:
-                self.fired = False
-                schedule.run_pending()  # calls retrain_job through the user's schedule line
-                if not self.fired:  # schedule's naive local clock disagrees (DST fold): run anyway
-                    self.job.run()
-                self.anchor(now)
-                self.write_status()
-            if self.current is not None:
-                code = self.current.poll()
-                if code is not None:
-                    self.finish(code)
-                    self.write_status()
-            elif self.retry_at is not None and now >= self.retry_at:
-                self.retry_at = None
-                self.counts["retries"] += 1
-                self.start(attempt=self.retry_attempt)
-                self.write_status()
-            if self.monitor is not None and self.monitor.is_due(now):
-                self.monitor_check(now)
+            self.tick(now)
             if (now - last_beat).total_seconds() >= self.args.heartbeat:
                 self.write_status()
                 last_beat = now
             self.wake.wait(self.sleep_seconds(now))
         return self.shutdown()
+
+    def begin(self, now: dt.datetime) -> None:
+        """Before the first tick: the first due time, the status file (what run_forever does first)."""
+        self.notify_unclean_stop()
+        self.anchor(now)
+        log.info("%s: %s; first run %s (in %s).", self.child.name, self.plan.describe(), fmt(self.due, self.tz), human(self.due - now))
+        self.state = "running"
+        self.write_status()
+
+    def tick(self, now: dt.datetime) -> None:
+        """One look at the clock and the child: fire what is due, reap what ended, retry, start what waited."""
+        if self.due is not None and now >= self.due:
+            self.fired = False
+            self.job.scheduler.run_pending()  # calls retrain_job through the user's schedule line
+            if not self.fired:  # schedule's naive local clock disagrees (DST fold): run anyway
+                self.job.run()
+            self.anchor(now)
+            self.write_status()
+        if self.current is not None:
+            code = self.current.poll()
+            if code is not None:
+                self.finish(code)
+                self.write_status()
+        elif self.waiting:
+            self.start_or_wait(self.retry_attempt)
+            self.write_status()
+        elif self.retry_at is not None and now >= self.retry_at:
+            self.retry_at = None
+            self.counts["retries"] += 1
+            self.start_or_wait(attempt=self.retry_attempt)
+            self.write_status()
+        if self.monitor is not None and self.monitor.is_due(now):
+            self.monitor_check(now)
 
     def monitor_check(self, now: dt.datetime) -> None:
         """Monitor mode: run the monitor; start a retrain when it recommends one (cooldown permitting)."""
@@ -230,7 +264,7 @@ class RetrainScheduler:
         self.write_status()
 
     def sleep_seconds(self, now: dt.datetime) -> float:
-        limit = 0.5 if self.current is not None else min(5.0, self.args.heartbeat)
+        limit = 0.5 if self.current is not None or self.waiting else min(5.0, self.args.heartbeat)
         targets = [t for t in (self.due, self.retry_at, self.monitor.due if self.monitor else None) if t is not None]
         until = min((t - now).total_seconds() for t in targets) if targets else limit
         return max(0.05, min(limit, until))

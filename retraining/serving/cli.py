@@ -28,7 +28,7 @@ import signal
 import sys
 import tempfile
 import threading
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from retraining.cli.main import guarded_main
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     files = p.add_argument_group("model")
     files.add_argument("--models-dir", default="models", metavar="DIR", help="the registry with version_log.json (default: %(default)s)")
     files.add_argument("--production", default="catboost_model.cbm", metavar="PATH", help="production model file (default: %(default)s)")
+    files.add_argument("--config", metavar="FLEET.toml", help="serve every model of a fleet under /models/NAME/ (docs/fleet.md)")
     files.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS", help="look for a new production file this often (default: %(default)s)")
     ab = p.add_argument_group("live A/B test (same assignment and log as ab_test.py)")
     ab.add_argument("--challenger", metavar="VERSION", help="a version of the registry to test against production")
@@ -187,13 +188,47 @@ def serve(config, args: argparse.Namespace) -> int:
 
 def create_app():
     """The uvicorn factory, run in each worker: logging as the command line set it, then the app from the environment."""
+    import orjson
+
     from retraining.serving.app import CONFIG_ENV, App, ServeConfig
+    from retraining.serving.fleet import FleetApp
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app listens for it: a SIGHUP must not end a starting worker
-    return App(ServeConfig.from_json(os.environ.get(CONFIG_ENV) or "{}"))
+    text = os.environ.get(CONFIG_ENV) or "{}"
+    if "fleet" in (data := orjson.loads(text)):
+        return FleetApp({name: ServeConfig(**values) for name, values in data["fleet"].items()})
+    return App(ServeConfig.from_json(text))
+
+
+class FleetConfig:
+    """Every model's :class:`ServeConfig`, travelling to the workers as one JSON object."""
+
+    def __init__(self, configs: dict) -> None:
+        self.configs = configs
+
+    def to_json(self) -> str:
+        import json
+        from dataclasses import asdict
+
+        return json.dumps({"fleet": {name: asdict(c) for name, c in self.configs.items()}})
+
+
+def fleet_config(args: argparse.Namespace) -> FleetConfig:
+    """``--config fleet.toml``: one ServeConfig per model, from its folders and the flags; no A/B flags."""
+    from retraining.cli import retrain as retrain_cli
+    from retraining.fleet.config import load_fleet
+
+    ab = [flag for flag, value in (("--challenger", args.challenger), ("--shadow", args.shadow), ("--id-column", args.id_column)) if value]
+    if ab:
+        raise UsageError(f"{ab[0]} goes with one model: serve it on its own (serve.py --models-dir ... --production ...) for an A/B test.")
+    parser = retrain_cli.strict_parser()
+    fleet = load_fleet(args.config, retrain_cli.setting_options(parser))
+    base = config_from_args(args)
+    configs = {name: replace(base, models_dir=str(spec.models_dir), production=str(spec.production)) for name, spec in fleet.models.items()}
+    return FleetConfig(configs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def program() -> int:
         try:
+            if args.config is not None:
+                return serve(fleet_config(args), args.host, args.port, args.workers, args.metrics_dir)
             config = config_from_args(args)
             check_challenger(config)
             return serve(config, args)
