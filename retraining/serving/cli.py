@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     def program() -> int:
         try:
             if args.config is not None:
-                return serve(fleet_config(args), args.host, args.port, args.workers, args.metrics_dir)
+                return serve(fleet_config(args), args)
             config = config_from_args(args)
             check_challenger(config)
             return serve(config, args)
