@@ -28,7 +28,7 @@ from retraining.ab.analysis import analyze, format_report, promotion_refusal
 from retraining.ab.experiment import CHALLENGER, CHAMPION, ABTest, assign_arms, promote_winner
 from retraining.ab.predlog import entity_hashes, read_prediction_log
 from retraining.cli.main import add_output_arguments, guarded_main, setup_logging
-from retraining.cli.parser import OneLineParser
+from retraining.cli.parser import OneLineParser, nonblank
 from retraining.errors import DataError, ExitCode, UsageError, exit_code_epilog
 
 __all__ = ["CHALLENGER", "CHAMPION", "ABTest", "analyze", "assign_arms", "entity_hashes", "main", "read_prediction_log"]
@@ -59,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         common = sp.add_argument_group("experiment")
         common.add_argument("--models-dir", default="models", metavar="DIR", help="the registry (default: %(default)s)")
         common.add_argument("--production", default="catboost_model.cbm", metavar="PATH", help="production model file (default: %(default)s)")
-        common.add_argument("--id-column", required=True, metavar="NAME", help="entity id column")
+        common.add_argument("--id-column", required=True, type=nonblank, metavar="NAME", help="entity id column")
         common.add_argument("--log", required=True, type=Path, metavar="PATH", help="the JSON-lines prediction log")
-        common.add_argument("--salt", help="assignment salt (default: the experiment id)")
+        common.add_argument("--salt", type=nonblank, help="assignment salt (default: the experiment id)")
         common.add_argument("--json", action="store_true", help="print the result as JSON")
         (_score_arguments if name == "score" else _analyze_arguments)(sp.add_argument_group(name))
         add_output_arguments(sp, quiet=False)
@@ -70,11 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _score_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("input", help="rows to score: a CSV or Parquet file or folder, or a database URL with --query/--table")
-    g.add_argument("--champion", metavar="VERSION", help="default: the production version")
-    g.add_argument("--challenger", metavar="VERSION", help="default: the newest version not in production")
+    g.add_argument("--champion", type=nonblank, metavar="VERSION", help="default: the production version")
+    g.add_argument("--challenger", type=nonblank, metavar="VERSION", help="default: the newest version not in production")
     g.add_argument("--share", type=float, default=0.1, help="challenger's share in split mode (default: %(default)s)")
     g.add_argument("--shadow", action="store_true", help="score every row with both; serve the champion's")
-    g.add_argument("--experiment-id", help="default: CHAMPION-vs-CHALLENGER")
+    g.add_argument("--experiment-id", type=nonblank, help="default: CHAMPION-vs-CHALLENGER")
     g.add_argument("--out", required=True, type=Path, metavar="PATH", help="scored CSV to write")
     from retraining.cli.options import add_source_arguments
 
@@ -83,9 +83,9 @@ def _score_arguments(g: argparse._ArgumentGroup) -> None:
 
 def _analyze_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--outcomes", required=True, type=Path, metavar="PATH", help="CSV with the id and label columns")
-    g.add_argument("--label-column", required=True, metavar="NAME", help="outcome column")
-    g.add_argument("--positive-class", metavar="VALUE", help="label value that means 1 (if not 0/1, yes/no, ...)")
-    g.add_argument("--experiment", help="which experiment of the log (needed if it holds several)")
+    g.add_argument("--label-column", required=True, type=nonblank, metavar="NAME", help="outcome column")
+    g.add_argument("--positive-class", type=nonblank, metavar="VALUE", help="label value that means 1 (if not 0/1, yes/no, ...)")
+    g.add_argument("--experiment", type=nonblank, help="which experiment of the log (needed if it holds several)")
     g.add_argument("--promote-winner", action="store_true", help="promote the challenger if it wins (the registry's locked promotion)")
 
 
