@@ -376,6 +376,12 @@ class Registry:
         return event
 
     def _backup(self) -> Path:
+        """Copy production to a new timestamped backup, or reuse the newest backup when it is identical (a retry)."""
+        newest = max(self.models_dir.glob("production_backup_*.cbm"), key=lambda p: p.stat().st_mtime_ns, default=None)
+        same_size = newest is not None and newest.stat().st_size == self.production_path.stat().st_size
+        if same_size and sha256_file(newest) == sha256_file(self.production_path):
+            log.info("%s is already backed up as %s", self.production_path, newest.name)
+            return newest
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         target = self.models_dir / f"production_backup_{stamp}.cbm"
         n = 1

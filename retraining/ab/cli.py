@@ -41,6 +41,7 @@ EXIT_CODES = (
     ExitCode.DAMAGED_STATE,
     ExitCode.BUSY,
     ExitCode.SOURCE_UNREACHABLE,
+    ExitCode.NO_SPACE,
     ExitCode.TIMED_OUT,
     ExitCode.INTERRUPTED,
 )
