@@ -45,7 +45,7 @@ def test_a_sqlite_query_that_writes_fails_and_changes_no_file(tmp_path, sql):
         frame.to_sql("features", conn, index=False)
     conn.close()
     before = sha(db), sorted(p.name for p in tmp_path.iterdir())
-    with pytest.raises(SourceError, match="the query (failed|returned no columns)") as err:
+    with pytest.raises(SourceError, match=r"the query (failed|returned no columns)") as err:
         read_table(SourceSpec(f"sqlite:///{db}", query=sql))
     assert "\n" not in str(err.value)
     assert (sha(db), sorted(p.name for p in tmp_path.iterdir())) == before  # no copy.db, no attached.db, no -wal
