@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from retraining.errors import SourceError, SourceUnreachableError
-from retraining.sources.base import Table, arrow_to_frame, first_line, mask_url, scrub
+from retraining.sources.base import Table, arrow_to_frame, first_line, parse_database_url, scrub
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,10 @@ _RETRY_LATER_WORDS = (
 
 def read_sql(url: str, query: str | None, table: str | None) -> Table:
     """Run ``query`` (or ``SELECT * FROM table``) against ``url``; raise :class:`SourceError` on any failure."""
-    shown = mask_url(url)
+    parsed = parse_database_url(url)  # once: the masked form, the password to scrub, what is wrong with it
+    shown = parsed.shown
+    if parsed.problem:  # before any driver sees it: libpq would take part of the password for the host and look it up
+        raise SourceError(f"{shown}: {parsed.problem}.")
     display = f"{shown} table {table}" if table else f"{shown} query"
     sql = query if query else f"SELECT * FROM {quote_table(table or '')}"
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
