@@ -29,7 +29,9 @@ from retraining.ab.experiment import CHALLENGER, CHAMPION, ABTest, assign_arms, 
 from retraining.ab.predlog import entity_hashes, read_prediction_log
 from retraining.cli.main import add_output_arguments, guarded_main, setup_logging
 from retraining.cli.parser import OneLineParser, nonblank
+from retraining.data.keys import written_id_text
 from retraining.errors import DataError, ExitCode, UsageError, exit_code_epilog
+from retraining.sources.csvfile import read_text_column
 
 __all__ = ["CHALLENGER", "CHAMPION", "ABTest", "analyze", "assign_arms", "entity_hashes", "main", "read_prediction_log"]
 
@@ -108,7 +110,7 @@ def _score(args: argparse.Namespace) -> int:
         raise DataError(f"{table.display}: no id column {args.id_column!r}; columns are {column_list(frame.columns)}.{suggest(args.id_column, frame.columns)}")
     test = ABTest(args.models_dir, args.production, args.champion, args.challenger, args.share, args.shadow, args.salt, args.experiment_id, args.log)
     log.info("Scoring %d rows of %s: %s, %s mode", len(frame), table.display, test.experiment_id, "shadow" if args.shadow else f"split {args.share:g}")
-    out = test.predict(frame, frame[args.id_column].to_numpy()).rename(columns={"id": args.id_column})
+    out = test.predict(frame, _ids_as_written(table, args.id_column, args)).rename(columns={"id": args.id_column})
     tmp = temp_path_beside(args.out)  # a reader sees the old file or the new one, never half of one
     try:
         out.to_csv(tmp, index=False)
@@ -131,6 +133,20 @@ def _score(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _is_csv(path: Path) -> bool:
+    from retraining.sources.parquet import is_parquet
+
+    return Path(path).is_file() and not is_parquet(Path(path))
+
+
+def _ids_as_written(table, id_column: str, args: argparse.Namespace):
+    """The ids in their canonical text (docs/ab-testing.md): a CSV's cells as written ("00000" stays "00000")."""
+    if table.kind != "csv":
+        return table.frame[id_column].to_numpy()
+    cells = read_text_column(Path(args.input), id_column, getattr(args, "csv_delimiter", None), getattr(args, "encoding", None))
+    return written_id_text(cells).to_numpy()
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from retraining.data.dataset import read_csv
     from retraining.registry import Registry
@@ -139,7 +155,10 @@ def _analyze(args: argparse.Namespace) -> int:
         raise DataError(f"{args.outcomes}: file not found; pass the outcomes CSV with --outcomes PATH.")
     registry = Registry(args.models_dir, args.production)
     outcomes = read_csv(args.outcomes)
-    report = analyze(args.log, outcomes, args.id_column, args.label_column, args.experiment, args.salt, args.positive_class, str(args.outcomes), registry)
+    id_text = written_id_text(read_text_column(args.outcomes, args.id_column)) if args.id_column in outcomes.columns and _is_csv(args.outcomes) else None
+    report = analyze(
+        args.log, outcomes, args.id_column, args.label_column, args.experiment, args.salt, args.positive_class, str(args.outcomes), registry, id_text=id_text
+    )
     refusal = promotion_refusal(report) if args.promote_winner else None
     if args.promote_winner and refusal is None:
         report["promoted"] = _promote(registry, report)
