@@ -39,14 +39,10 @@ def analyze(
 ) -> dict:
     """Join the log with outcomes; per-arm AUCs, the difference, SRM, a recommendation.
 
-    With ``registry`` (a :class:`retraining.registry.Registry`), outcome rows whose id is in
-    the champion's or the challenger's training ledger are left out. ``id_text``: the id
-    column as written (a CSV read as text, :func:`retraining.data.keys.written_id_text`), so
-    that "00000" joins the "00000" a server logged; by default the outcomes' id column.
-    An id with conflicting labels is dropped (``counts["conflicting_ids"]``).
+    ``registry``: leave out outcome rows a version trained on (its ledger). ``id_text``: the
+    ids as written (:func:`retraining.data.keys.written_id_text`), else the id column.
     """
-    all_preds = read_prediction_log(log_path)
-    preds = _one_experiment(all_preds, experiment, log_path)
+    preds = _one_experiment(all_preds := read_prediction_log(log_path), experiment, log_path)
     experiment = str(preds["experiment"].iloc[0])
     for col in (id_column, label_column):
         if col not in outcomes.columns:
@@ -57,9 +53,7 @@ def analyze(
     if shadow:
         versions[CHALLENGER] = preds.loc[~preds["served"], "model_version"].iloc[0]
     report: dict = {"experiment": experiment, "mode": "shadow" if shadow else "split", "versions": versions, "predictions": len(served)}
-    if id_text is not None:
-        outcomes = outcomes.assign(_id_text=id_text.to_numpy())
-    labels, counts = _join(outcomes, served, id_column, label_column, salt or experiment)
+    labels, counts = _join(outcomes if id_text is None else outcomes.assign(_id_text=id_text.to_numpy()), served, id_column, label_column, salt or experiment)
     counts["skipped_log_lines"] = int(all_preds.attrs.get("skipped_lines", 0))
     if registry is not None:
         labels, counts["rows_excluded_trained_on"], unknown = _without_training_rows(labels, id_column, registry, versions)

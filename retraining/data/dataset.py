@@ -123,7 +123,6 @@ def load_dataset(
             raise DataError(f"{where}: --drop-columns names {name!r}, which is not a column.{suggest(name, columns)} Columns are {_names(columns)}.")
     if target in drop_columns or target in (id_column, time_column):
         raise DataError(f"{where}: the target column {target!r} cannot also be dropped or used as id/time column.")
-
     y, positive = encode_target(frame[target], target, positive_class, where)
     holdout, split, keys, times = stable_holdout(frame, target, id_column, time_column, drop_columns, where)
 
