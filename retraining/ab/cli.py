@@ -156,6 +156,9 @@ def _analyze(args: argparse.Namespace) -> int:
     registry = Registry(args.models_dir, args.production)
     outcomes = read_csv(args.outcomes)
     id_text = written_id_text(read_text_column(args.outcomes, args.id_column)) if args.id_column in outcomes.columns and _is_csv(args.outcomes) else None
+    if id_text is not None and len(id_text) != len(outcomes):  # the two readers disagree on the rows: keep the parsed ids
+        log.warning("%s: could not read %r as written (%d rows vs %d); ids are matched as parsed", args.outcomes, args.id_column, len(id_text), len(outcomes))
+        id_text = None
     report = analyze(
         args.log, outcomes, args.id_column, args.label_column, args.experiment, args.salt, args.positive_class, str(args.outcomes), registry, id_text=id_text
     )
