@@ -12,6 +12,7 @@
     ├── BusyError                another run or promotion holds the lock (exit 4)
     ├── TrainingError            CatBoost refused or failed to train (exit 5)
     ├── MirrorError              --mlflow-sync could not reach or write MLflow (exit 6)
+    ├── NoSpaceError             the disk is full: nothing was changed, free space and run again (exit 8)
     └── TimedOutError            something did not finish in the time it was given (exit 124)
 
 Every message says what is wrong, where (file, column, version) and what to do.
@@ -35,6 +36,7 @@ class ExitCode(IntEnum):
     TRAINING_FAILED = 5
     MIRROR_FAILED = 6
     SOURCE_UNREACHABLE = 7
+    NO_SPACE = 8
     TIMED_OUT = 124
     INTERRUPTED = 130
 
@@ -59,6 +61,7 @@ _MEANINGS = {
         "a database source did not answer (refused, timed out, shutting down, too many connections): "
         "a retry may succeed, and scheduler.py and the Airflow DAG retry it"
     ),
+    ExitCode.NO_SPACE: "no space left on the disk of the models folder, production or logs: free space and run again (production and the log are unchanged)",
     ExitCode.TIMED_OUT: "timed out: a run killed after scheduler.py --job-timeout, or a lock or service that did not answer in time",
     ExitCode.INTERRUPTED: "interrupted (Ctrl+C)",
 }
@@ -134,6 +137,12 @@ class MirrorError(RetrainError):
     """An explicit ``--mlflow-sync`` could not push to MLflow (a run never fails for this)."""
 
     exit_code = ExitCode.MIRROR_FAILED
+
+
+class NoSpaceError(RetrainError):
+    """A write failed because the disk (or the user's quota) is full; what was half-written is removed."""
+
+    exit_code = ExitCode.NO_SPACE
 
 
 class TimedOutError(RetrainError):

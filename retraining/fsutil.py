@@ -9,6 +9,7 @@ recognise and remove (:func:`remove_stale_temp_files`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -18,8 +19,43 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from retraining.errors import NoSpaceError
+
 TMP_SUFFIX = ".partial"
 _CHUNK = 1 << 20
+
+
+NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
+
+
+def human_size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover - the loop always returns
+
+
+def no_space_error(exc: OSError, folder: Path, needed: int | None) -> NoSpaceError:
+    """The one line for a full disk: ``no space left on DIR: X free, Y needed``."""
+    try:
+        free = human_size(shutil.disk_usage(folder).free)
+    except OSError:
+        free = "unknown"
+    need = f"{human_size(needed)} needed" if needed is not None else "more needed"
+    where = Path(folder).absolute()
+    return NoSpaceError(f"no space left on {where}: {free} free, {need}; free some space and run again (production stays as it was until a run completes)")
+
+
+@contextlib.contextmanager
+def translating_no_space(folder: Path, needed: int | None = None):
+    """Turn ENOSPC/EDQUOT inside the block into :class:`NoSpaceError` (exit 8) naming ``folder``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise no_space_error(exc, Path(folder), needed) from exc
+        raise
 
 
 def sha256_file(path: Path) -> str:
@@ -85,6 +121,11 @@ def _temp_beside(target: Path) -> tuple[int, Path]:
 def atomic_write_bytes(target: Path, data: bytes) -> None:
     """Replace ``target`` with ``data`` atomically and durably."""
     target = Path(target)
+    with translating_no_space(target.parent, len(data)):
+        _write_bytes(target, data)
+
+
+def _write_bytes(target: Path, data: bytes) -> None:
     fd, tmp = _temp_beside(target)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -107,6 +148,11 @@ def atomic_write_json(target: Path, obj: Any) -> None:
 def atomic_copy(src: Path, target: Path) -> None:
     """Copy ``src`` over ``target`` atomically and durably."""
     target = Path(target)
+    with translating_no_space(target.parent, Path(src).stat().st_size):
+        _copy(Path(src), target)
+
+
+def _copy(src: Path, target: Path) -> None:
     fd, tmp = _temp_beside(target)
     try:
         with os.fdopen(fd, "wb") as out, Path(src).open("rb") as inp:
@@ -123,14 +169,15 @@ def atomic_copy(src: Path, target: Path) -> None:
 
 def temp_path_beside(target: Path) -> Path:
     """A fresh temporary path next to ``target`` for writers that need a file name."""
-    fd, tmp = _temp_beside(Path(target))
+    with translating_no_space(Path(target).parent):
+        fd, tmp = _temp_beside(Path(target))
     os.close(fd)
     return tmp
 
 
 def commit_temp(tmp: Path, target: Path) -> None:
     """fsync a finished temporary file and move it over ``target``."""
-    with Path(tmp).open("rb+") as fh:
+    with translating_no_space(Path(target).parent), Path(tmp).open("rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, target)
     fsync_dir(Path(target).parent)

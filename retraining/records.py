@@ -19,6 +19,8 @@ program's entries survive a round trip through an older one.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -177,3 +179,114 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         return {"event": self.event, "from": self.from_, "to": self.to, "at": self.at, "reason": self.reason, "backup": self.backup, **self.extra}
+
+
+# -- the version log's shape ---------------------------------------------------------
+VERSION_RE = re.compile(r"^v(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+EVENT_KINDS = ("deploy", "promotion", "rollback")
+_OPTIONAL_ENTRY_TYPES: dict[str, tuple[type, ...]] = {
+    "file": (str,),
+    "created_at": (str,),
+    "decision": (str,),
+    "reason": (str,),
+    "features": (list,),
+    "categorical_features": (list,),
+    "params": (dict,),
+    "metrics": (dict,),
+    "champion": (dict, type(None)),
+    "delong": (dict, type(None)),
+    "dataset": (dict,),
+    "checks": (list, type(None)),
+    "rows": (dict, type(None)),
+    "drift": (dict, type(None)),
+    "training_seconds": (int, float),
+}
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def _is_version(value: Any) -> bool:
+    return isinstance(value, str) and VERSION_RE.match(value) is not None
+
+
+def log_shape_problem(data: Any) -> str | None:
+    """What is wrong with a parsed version log, naming the key (``events[3]: ...``); ``None`` if its shape is sound.
+
+    Checks the keys a run, a promotion, ``--history`` and the server read, so that a damaged
+    log is one clear line (exit 3) instead of a ``TypeError`` deep inside a run.
+    """
+    if not isinstance(data, dict):
+        return f"the log must be a JSON object, found {_kind(data)}"
+    if not isinstance(data.get("versions"), list):
+        return f"'versions' must be a list, found {_kind(data.get('versions'))}"
+    if not isinstance(data.get("events", []), list):
+        return f"'events' must be a list, found {_kind(data.get('events'))}"
+    if data.get("production") is not None and not _is_version(data["production"]):
+        return f"'production' must be null or a version name like v1.2.0, found {data['production']!r:.40}"
+    seen: set[str] = set()
+    for i, entry in enumerate(data["versions"]):
+        problem = _entry_problem(entry)
+        if problem:
+            return f"versions[{i}]: {problem}"
+        if entry["version"] in seen:
+            return f"versions[{i}]: {entry['version']} is listed twice"
+        seen.add(entry["version"])
+    for i, event in enumerate(data.get("events", [])):
+        problem = _event_problem(event, ("event", "to", "from", "at", "reason", "backup"))
+        if problem:
+            return f"events[{i}]: {problem}"
+    pending = data.get("pending_promotion")
+    if pending is not None:
+        problem = _event_problem(pending, ("kind", "to", "from", "reason", "sha256"))
+        if problem:
+            return f"'pending_promotion': {problem}"
+    return None
+
+
+def _entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return f"a version entry must be an object, found {_kind(entry)}"
+    if not _is_version(entry.get("version")):
+        return f"'version' must be a name like v1.2.0, found {entry.get('version')!r:.40}"
+    if not isinstance(entry.get("sha256"), str) or not SHA256_RE.match(entry["sha256"]):
+        return f"'sha256' of {entry['version']} must be 64 hex digits, found {entry.get('sha256')!r:.40}"
+    for key, types in _OPTIONAL_ENTRY_TYPES.items():
+        if key in entry and (not isinstance(entry[key], types) or isinstance(entry[key], bool)):
+            return f"'{key}' of {entry['version']} cannot be {_kind(entry[key])}"
+    return None
+
+
+def _event_problem(event: Any, keys: tuple[str, ...]) -> str | None:
+    """A production change (an event or the pending promotion): the keys it must have, each of its type."""
+    if not isinstance(event, dict):
+        return f"must be an object with {', '.join(keys[:2])}, found {_kind(event)}"
+    kind_key = keys[0]
+    if event.get(kind_key) not in EVENT_KINDS and not (kind_key == "event" and isinstance(event.get(kind_key), str)):
+        return f"'{kind_key}' must be one of {', '.join(EVENT_KINDS)}, found {event.get(kind_key)!r:.40}"
+    if not _is_version(event.get("to")):
+        return f"'to' must be a version name like v1.2.0, found {event.get('to')!r:.40}"
+    if event.get("from") is not None and not _is_version(event["from"]):
+        return f"'from' must be null or a version name, found {event['from']!r:.40}"
+    for key in ("at", "reason", "backup"):
+        if key in keys and event.get(key) is not None and not isinstance(event[key], str):
+            return f"'{key}' must be text, found {_kind(event[key])}"
+    if "sha256" in keys and not (isinstance(event.get("sha256"), str) and SHA256_RE.match(event["sha256"])):
+        return f"'sha256' must be 64 hex digits, found {event.get('sha256')!r:.40}"
+    return None
+
+
+def nonfinite_path(data: Any, path: str = "") -> str | None:
+    """Where a parsed JSON value holds NaN, an infinity or an integer beyond 64 bits (JSON allows none of them)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return path or "the top level"
+    if isinstance(data, int) and not isinstance(data, bool) and not -(2**63) <= data < 2**64:
+        return path or "the top level"
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        found = nonfinite_path(value, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None

@@ -41,7 +41,7 @@ from typing import ClassVar
 
 from retraining.errors import BusyError, StateError, VersionNotFoundError
 from retraining.fsutil import atomic_copy, atomic_write_bytes, atomic_write_json, remove_stale_temp_files, sha256_file
-from retraining.records import Event, VersionEntry
+from retraining.records import VERSION_RE, Event, VersionEntry, log_shape_problem, nonfinite_path
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ LOG_NAME = "version_log.json"
 ARCHIVE_DIR = "history"
 ARCHIVE_RE = re.compile(r"^history/version_log_\d{4,}\.json$")
 LOCK_NAME = ".retrain.lock"
-VERSION_RE = re.compile(r"^v(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
 FIRST_VERSION = "v1.0.0"
 
 
@@ -135,29 +134,17 @@ class Registry:
         """The version log, or an empty one; :class:`StateError` if it is damaged."""
         if not self.log_path.exists():
             return empty_log()
-        try:
-            raw = self.log_path.read_bytes()
-            data = _loads(raw)
-        except (UnicodeDecodeError, ValueError):
-            try:  # the fast parser says little about where: ask the standard one
-                json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as detail:
-                exc = detail
-            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-            raise StateError(
-                f"{self.log_path} is corrupted{where}: not valid JSON. Restore it from a backup, "
-                "or move it aside to start a new history (version files stay usable)."
-            ) from exc
-        if not isinstance(data, dict) or not isinstance(data.get("versions"), list) or not isinstance(data.get("events", []), list):
-            raise StateError(f"{self.log_path} is corrupted: it lacks the 'versions' list. Restore it from a backup or move it aside.")
+        data = self._parse_log(self.log_path.read_bytes())
         fmt = data.get("format")
-        if not isinstance(fmt, int) or fmt > LOG_FORMAT:
+        if type(fmt) is not int or fmt < 1:
+            raise StateError(f"{self.log_path} is corrupted: 'format' must be a whole number >= 1, found {fmt!r:.40}. Restore it from a backup.")
+        if fmt > LOG_FORMAT:
             raise StateError(
                 f"{self.log_path} has format {fmt!r}; this program reads format {LOG_FORMAT} and older. Upgrade this program, or restore an older log."
             )
-        for entry in data["versions"]:
-            if not isinstance(entry, dict) or not VERSION_RE.match(str(entry.get("version", ""))) or "sha256" not in entry:
-                raise StateError(f"{self.log_path} is corrupted: a version entry lacks a valid version name or sha256.")
+        problem = log_shape_problem(data)
+        if problem:
+            raise StateError(f"{self.log_path} is corrupted: {problem}. Restore it from a backup, or move it aside to start a new history.")
         archive = data.get("archive", [])
         if not isinstance(archive, list) or not all(isinstance(n, str) and ARCHIVE_RE.match(n) for n in archive):
             raise StateError(f"{self.log_path} is corrupted: 'archive' must list files like history/version_log_0001.json. Restore it from a backup.")
@@ -165,6 +152,27 @@ class Registry:
         data.setdefault("pending_promotion", None)
         data.setdefault("production", None)
         return data
+
+    def _parse_log(self, raw: bytes) -> dict:
+        """The log's JSON; :class:`StateError` naming where it is not JSON, or where it holds NaN, an infinity or a huge number."""
+        try:
+            data = _loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            data = None  # the fast parser says little about where: ask the standard one
+        try:
+            lenient = json.loads(raw.decode("utf-8")) if data is None else data
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise StateError(
+                f"{self.log_path} is corrupted{where}: not valid JSON. Restore it from a backup, "
+                "or move it aside to start a new history (version files stay usable)."
+            ) from exc
+        bad = nonfinite_path(lenient) if data is None else None  # what the fast parser refused and json took
+        if bad is not None:
+            raise StateError(f"{self.log_path} is corrupted: {bad} holds NaN, an infinity or a number out of range. Restore it from a backup.")
+        if not isinstance(lenient, dict):
+            raise StateError(f"{self.log_path} is corrupted: it lacks the 'versions' list. Restore it from a backup or move it aside.")
+        return lenient
 
     def write_log(self, data: dict) -> None:
         self.models_dir.mkdir(parents=True, exist_ok=True)
@@ -372,6 +380,12 @@ class Registry:
         return event
 
     def _backup(self) -> Path:
+        """Copy production to a new timestamped backup, or reuse the newest backup when it is identical (a retry)."""
+        newest = max(self.models_dir.glob("production_backup_*.cbm"), key=lambda p: p.stat().st_mtime_ns, default=None)
+        same_size = newest is not None and newest.stat().st_size == self.production_path.stat().st_size
+        if same_size and sha256_file(newest) == sha256_file(self.production_path):
+            log.info("%s is already backed up as %s", self.production_path, newest.name)
+            return newest
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         target = self.models_dir / f"production_backup_{stamp}.cbm"
         n = 1
@@ -404,7 +418,10 @@ try:  # orjson parses and writes a 10,000-version log several times faster than 
 except ImportError:  # pragma: no cover - the standard library does the same, slower
 
     def _loads(raw: bytes):
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+
+    def _refuse_constant(name: str):
+        raise ValueError(f"{name} is not JSON")
 
     def _dumps(obj) -> str:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from retraining.fsutil import atomic_write_json, commit_temp, sha256_file, temp_path_beside
+from retraining.fsutil import atomic_write_json, commit_temp, no_space_error, sha256_file, temp_path_beside
 from retraining.records import Decision, VersionEntry
 from retraining.registry import Registry, bump, entry_schema, utc_now
 from retraining.results import Evaluation, Guard, Plan, Recorded, RunResult, Verdict
@@ -241,7 +241,13 @@ def record(r: Settings, data: dict, p: Plan, g: Guard, ev: Evaluation, v: Verdic
     reg = r.registry
     path = reg.version_path(p.version)
     tmp = temp_path_beside(path)
-    ev.model.save_model(str(tmp))
+    try:
+        ev.model.save_model(str(tmp))
+    except Exception as exc:  # CatBoost reports a full disk as CatBoostError "(Error 28: No space left on device)"
+        tmp.unlink(missing_ok=True)
+        if "Error 28:" in str(exc) or "No space left" in str(exc):
+            raise no_space_error(OSError(28, str(exc)), path.parent, None) from exc
+        raise
     commit_temp(tmp, path)
     _save_artifacts(r, p, ev)
     from retraining.guard.ledger import make_ledger, save_ledger

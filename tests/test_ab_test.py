@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from helpers import ROOT, make_frame, retrainer, run_script, write_csv
 
-from retraining.ab.analysis import analyze
+from retraining.ab.analysis import analyze, format_report
 from retraining.ab.experiment import CHALLENGER, CHAMPION, ABTest, assign_arms
 from retraining.ab.predlog import entity_hashes, read_prediction_log
 from retraining.errors import DataError, UsageError, VersionNotFoundError
@@ -197,8 +197,8 @@ def test_malformed_logs_and_outcomes_give_clear_errors(registry):
     outcomes = simulate(registry, "better", False, n=200)
     path = registry / "better.jsonl"
     good = path.read_text()
-    path.write_text(good + '{"request_id": "x", "time": \n')
-    with pytest.raises(DataError, match=r"line 201 is not valid JSON"):
+    path.write_text('{"request_id": "x", "time": \n')
+    with pytest.raises(DataError, match=r"line 1 is not valid JSON"):  # nothing complete to keep
         analyze(path, outcomes, "customer_id", "label")
     path.write_text('{"a": 1}\n')
     with pytest.raises(DataError, match="fields missing"):
@@ -349,3 +349,72 @@ def test_ledgers_that_cannot_be_matched_are_said_and_promote_winner_refuses(regi
     r = analyze(registry / "better.jsonl", outcomes, "customer_id", "label", registry=reg)
     assert r["counts"]["training_rows_unknown"] == {"v1.0.0": "it has no training ledger (made before ledgers)"}
     assert promotion_refusal(r).startswith("--promote-winner refused: the outcome rows may include rows a model trained on")
+
+
+def test_a_torn_tail_is_fenced_before_the_next_append_and_readers_keep_every_complete_line(registry, caplog):
+    """A scoring run died mid-line (disk full): the next run appends on a new line; the analysis skips the torn one."""
+    outcomes = simulate(registry, "better", False, n=300)
+    path = registry / "better.jsonl"
+    whole = path.read_bytes()
+    path.write_bytes(whole + whole.splitlines(keepends=True)[0][:57])  # a line cut mid-way, no newline
+    t = ab(registry, share=0.5, log_path=path)
+    ids = np.arange(300, 500)
+    hashes = entity_hashes(ids, t.salt)
+    t.log_predictions(hashes, (assign_arms(hashes, 0.5) == 1).astype(np.int8), np.full(200, 0.5))
+    lines = path.read_bytes().split(b"\n")
+    assert lines[300] == whole.splitlines()[0][:57] and lines[301].startswith(b'{"request_id"')  # fenced: a line of its own
+    frame = read_prediction_log(path)
+    assert len(frame) == 500 and frame.attrs["skipped_lines"] == 1
+    assert "skipped 1 torn or invalid line(s) (first: line 301)" in caplog.text
+    report = analyze(path, outcomes, "customer_id", "label")
+    assert report["counts"]["skipped_log_lines"] == 1 and report["counts"]["labelled"] == 300
+    assert "skipped 1 torn or invalid lines" in format_report(report)
+
+
+def test_conflicting_labels_for_one_id_are_dropped_and_counted(registry):
+    outcomes = simulate(registry, "better", False, n=400)
+    flipped = outcomes.iloc[:25].assign(label=np.where(outcomes.label.iloc[:25] == "yes", "no", "yes"))
+    repeated = outcomes.iloc[25:35]  # the same label twice: not a conflict
+    report = analyze(registry / "better.jsonl", pd.concat([outcomes, flipped, repeated]), "customer_id", "label")
+    assert report["counts"]["conflicting_ids"] == 25 and report["counts"]["labelled"] == 400 - 25
+    assert "left out 25 ids with conflicting labels" in format_report(report)
+
+
+def test_zero_padded_string_ids_join_by_their_text(registry):
+    """A server logged the ids "0010000", ... (JSON strings); the outcomes CSV holds the same text (read as a number, it would not join)."""
+    from helpers import run_main
+
+    from retraining.ab import cli as ab_cli
+
+    n = 600
+    ids = [f"{i:07d}" for i in range(10_000, 10_000 + n)]  # "0010000", ...: no model trained on these ids
+    t = ab(registry, share=0.5, log_path=registry / "server.jsonl")
+    hashes = entity_hashes(ids, t.salt)  # what the server hashes: the strings as sent
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, n)
+    t.log_predictions(hashes, (assign_arms(hashes, 0.5) == 1).astype(np.int8), 1 / (1 + np.exp(-(2 * y - 1) + rng.normal(size=n))))
+    (registry / "outcomes.csv").write_text("customer_id,label\n" + "".join(f"{i},{v}\n" for i, v in zip(ids, y, strict=True)))
+    ran = run_main(
+        ab_cli.main,
+        "analyze",
+        "--id-column",
+        "customer_id",
+        "--log",
+        "server.jsonl",
+        "--outcomes",
+        "outcomes.csv",
+        "--label-column",
+        "label",
+        "--json",
+        cwd=registry,
+    )
+    assert ran.returncode == 0, ran.stderr
+    counts = json.loads(ran.stdout)["counts"]
+    assert counts["labelled"] == n and counts["unknown_ids"] == 0 and counts["rows_excluded_trained_on"] == 0
+
+
+def test_the_canonical_id_text_of_a_csv_cell():
+    from retraining.data.keys import written_id_text
+
+    cells = pd.Series(["00000", " 42 ", "42.0", "42.50", "-7", "-7.00", "A-01", "1e3", "0"])
+    assert list(written_id_text(cells)) == ["00000", "42", "42", "42.50", "-7", "-7", "A-01", "1e3", "0"]

@@ -245,3 +245,54 @@ def test_a_customer_id_that_repeats_is_not_a_resent_batch_but_an_exact_copy_is(t
     again = pd.concat([frame.iloc[: FIRST + NIGHT], frame.iloc[FIRST : FIRST + NIGHT], frame.iloc[FIRST + NIGHT :]])
     report = nights.run(again, deploy=False)
     assert [f.name for f in report.blocking] == ["resent_batch"] and report.blocking[0].numbers["resent_rows"] == NIGHT
+
+
+def test_infinities_in_half_a_column_block_as_their_own_finding_not_as_missing(tmp_path, data):
+    nights = Nights(tmp_path)
+    nights.run(data.iloc[:FIRST])
+    frame = data.iloc[: FIRST + NIGHT].astype({"balance": float})
+    poisoned = frame.index[FIRST::2]  # half of the new rows: 300 of 600
+    frame.loc[poisoned, "balance"] = np.where(np.arange(len(poisoned)) % 2, np.inf, -np.inf)
+    before = nights.previous
+    report = nights.run(frame, deploy=False)
+    blocking = {f.name: f for f in report.blocking}
+    assert "infinite_values" in blocking, [f.line() for f in report.findings]
+    assert blocking["infinite_values"].columns == ["balance"]
+    assert blocking["infinite_values"].numbers == {"rows": NIGHT, "infinite_rows": {"balance": NIGHT // 2}}
+    assert "balance" not in _names(report).get("missing_rate", [])  # an infinity is not a missing value
+    assert "infinite_values" in report.block_reason()
+    # the same night under a setting that tolerates up to 60 % infinities, or with the check off: no such finding
+    for settings in (CheckSettings(infinite_share=0.6), CheckSettings.from_json({"severity": {"infinite_values": "off"}})):
+        nights.previous = before  # the same night again: its rows are new again
+        report = nights.run(frame, deploy=False, settings=settings)
+        assert report.basis == "new rows" and "infinite_values" not in _names(report)
+    nights.previous = before
+    report = nights.run(frame, deploy=False, mode="warn")
+    assert [f.severity for f in report.findings if f.name == "infinite_values"] == ["warn"]
+
+
+def test_a_categorical_column_that_became_unique_per_row_blocks_and_is_named(tmp_path, data):
+    nights = Nights(tmp_path)
+    nights.run(data.iloc[:FIRST])
+    frame = data.iloc[: FIRST + NIGHT].copy()
+    new = frame.index[FIRST:]
+    frame.loc[new, "job"] = [f"customer-{i:06d}" for i in range(NIGHT - 30)] + list(frame.loc[new[-30:], "job"])  # 95 % distinct
+    before = nights.previous
+    report = nights.run(frame, deploy=False)
+    found = [f for f in report.blocking if f.name == "id_like"]
+    assert [f.columns for f in found] == [["job"]], [f.line() for f in report.findings]
+    distinct = len(set(frame.loc[new, "job"]))  # 570 ids + the few jobs among the last 30 rows
+    assert found[0].numbers == {"distinct": distinct, "rows": NIGHT, "distinct_share": round(distinct / NIGHT, 4)}
+    assert "'job'" in found[0].message and "--drop-columns" in found[0].message
+    nights.previous = before  # the same night again: its rows are new again
+    report = nights.run(frame, deploy=False, settings=CheckSettings(unique_share=0.99))
+    assert report.basis == "new rows" and "id_like" not in _names(report)
+    nights.previous = before
+    report = nights.run(frame, deploy=False, settings=CheckSettings.from_json({"severity": {"id_like": "warn"}}))
+    assert [f.severity for f in report.findings if f.name == "id_like"] == ["warn"]
+
+
+def test_no_column_of_the_shipped_data_looks_like_an_id(tmp_path, data):
+    ds = load_dataset(write(tmp_path, "all.csv", data))
+    report = run_checks(ds, None, None)
+    assert [f for f in report.findings if f.name in ("id_like", "infinite_values")] == []

@@ -8,7 +8,11 @@ import shutil
 import sys
 
 import pytest
-from helpers import ROOT, make_frame, run_script, sha, snapshot, write_csv
+from helpers import ROOT, make_frame, run_main, run_script, sha, snapshot, write_csv
+
+from retraining.ab import cli as ab_cli
+from retraining.cli import retrain as retrain_cli
+from retraining.scheduling import cli as scheduling_cli
 
 FAST = ["--data", "data.csv", "--iterations", "20", "--threads", "2"]
 
@@ -260,3 +264,31 @@ def test_reason_is_recorded_and_needs_promote(project):
     assert lone.returncode == 2 and lone.stderr.startswith("error: --reason goes with --promote")
     both = run_script("retrain_model.py", "--history", "--promote", "v1.0.0", cwd=project)
     assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+EMPTY_ACTIONS = [
+    (retrain_cli.main, ["--data", "data.csv", "--promote", ""]),
+    (retrain_cli.main, ["--data", "data.csv", "--promote", "  "]),
+    (retrain_cli.main, ["--data", "data.csv", "--promote="]),
+    (retrain_cli.main, ["--data", "data.csv", "--report", ""]),
+    (retrain_cli.main, ["--data", "data.csv", "--report", "\t"]),
+    (retrain_cli.main, ["--data", "data.csv", "--promote", "v1.0.0", "--reason", ""]),
+    (ab_cli.main, ["analyze", "--id-column", "customer_id", "--log", "p.jsonl", "--outcomes", "data.csv", "--label-column", "target", "--experiment", ""]),
+    (ab_cli.main, ["analyze", "--id-column", "", "--log", "p.jsonl", "--outcomes", "data.csv", "--label-column", "target"]),
+    (ab_cli.main, ["score", "data.csv", "--id-column", "customer_id", "--log", "p.jsonl", "--out", "s.csv", "--champion", " "]),
+    (ab_cli.main, ["score", "data.csv", "--id-column", "customer_id", "--log", "p.jsonl", "--out", "s.csv", "--challenger", ""]),
+    (scheduling_cli.main, ["--once", "--timezone", "", "--", "--data", "data.csv"]),
+    (scheduling_cli.main, ["--once", "--", "--data", "data.csv", "--promote", ""]),
+]
+
+
+@pytest.mark.parametrize("main, argv", EMPTY_ACTIONS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_an_empty_action_value_is_exit_2_and_never_a_retrain(project, main, argv):
+    """`--promote "$VERSION"` with $VERSION unset must not fall through to a retrain and deploy."""
+    before = snapshot(project)
+    ran = run_main(main, *argv, cwd=project)
+    assert ran.returncode == 2, ran.stderr
+    lines = [line for line in ran.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "empty value" in lines[0], ran.stderr
+    assert snapshot(project) == before  # no model, no models/ folder, nothing written
+    assert not (project / "models").exists() and not (project / "catboost_model.cbm").exists()

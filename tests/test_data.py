@@ -55,14 +55,18 @@ def test_target_encodings(tmp_path, values, positive, expected_positive):
     assert (ds.y == df.target.to_numpy()).all()
 
 
-def test_infinities_become_missing(tmp_path):
+def test_infinities_are_kept_apart_from_missing_values(tmp_path):
+    """CatBoost gets NaN for them, but the dataset remembers which rows held them (the infinite_values check)."""
     df = make_frame(300)
     df["x1"] = df["x1"].astype(object)
     df.loc[0, "x1"] = "inf"
     df.loc[1, "x1"] = "-inf"
+    df.loc[2, "x1"] = None
     ds = load_dataset(write_csv(tmp_path / "d.csv", df))
     assert "x1" not in ds.cat_features
     assert np.isnan(ds.X.loc[0, "x1"]) and np.isnan(ds.X.loc[1, "x1"])
+    assert list(np.flatnonzero(ds.infinite["x1"])) == [0, 1] and list(ds.infinite) == ["x1"]
+    assert ds.missing == {"x1": 1} and ds.describe()["infinite_values"] == {"x1": 2}
 
 
 def test_semicolon_separated_file_is_read(tmp_path):

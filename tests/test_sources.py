@@ -381,3 +381,36 @@ def test_json_keeps_non_ascii_as_it_is(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert '"возраст"' in proc.stdout and "данные.csv" in proc.stdout and "\\u04" not in proc.stdout
     assert "возраст" in json.loads(proc.stdout)["features"]
+
+
+RAW_PASSWORDS = [
+    # (URL as a user might type it, what is shown, the words of the error)
+    ("postgresql://ml:p@ss@db.example:5432/prod", "postgresql://ml:***@db.example:5432/prod", "unencoded '@'"),
+    ("postgresql://ml:pa/ss@db.example/prod", "postgresql://ml:***@db.example/prod", "unencoded '/'"),
+    ("postgresql://ml:pa:ss@db.example/prod", "postgresql://ml:***@db.example/prod", "unencoded ':'"),
+    ("postgresql://ml:a@b/c:d@db.example/prod?sslmode=require", "postgresql://ml:***@db.example/prod?sslmode=require", "unencoded '@' and ':' and '/'"),
+]
+
+
+@pytest.mark.parametrize(("url", "shown", "words"), RAW_PASSWORDS)
+def test_an_unencoded_character_in_the_password_is_one_line_with_the_password_masked(url, shown, words, caplog):
+    """Masked on the raw string, refused before any driver (and DNS) sees the URL."""
+    assert mask_url(url) == shown
+    password = url.split("://")[1].split(":", 1)[1].rsplit("@", 1)[0]
+    with pytest.raises(SourceError) as err:
+        read_table(SourceSpec(url, table="features"))
+    message = str(err.value)
+    assert message.startswith(f"{shown}: the password holds an {words}; percent-encode it (") and message.endswith("or give the password in PGPASSWORD.")
+    assert password not in message and password not in caplog.text
+    assert err.value.exit_code == ExitCode.DAMAGED_STATE
+
+
+def test_an_unencoded_password_never_reaches_the_log_file_or_the_console(tmp_path):
+    url = "postgresql://ml:Tr0ub4dor@3/x@db.invalid/prod"
+    proc = run_script("retrain_model.py", "--data", url, "--table", "features", cwd=tmp_path)
+    assert proc.returncode == 3
+    expected = "error: postgresql://ml:***@db.invalid/prod: the password holds an unencoded '@' and '/'; percent-encode it ('@' as %40, '/' as %2F)"
+    assert proc.stderr.strip().splitlines() == [expected + " or give the password in PGPASSWORD."]
+    written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    for piece in ("Tr0ub4dor", "Tr0ub4dor@3", "3/x"):
+        assert piece not in proc.stderr + proc.stdout and piece.encode() not in written

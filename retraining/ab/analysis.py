@@ -35,13 +35,14 @@ def analyze(
     positive_class: str | None = None,
     where: str = "outcomes",
     registry=None,
+    id_text: pd.Series | None = None,
 ) -> dict:
     """Join the log with outcomes; per-arm AUCs, the difference, SRM, a recommendation.
 
-    With ``registry`` (a :class:`retraining.registry.Registry`), outcome rows whose id is in
-    the champion's or the challenger's training ledger are left out.
+    ``registry``: leave out outcome rows a version trained on (its ledger). ``id_text``: the
+    ids as written (:func:`retraining.data.keys.written_id_text`), else the id column.
     """
-    preds = _one_experiment(read_prediction_logs(log_path), experiment, log_path)
+    preds = _one_experiment(all_preds := read_prediction_logs(log_path), experiment, log_path)
     experiment = str(preds["experiment"].iloc[0])
     for col in (id_column, label_column):
         if col not in outcomes.columns:
@@ -52,7 +53,8 @@ def analyze(
     if shadow:
         versions[CHALLENGER] = preds.loc[~preds["served"], "model_version"].iloc[0]
     report: dict = {"experiment": experiment, "mode": "shadow" if shadow else "split", "versions": versions, "predictions": len(served)}
-    labels, counts = _join(outcomes, served, id_column, label_column, salt or experiment)
+    labels, counts = _join(outcomes if id_text is None else outcomes.assign(_id_text=id_text.to_numpy()), served, id_column, label_column, salt or experiment)
+    counts["skipped_log_lines"] = int(all_preds.attrs.get("skipped_lines", 0))
     if registry is not None:
         labels, counts["rows_excluded_trained_on"], unknown = _without_training_rows(labels, id_column, registry, versions)
         if unknown:
@@ -91,16 +93,28 @@ def _one_experiment(preds: pd.DataFrame, experiment: str | None, log_path: Path)
 
 def _join(outcomes: pd.DataFrame, served: pd.DataFrame, id_column: str, label_column: str, salt: str) -> tuple[pd.DataFrame, dict]:
     """The labelled outcomes of scored entities (one per entity, the last), and what did not join."""
-    labels = outcomes[[id_column, label_column]]
+    text = "_id_text" if "_id_text" in outcomes.columns else id_column
+    labels = outcomes[list(dict.fromkeys([id_column, label_column, text]))]
     no_label = labels[label_column].isna()
     labels = labels[~no_label]
     counts = {"outcome_rows": len(outcomes), "missing_labels": int(no_label.sum())}
-    labels = labels.assign(entity=entity_hashes(labels[id_column], salt))
-    labels = labels.drop_duplicates("entity", keep="last")
+    labels = labels.assign(entity=entity_hashes(labels[text], salt))
+    labels, counts["conflicting_ids"] = _without_conflicts(labels, label_column)
+    labels = labels.drop_duplicates("entity", keep="last")[[id_column, label_column, "entity"]]
     known = np.isin(labels["entity"].to_numpy(), served["entity"].to_numpy())
     counts["unknown_ids"] = int((~known).sum())
     counts["predictions_without_outcome"] = int((~np.isin(served["entity"].to_numpy(), labels["entity"].to_numpy())).sum())
     return labels[known], counts
+
+
+def _without_conflicts(labels: pd.DataFrame, label_column: str) -> tuple[pd.DataFrame, int]:
+    """Drop every row of an id whose rows carry different labels (neither is trusted); how many ids that was."""
+    per_id = labels[label_column].astype(str).groupby(labels["entity"].to_numpy()).nunique()
+    conflicting = labels["entity"].map(per_id).to_numpy() > 1
+    n = int(labels.loc[conflicting, "entity"].nunique())
+    if n:
+        log.warning("%d id(s) have conflicting labels in the outcomes; left out of the analysis", n)
+    return labels[~conflicting], n
 
 
 def _without_training_rows(labels: pd.DataFrame, id_column: str, registry, versions: dict) -> tuple[pd.DataFrame, int, dict]:
@@ -180,6 +194,10 @@ def format_report(r: dict) -> str:
         f"  joined {c['labelled']} labelled entities of {r['predictions']} predicted; outcomes: {c['outcome_rows']} rows, "
         f"{c['missing_labels']} without a label, {c['unknown_ids']} with ids never scored; {c['predictions_without_outcome']} predictions have no outcome yet"
     )
+    if c.get("conflicting_ids"):
+        lines.append(f"  left out {c['conflicting_ids']} ids with conflicting labels")
+    if c.get("skipped_log_lines"):
+        lines.append(f"  skipped {c['skipped_log_lines']} torn or invalid lines of the prediction log")
     if c.get("rows_excluded_trained_on"):
         lines.append(f"  left out {c['rows_excluded_trained_on']} rows a model trained on")
     for arm, a in r.get("arms", {}).items():

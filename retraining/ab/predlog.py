@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -36,6 +38,7 @@ from retraining.ab.logfiles import log_files
 from retraining.data.keys import integral_floats_as_int
 from retraining.errors import DataError, TimedOutError, UsageError
 
+log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
 PRODUCTION, PREVIOUS = "production", "previous"  # the variants of the production log (docs/monitoring.md)
 LOG_FIELDS = ("request_id", "time", "experiment", "share", "entity", "variant", "model_version", "model_sha256", "score", "served")
@@ -288,8 +291,19 @@ def append_atomically(path: Path, blobs: list, durable: bool = False, timeout: f
 
 
 def _append_blobs(path: Path, blobs: list, durable: bool) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    """Append under the caller's lock; a torn last line (a writer killed mid-line, a full disk) is fenced off first.
+
+    The fence is a newline after the torn bytes: they become a line of their own that readers
+    skip with a warning, and the batch starts on a line boundary instead of gluing onto them.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size:
+            os.lseek(fd, size - 1, os.SEEK_SET)
+            if os.read(fd, 1) != b"\n":
+                os.write(fd, b"\n")
+                log.warning("%s: its last line was torn (a writer stopped mid-line); fenced it off with a newline", path)
         for blob in blobs:
             view = memoryview(np.ascontiguousarray(blob)).cast("B")
             while view:
@@ -307,16 +321,26 @@ def read_prediction_log(path: Path) -> pd.DataFrame:
 
     if not path.is_file() or path.stat().st_size == 0:
         raise DataError(f"{path}: no prediction log there (missing or empty); score something with `ab_test.py score --log {path}` first.")
+    skipped = 0
     try:
         table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 24))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise DataError(f"{path}: {_first_bad_line(path) or 'not a JSON-lines prediction log'} ({str(exc).splitlines()[0]}).") from exc
+        good, bad = _complete_lines(path)
+        if not bad or not good:
+            raise DataError(f"{path}: {_first_bad_line(path) or 'not a JSON-lines prediction log'} ({str(exc).splitlines()[0]}).") from exc
+        skipped = len(bad)
+        log.warning("%s: skipped %d torn or invalid line(s) (first: line %d); kept the %d complete lines", path, skipped, bad[0], good.count(b"\n"))
+        try:
+            table = pj.read_json(io.BytesIO(good), read_options=pj.ReadOptions(block_size=1 << 24))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as again:
+            raise DataError(f"{path}: not a JSON-lines prediction log ({str(again).splitlines()[0]}).") from again
     missing = [f for f in LOG_FIELDS if f not in table.column_names]
     if missing:
         raise DataError(f"{path}: not a prediction log of ab_test.py (fields missing: {', '.join(missing)}).")
     entity = _parse_hex(table.column("entity").combine_chunks(), path)
     frame = table.select([f for f in LOG_FIELDS if f != "entity"]).to_pandas()
     frame["entity"] = entity
+    frame.attrs["skipped_lines"] = skipped  # torn or invalid lines left out (a killed writer, a full disk)
     return frame
 
 
@@ -325,7 +349,10 @@ def read_prediction_logs(path: Path) -> pd.DataFrame:
     files = [f for f in log_files(path) if f.stat().st_size > 0]
     if len(files) <= 1:
         return read_prediction_log(files[0] if files else Path(path))
-    return pd.concat([read_prediction_log(f) for f in files], ignore_index=True)
+    frames = [read_prediction_log(f) for f in files]
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["skipped_lines"] = sum(int(f.attrs.get("skipped_lines", 0)) for f in frames)
+    return out
 
 
 def read_feature_logs(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -374,6 +401,22 @@ def _parse_hex(column, path: Path) -> np.ndarray:
     for k in range(16):
         value = (value << np.uint64(4)) | nibbles[:, k].astype(np.uint64)
     return value
+
+
+def _complete_lines(path: Path) -> tuple[bytes, list[int]]:
+    """The lines that are whole JSON objects (newline-terminated), and the numbers of the others (torn, invalid)."""
+    good, bad = bytearray(), []
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                whole = isinstance(json.loads(raw), dict)
+            except ValueError:
+                whole = False
+            if whole:
+                good += raw if raw.endswith(b"\n") else raw + b"\n"
+            elif raw.strip():
+                bad.append(number)
+    return bytes(good), bad
 
 
 def _first_bad_line(path: Path) -> str | None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from retraining.errors import ExitCode, RetrainError
+from retraining.fsutil import NO_SPACE_ERRNOS, no_space_error
 
 FailureHook = Callable[[ExitCode, str], None]
 CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
@@ -62,10 +63,26 @@ def setup_logging(names: Iterable[str], verbose: bool = False, quiet: bool = Fal
             _add_file_handler(logger, log_file, verbose)
 
 
+class _QuietFileHandler(logging.handlers.RotatingFileHandler):
+    """A log file that cannot be written (a full disk) is one warning line, then console only: never a traceback."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            exc = sys.exc_info()[1]
+            print(f"warning: cannot write {self.baseFilename} ({exc}); logging to the console only", file=sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+
 def _add_file_handler(logger: logging.Logger, log_file: Path, verbose: bool) -> None:
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.handlers.RotatingFileHandler(log_file, maxBytes=5_000_000, backupCount=5, encoding="utf-8", delay=True)
+        fh = _QuietFileHandler(log_file, maxBytes=5_000_000, backupCount=5, encoding="utf-8", delay=True)
     except OSError as exc:
         print(f"warning: cannot write logs to {log_file.parent} ({exc}); logging to the console only", file=sys.stderr)
         return
@@ -94,8 +111,7 @@ def guarded_main(
     except TimeoutError as exc:  # what no layer below translated (e.g. a lock on a log file)
         code, line, error = ExitCode.TIMED_OUT, f"error: timed out: {exc or type(exc).__name__}", exc
     except Exception as exc:  # a bug: one line for the user, the traceback in the log file
-        where = f"; it is also in {log_file}" if log_file else ""
-        code, line, error = ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback{where})", exc
+        code, line, error = _unexpected(exc, log_file)
     report_error(line, error, log, verbose)
     if on_failure is not None:
         try:
@@ -103,6 +119,15 @@ def guarded_main(
         except Exception as exc:  # a failing hook must not hide the error it reports
             log.warning("Could not report the failure (%s: %s).", type(exc).__name__, exc)
     return code
+
+
+def _unexpected(exc: Exception, log_file: Path | None) -> tuple[ExitCode, str, BaseException]:
+    """A full disk that no layer below translated (a library's own write) is exit 8; anything else is a bug (exit 1)."""
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+        folder = Path(exc.filename).parent if exc.filename else Path.cwd()
+        return ExitCode.NO_SPACE, f"error: {no_space_error(exc, folder, None)}", exc
+    where = f"; it is also in {log_file}" if log_file else ""
+    return ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback{where})", exc
 
 
 def report_error(line: str, error: BaseException, log: logging.Logger, verbose: bool) -> None:

@@ -18,7 +18,7 @@ from retraining.cli import fleet as fleet_cli
 from retraining.cli.main import add_output_arguments, guarded_main, setup_logging
 from retraining.cli.notify import add_notify_arguments, notifier_from_args
 from retraining.cli.options import add_source_arguments
-from retraining.cli.parser import OneLineParser
+from retraining.cli.parser import OneLineParser, nonblank
 from retraining.errors import ExitCode, UsageError, exit_code_epilog
 from retraining.fleet.config import Option
 from retraining.retrainer import ModelRetrainer
@@ -114,10 +114,12 @@ def _action_arguments(actions: argparse._ArgumentGroup) -> None:
     one = actions.add_mutually_exclusive_group()
     one.add_argument("--validate", action="store_true", help="check the data (and the flags that shape it), print a summary, exit")
     one.add_argument("--history", action="store_true", help="print every version, production marked, and exit")
-    one.add_argument("--promote", metavar="VERSION", help="make VERSION production (rollback) and exit")
-    one.add_argument("--report", nargs="?", const="latest", metavar="VERSION", help="write the HTML report of VERSION (default: latest), print its path, exit")
+    one.add_argument("--promote", type=nonblank, metavar="VERSION", help="make VERSION production (rollback) and exit")
+    one.add_argument(
+        "--report", nargs="?", const="latest", type=nonblank, metavar="VERSION", help="write the HTML report of VERSION (default: latest), print its path, exit"
+    )
     one.add_argument("--mlflow-sync", action="store_true", help="push whatever MLflow lacks (after an outage) and exit")
-    actions.add_argument("--reason", metavar="TEXT", help="with --promote: why, recorded in the version log (default: promoted by hand)")
+    actions.add_argument("--reason", type=nonblank, metavar="TEXT", help="with --promote: why, recorded in the version log (default: promoted by hand)")
     actions.add_argument("--force", action="store_true", help="retrain even if data and settings are unchanged")
     actions.add_argument("--no-report", action="store_true", help="do not write models/reports/VERSION.html after a run")
     actions.add_argument("--json", action="store_true", help="print the result (or --history) as JSON on stdout")
@@ -269,7 +271,7 @@ def child_args(argv: list[str]) -> argparse.Namespace:
 
 def _action(args: argparse.Namespace) -> str:
     for name in ("validate", "mlflow_sync", "history", "report", "promote"):
-        if getattr(args, name):
+        if getattr(args, name) not in (None, False):  # "" is an action given wrong, never "no action"
             return name
     return "retrain"
 

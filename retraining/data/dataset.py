@@ -59,6 +59,7 @@ class Dataset:
     dropped: dict[str, str] = field(default_factory=dict)
     split: dict = field(default_factory=dict)
     missing: dict[str, int] = field(default_factory=dict)
+    infinite: dict[str, np.ndarray] = field(default_factory=dict)  # per numeric column with any: which rows held +-inf (NaN in X)
     keys: np.ndarray | None = None  # uint64 row key per row (retraining.data.keys.row_keys); never includes the label
     times: np.ndarray | None = None  # the --time-column as int64 ns since the epoch (dates) or float64 (numbers)
     source_notes: list[str] = field(default_factory=list)  # how the source was read (retraining.sources.base.Table.notes)
@@ -92,6 +93,7 @@ class Dataset:
             "holdout_rows": int(self.holdout.sum()),
             "dropped_columns": dict(self.dropped),
             "missing_values": dict(self.missing),
+            "infinite_values": {name: int(mask.sum()) for name, mask in self.infinite.items()},
             "split": dict(self.split),
         }
 
@@ -121,12 +123,11 @@ def load_dataset(
             raise DataError(f"{where}: --drop-columns names {name!r}, which is not a column.{suggest(name, columns)} Columns are {_names(columns)}.")
     if target in drop_columns or target in (id_column, time_column):
         raise DataError(f"{where}: the target column {target!r} cannot also be dropped or used as id/time column.")
-
     y, positive = encode_target(frame[target], target, positive_class, where)
     holdout, split, keys, times = stable_holdout(frame, target, id_column, time_column, drop_columns, where)
 
     excluded = {target, *drop_columns} | {c for c in (id_column, time_column) if c}
-    X, cat_features, dropped = prepare_features(frame.drop(columns=list(excluded)), where)
+    X, cat_features, dropped, infinite = prepare_features(frame.drop(columns=list(excluded)), where)
     for name in drop_columns:
         dropped[name] = "dropped with --drop-columns"
     check_holdout(y, holdout, where)
@@ -142,6 +143,7 @@ def load_dataset(
         dropped=dropped,
         split=split,
         missing={str(k): int(v) for k, v in na.items() if v},
+        infinite=infinite,
         keys=keys,
         times=times,
         source_notes=list(table.notes),
@@ -200,12 +202,17 @@ def _kind(column: pd.Series) -> str:
     return "categorical"
 
 
-def prepare_features(frame: pd.DataFrame, where: str) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
-    """Turn raw columns into CatBoost-ready features; drop the ones that cannot help."""
+def prepare_features(frame: pd.DataFrame, where: str) -> tuple[pd.DataFrame, list[str], dict[str, str], dict[str, np.ndarray]]:
+    """Turn raw columns into CatBoost-ready features; drop the ones that cannot help.
+
+    Infinities become NaN for CatBoost, and the rows that held them are returned per column
+    (the ``infinite_values`` data check judges them: they are not "missing").
+    """
     n = len(frame)
     out: dict[str, pd.Series] = {}
     cats: list[str] = []
     dropped: dict[str, str] = {}
+    infinite: dict[str, np.ndarray] = {}
     for name in frame.columns:
         col = frame[name]
         kind = _kind(col)
@@ -222,12 +229,13 @@ def prepare_features(frame: pd.DataFrame, where: str) -> tuple[pd.DataFrame, lis
             arr = values.to_numpy(copy=True)
             inf = np.isinf(arr)
             if inf.any():
-                log.info("Column %r: %d infinite values treated as missing", name, int(inf.sum()))
+                log.info("Column %r: %d infinite values (the infinite_values data check judges them)", name, int(inf.sum()))
                 arr[inf] = np.nan
+                infinite[name] = inf
             out[name] = pd.Series(arr, index=frame.index, name=name)
     if not out:
         raise DataError(f"{where}: no usable feature columns are left ({_names(dropped) or 'none given'}); add features.")
-    return pd.DataFrame(out, index=frame.index), cats, dropped
+    return pd.DataFrame(out, index=frame.index), cats, dropped, infinite
 
 
 def categorical_values(col: pd.Series) -> pd.Series:

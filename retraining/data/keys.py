@@ -50,6 +50,19 @@ def id_text(values: pd.Series) -> pd.Series:
     return integral_floats_as_int(values).astype(str).str.strip()
 
 
+def written_id_text(cells: pd.Series) -> pd.Series:
+    """Ids read as text (a CSV cell as written) in the canonical text every writer shares.
+
+    The canonical text of an id: a string as it is ("00000" stays "00000": leading zeros are
+    part of an id); a number in decimal, a whole number without a fraction (42, 42.0 and "42.0"
+    are "42"). A CSV cell is text, except that a whole number written with a zero fraction
+    ("42.0", what a float column exports) is that number. Surrounding spaces never count.
+    """
+    text = cells.astype(str).str.strip()
+    whole = text.str.fullmatch(r"-?\d+\.0*")
+    return text.where(~whole, text.str.replace(r"\.0*$", "", regex=True))
+
+
 def id_hashes(ids: pd.Series) -> np.ndarray:
     """64-bit hash of each id's text (:func:`id_text`)."""
     text = id_text(ids).to_numpy(dtype=object)

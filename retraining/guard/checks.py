@@ -16,6 +16,10 @@ labels_one_class    block     every judged row has the same label, and training'
 all_missing         block     a column that had values is empty in every judged row
 out_of_range        block     >= 10 % more rows than in training fall outside the training
                               1st-99th percentile range (a unit change, swapped columns)
+infinite_values     block     a numeric column holds +-inf in more than 0 % of the judged rows
+                              (a division by zero upstream); not counted as missing
+id_like             block     a categorical column's judged rows are >= 90 % distinct values
+                              (>= 100 rows): an id or free text leaking into a feature
 kind_changed        block     a numeric column now holds text, or the reverse
 column_gone         block     a column the production model trained on is missing from the
                               data, or empty in every row (not --drop-columns, id or time)
@@ -85,7 +89,10 @@ def run_checks(
     found: list[Finding] = []
     if reference and reference.get("labels"):
         found += label_checks(y, reference["labels"], s)
-    found += value_checks(X, ds.cat_features, ref_features, s)
+    infinite = {name: mask[judged] for name, mask in ds.infinite.items()}
+    found += infinite_values(infinite, s)
+    found += id_like_columns(X, ds.cat_features, s)
+    found += value_checks(X, ds.cat_features, ref_features, s, infinite)
     found += gone_columns(ds, ref_features)
     if rows is not None:
         found += duplicate_checks(ds, rows, s)
@@ -156,14 +163,48 @@ def label_checks(y: np.ndarray, ref: dict, s: CheckSettings) -> list[Finding]:
     return [Finding("label_rate", BLOCK, [], numbers, message)]
 
 
-def value_checks(X: pd.DataFrame, cat_features: list[str], ref_features: dict, s: CheckSettings) -> list[Finding]:
-    """Per column: empty, missing share, out of the training range, never-seen categories, kind."""
+def infinite_values(infinite: dict[str, np.ndarray], s: CheckSettings) -> list[Finding]:
+    """Numeric columns holding +-inf in the judged rows (``infinite``: the rows per column): a value problem, not "missing"."""
+    counts = {name: int(mask.sum()) for name, mask in infinite.items() if len(mask) and mask.sum() / len(mask) > s.infinite_share}
+    if not counts:
+        return []
+    rows = len(next(iter(infinite.values())))
+    shown = ", ".join(f"{name!r} ({n} of {rows} rows)" for name, n in list(counts.items())[:5]) + (" and more" if len(counts) > 5 else "")
+    message = f"infinite values in {shown}: a division by zero or overflow upstream? (raise infinite_share to tolerate some)"
+    return [Finding("infinite_values", BLOCK, list(counts), {"rows": rows, "infinite_rows": counts}, message)]
+
+
+def id_like_columns(X: pd.DataFrame, cat_features: list[str], s: CheckSettings) -> list[Finding]:
+    """Categorical columns whose judged rows are nearly all distinct: an id or free text leaking into a feature."""
+    found = []
+    for name in cat_features:
+        values = X[name][X[name] != MISSING_CATEGORY]
+        if len(values) < s.min_column_rows:
+            continue
+        distinct = int(values.nunique())
+        share = distinct / len(values)
+        if share >= s.unique_share:
+            numbers = {"distinct": distinct, "rows": len(values), "distinct_share": round(share, 4)}
+            message = (
+                f"categorical column {name!r} has {distinct} distinct values in {len(values)} rows ({share:.0%}): an id or free text "
+                "leaking into a feature? Leave it out with --drop-columns, or name it with --id-column"
+            )
+            found.append(Finding("id_like", BLOCK, [name], numbers, message))
+    return found
+
+
+def value_checks(
+    X: pd.DataFrame, cat_features: list[str], ref_features: dict, s: CheckSettings, infinite: dict[str, np.ndarray] | None = None
+) -> list[Finding]:
+    """Per column: empty, missing share, out of the training range, never-seen categories, kind (an infinity is not missing)."""
     cats = set(cat_features)
     found: list[Finding] = []
     for name in X.columns:
         col, ref = X[name], ref_features.get(name)
         kind = "categorical" if name in cats else "numeric"
         missing = col.eq(MISSING_CATEGORY).to_numpy() if kind == "categorical" else col.isna().to_numpy()
+        if name in (infinite or {}):
+            missing = missing & ~infinite[name]
         ref_missing = ref.get("missing", 0.0) if ref else 0.0
         if len(col) >= s.min_column_rows and missing.all() and ref_missing < 1.0:
             found.append(Finding("all_missing", BLOCK, [name], {"rows": len(col)}, f"column {name!r} is empty in all {len(col)} rows"))

@@ -19,6 +19,8 @@ DEFAULT_SEVERITY = {
     "labels_one_class": BLOCK,
     "all_missing": BLOCK,
     "out_of_range": BLOCK,
+    "infinite_values": BLOCK,
+    "id_like": BLOCK,
     "kind_changed": BLOCK,
     "column_gone": BLOCK,
     "missing_rate": WARN,
@@ -63,6 +65,8 @@ class CheckSettings:
     missing_jump: float = 0.2
     missing_p_value: float = 0.001
     range_share: float = 0.1
+    infinite_share: float = 0.0
+    unique_share: float = 0.9
     new_category_share: float = 0.02
     new_category_rows: int = 10
     resent_share: float = 0.2

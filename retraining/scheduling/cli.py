@@ -19,7 +19,7 @@ import schedule
 
 from retraining.cli import retrain as retrain_cli
 from retraining.cli.main import add_output_arguments, guarded_main, setup_logging
-from retraining.cli.parser import OneLineParser
+from retraining.cli.parser import OneLineParser, nonblank
 from retraining.errors import BusyError, ExitCode, UsageError, exit_code_epilog
 from retraining.fleet.config import load_fleet
 from retraining.fleet.runner import default_parallel
@@ -40,7 +40,7 @@ def build_parser(default_script: Path | None, description: str = "") -> argparse
     p.add_argument("--at", default="03:00", metavar="HH:MM", help="time of day to run (default: %(default)s)")
     p.add_argument("--every", type=int, metavar="N", help="run every N units instead of daily")
     p.add_argument("--unit", choices=UNITS, default="days", help="unit for --every (default: %(default)s)")
-    p.add_argument("--timezone", metavar="ZONE", help="IANA zone for --at, e.g. Europe/Helsinki (default: local time)")
+    p.add_argument("--timezone", type=nonblank, metavar="ZONE", help="IANA zone for --at, e.g. Europe/Helsinki (default: local time)")
     p.add_argument("--run-now", action="store_true", help="run once at start, then follow the schedule")
     p.add_argument("--once", action="store_true", help="run once (with retries) and exit with its exit code")
     p.add_argument("--job-timeout", type=float, default=7200, metavar="SECONDS", help="kill a run after this long (default: 2 h)")
@@ -58,7 +58,11 @@ def build_parser(default_script: Path | None, description: str = "") -> argparse
     p.add_argument("--json", action="store_true", help="with --status: print JSON")
     p.add_argument("--log-dir", default="logs", metavar="DIR", help="where scheduler.log rotates (default: %(default)s)")
     p.add_argument(
-        "--script", default=None if default_script is None else str(default_script), metavar="PATH", help="the job to run (default: retrain_model.py)"
+        "--script",
+        default=None if default_script is None else str(default_script),
+        type=nonblank,
+        metavar="PATH",
+        help="the job to run (default: retrain_model.py)",
     )
     p.add_argument("--config", metavar="FLEET.toml", help="run every model of a fleet on its own schedule (docs/fleet.md)")
     p.add_argument("--max-parallel", type=int, metavar="N", help="with --config: at most N runs at once (default: [fleet] max_parallel, else the cores)")

@@ -143,32 +143,64 @@ def resolve_location(location: str) -> str:
     return value
 
 
-def url_password(url: str) -> str | None:
-    """The password in ``scheme://user:password@host/...``, or None."""
-    from urllib.parse import unquote, urlsplit
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A database URL split once, on the raw string (no URL parser's idea of where the password ends).
 
-    try:
-        raw = urlsplit(url).password
-    except ValueError:
-        return None
-    return unquote(raw) if raw else None
+    ``shown`` is the URL with the password masked; ``password`` the decoded password (for
+    scrubbing driver errors); ``problem`` says what is wrong when the password (or the user)
+    holds an unencoded ``@``, ``:`` or ``/``, which libpq would read as part of the host.
+    """
+
+    raw: str
+    shown: str
+    password: str | None
+    problem: str | None
+
+
+def parse_database_url(url: str) -> DatabaseURL:
+    """``scheme://user:password@host/...`` -> :class:`DatabaseURL`; the userinfo ends at the last ``@`` before any ``?``."""
+    import re
+    from urllib.parse import unquote
+
+    if "://" not in url:
+        return DatabaseURL(url, url, None, None)
+    scheme, rest = url.split("://", 1)
+    head, query_sep, query = rest.partition("?")
+    at = head.rfind("@")
+    password = problem = None
+    if at >= 0:
+        user, colon, raw_password = head[:at].partition(":")
+        if colon:
+            password = unquote(raw_password) or None
+            head = f"{user}:***{head[at:]}"
+        odd = [c for c in "@:/" if c in raw_password] + [c for c in "@/" if c in user]
+        if odd:
+            where = "password" if any(c in raw_password for c in odd) else "user name"
+            codes = ", ".join(f"{c!r} as {quote_char(c)}" for c in dict.fromkeys(odd))
+            problem = (
+                f"the {where} holds an unencoded {' and '.join(map(repr, dict.fromkeys(odd)))}; percent-encode it ({codes}) or give the password in PGPASSWORD"
+            )
+    query = re.sub(r"(?i)(password=)[^&]*", r"\1***", query)
+    head = re.sub(r"(?i)(password=)[^&]*", r"\1***", head)
+    return DatabaseURL(url, f"{scheme}://{head}{query_sep}{query}", password, problem)
+
+
+def quote_char(char: str) -> str:
+    return "%" + format(ord(char), "02X")
+
+
+def url_password(url: str) -> str | None:
+    """The password in ``scheme://user:password@host/...`` (decoded), or None."""
+    return parse_database_url(url).password
 
 
 def mask_url(url: str) -> str:
-    """``postgresql://ml:secret@db/prod`` -> ``postgresql://ml:***@db/prod`` (also any ``password=`` query value)."""
-    import re
+    """``postgresql://ml:secret@db/prod`` -> ``postgresql://ml:***@db/prod`` (also any ``password=`` query value).
 
-    if "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    netloc, sep, tail = rest.partition("/")
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{host}"
-    tail = re.sub(r"(?i)(password=)[^&]*", r"\1***", tail)
-    return f"{scheme}://{netloc}{sep}{tail}"
+    Works on the raw string: a password with an unencoded ``@``, ``:`` or ``/`` is masked whole.
+    """
+    return parse_database_url(url).shown
 
 
 def mask_argv(argv: list[str]) -> list[str]:
@@ -180,10 +212,12 @@ def scrub(text: str, url: str) -> str:
     """Remove the URL's password (raw and percent-encoded) from ``text``, e.g. a driver's error."""
     from urllib.parse import quote
 
-    text = text.replace(url, mask_url(url))
-    secret = url_password(url)
-    if secret:
-        for form in {secret, quote(secret, safe="")}:
+    parsed = parse_database_url(url)
+    text = text.replace(url, parsed.shown)
+    if parsed.password:
+        raw = url.split("://", 1)[-1].partition("?")[0]
+        raw = raw[: raw.rfind("@")].partition(":")[2]  # as typed (encoded or not)
+        for form in sorted({parsed.password, quote(parsed.password, safe=""), raw} - {""}, key=len, reverse=True):
             text = text.replace(form, "***")
     return text
 

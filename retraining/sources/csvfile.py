@@ -76,6 +76,22 @@ def read_csv_table(path: Path, delimiter: str | None = None, decimal: str | None
     return Table(frame=frame, fingerprint=fingerprint(), display=str(path), kind="csv", notes=notes)
 
 
+def read_text_column(path: Path, column: str, delimiter: str | None = None, encoding: str | None = None) -> pd.Series:
+    """One column of a CSV file exactly as written (every cell as text, nothing parsed), e.g. ids like "00000"."""
+    head = _head(path)
+    enc = encoding or detect_encoding(head)[0]
+    lines = head.decode("utf-8-sig" if enc == "utf-8" else enc, errors="replace").splitlines()[:50]
+    sep = delimiter or detect_delimiter(lines)
+    try:
+        frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig" if enc == "utf-8" else enc, dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: cannot be parsed as CSV ({first_line(exc)}).") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if column not in frame.columns:
+        raise DataError(f"{path}: no column {column!r}.")
+    return frame[column]
+
+
 def _show(sep: str) -> str:
     return {"\t": "tab", ",": "','", ";": "';'", "|": "'|'"}.get(sep, repr(sep))
 

@@ -3,8 +3,11 @@
 ``--data postgresql://user@host:5432/db --table features`` or ``--query "SELECT ..."``.
 The password may be in the URL, in ``PGPASSWORD`` (libpq reads it), or the whole URL in an
 environment variable (``--data env:RETRAIN_DATABASE_URL``); it is masked in everything
-shown or written, and scrubbed from driver errors. The connection is only read from: the
-transaction is rolled back, never committed.
+shown or written, and scrubbed from driver errors. The connection is only read from, for
+real: PostgreSQL runs the query in a read-only transaction (``default_transaction_read_only``,
+so a write fails before it runs; the transaction is rolled back, never committed), and SQLite
+opens the file read-only with an authorizer that refuses everything but reads (ATTACH and
+VACUUM INTO, which write other files, PRAGMA, writes, temp tables).
 
 The fingerprint for the unchanged-data skip is a sha256 over the column names and types
 and the sorted 64-bit hashes of the rows: the same rows give the same fingerprint in any
@@ -19,17 +22,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from retraining.errors import SourceError, SourceUnreachableError
-from retraining.sources.base import Table, arrow_to_frame, column_list, first_line, mask_url, scrub, suggest
+from retraining.sources.base import Table, arrow_to_frame, column_list, first_line, parse_database_url, scrub, suggest
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
+_READ_ONLY_OPTION = "-c default_transaction_read_only=on"
 _HASH_KEY = "retrain-sources1"  # 16 bytes; changing it changes every SQL fingerprint (one retrain)
 _INSTALL = "pip install -r requirements-sql.txt"
 # SQLSTATE classes that mean "come back later": connection exception, insufficient resources
@@ -56,7 +63,10 @@ _RETRY_LATER_WORDS = (
 
 def read_sql(url: str, query: str | None, table: str | None) -> Table:
     """Run ``query`` (or ``SELECT * FROM table``) against ``url``; raise :class:`SourceError` on any failure."""
-    shown = mask_url(url)
+    parsed = parse_database_url(url)  # once: the masked form, the password to scrub, what is wrong with it
+    shown = parsed.shown
+    if parsed.problem:  # before any driver sees it: libpq would take part of the password for the host and look it up
+        raise SourceError(f"{shown}: {parsed.problem}.")
     display = f"{shown} table {table}" if table else f"{shown} query"
     sql = query if query else f"SELECT * FROM {quote_table(table or '')}"
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
@@ -139,12 +149,20 @@ def _retry_may_help(exc: BaseException) -> bool:
 
 
 def _libpq_uri(url: str) -> str:
-    """Drop a SQLAlchemy driver suffix (``postgresql+psycopg``) and bound the connect time."""
+    """Drop a SQLAlchemy driver suffix (``postgresql+psycopg``), bound the connect time, make every transaction read-only.
+
+    ``default_transaction_read_only`` is set by the server at the session's start, before the
+    query: a DELETE, DROP, CREATE or ``DELETE ... RETURNING`` fails before it runs
+    ("cannot execute ... in a read-only transaction") instead of being rolled back afterwards.
+    """
     rest = url.split("://", 1)[1]
     uri = "postgresql://" + rest
     if "connect_timeout=" not in rest:
-        uri += ("&" if "?" in rest else "?") + f"connect_timeout={CONNECT_TIMEOUT_S}"
-    return uri
+        uri += ("&" if "?" in uri else "?") + f"connect_timeout={CONNECT_TIMEOUT_S}"
+    read_only = quote(f"{_READ_ONLY_OPTION} ", safe="")
+    if re.search(r"[?&]options=", uri):  # the user's own server options stay, after ours
+        return re.sub(r"([?&]options=)", lambda m: m.group(1) + read_only, uri, count=1)
+    return uri + "&options=" + read_only.removesuffix("%20")
 
 
 def _detail(exc: BaseException, url: str) -> str:
@@ -157,17 +175,16 @@ def _detail(exc: BaseException, url: str) -> str:
 
 
 def _read_sqlite(url: str, sql: str, shown: str, table: str | None = None) -> tuple[pd.DataFrame, list[str]]:
-    import sqlite3
-    from urllib.parse import quote
-
     rest = url.split("://", 1)[1]
     path = Path(rest[1:] if rest.startswith("/") else rest)  # sqlite:///rel.db, sqlite:////abs.db, sqlite:///C:/x.db
     if not path.is_file():
         raise SourceError(f"{shown}: no SQLite database at {str(path)!r}. Use sqlite:///relative/path.db or sqlite:////absolute/path.db.")
     try:
         conn = sqlite3.connect(f"file:{quote(path.resolve().as_posix())}?mode=ro", uri=True)  # read-only: never creates or changes a file
+        conn.execute("PRAGMA query_only = ON")
     except sqlite3.Error as exc:
         raise SourceError(f"{shown}: cannot open the database ({first_line(exc)}).") from None
+    conn.set_authorizer(_sqlite_reads_only)  # after the pragma: from here on only reads are authorized
     try:
         cur = conn.execute(sql)
         names = [d[0] for d in cur.description or ()]
@@ -175,6 +192,9 @@ def _read_sqlite(url: str, sql: str, shown: str, table: str | None = None) -> tu
     except sqlite3.Error as exc:
         name = getattr(exc, "sqlite_errorname", "")  # a writer held the file longer than the busy timeout
         locked = name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or str(exc).startswith(("database is locked", "database table is locked"))
+        if "not authorized" in str(exc):
+            hint = "; a source is only read: one SELECT (or WITH ... SELECT), no ATTACH, VACUUM, PRAGMA or writes"
+            raise SourceError(f"{shown}: the query failed ({first_line(exc)}{hint}).") from None
         names = None if locked or not table else [r[0] for r in _sqlite_quietly(conn, _SQLITE_TABLES)]
         raise (SourceUnreachableError if locked else SourceError)(_failed(shown, table, first_line(exc), names)) from None
     finally:
@@ -191,6 +211,21 @@ def _sqlite_quietly(conn, sql: str) -> list:
         return conn.execute(sql).fetchall()
     except sqlite3.Error:
         return []
+
+
+# What a query that only reads asks SQLite to authorize; anything else (ATTACH, which VACUUM INTO also
+# asks for, a transaction, PRAGMA, any write, temp tables) is refused before it runs.
+_SQLITE_READ_ACTIONS = frozenset(getattr(sqlite3, name) for name in ("SQLITE_SELECT", "SQLITE_READ", "SQLITE_FUNCTION", "SQLITE_RECURSIVE"))
+_SQLITE_REFUSED_FUNCTIONS = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
+
+
+def _sqlite_reads_only(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
+    """SQLite authorizer: allow reading tables and calling ordinary functions, refuse everything else."""
+    if action not in _SQLITE_READ_ACTIONS:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _SQLITE_REFUSED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:
