@@ -47,11 +47,11 @@ class Services:
     """PostgreSQL, Redis and the Airflow components as child processes, with their logs in one folder."""
 
     def __init__(self, base: Path) -> None:
-        self.base, self.procs, self.cluster = base, [], None
+        self.base, self.procs, self.files, self.cluster = base, [], [], None
 
     def start(self, name: str, argv: list[str], env: dict) -> None:
-        out = (self.base / f"{name}.log").open("w")
-        self.procs.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT))
+        self.files.append((self.base / f"{name}.log").open("w"))
+        self.procs.append(subprocess.Popen(argv, env=env, stdout=self.files[-1], stderr=subprocess.STDOUT))
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -62,6 +62,8 @@ class Services:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for f in self.files:
+            f.close()
         if self.cluster is not None:
             pg.stop(self.cluster)
 
@@ -108,7 +110,8 @@ def test_the_fleet_dag_runs_on_celery_workers_and_a_broken_model_fails_only_itse
         assert subprocess.run([*airflow, "dags", "unpause", "catboost_retrain_fleet"], env=env, capture_output=True, timeout=300).returncode == 0
         trigger = subprocess.run([*airflow, "dags", "trigger", "catboost_retrain_fleet", "-o", "json"], env=env, capture_output=True, text=True, timeout=300)
         assert trigger.returncode == 0, trigger.stderr[-3000:]
-        run_id = json.loads(trigger.stdout[trigger.stdout.index("[") :])[0]["dag_run_id"]
+        listing = next(line for line in trigger.stdout.splitlines() if line.startswith('[{"'))  # the JSON line among Airflow's warnings
+        run_id = json.loads(listing)[0]["dag_run_id"]
 
         def state() -> str:
             return cluster.psql(f"SELECT state FROM dag_run WHERE run_id = '{run_id}'", database="airflow").split()[2]
