@@ -110,6 +110,7 @@ class Plan:
     version: str
     schema_changed: bool
     accepted: dict | None = None  # the newest version whose rows were accepted: new rows are counted against it
+    history: list = field(default_factory=list)  # ROC-AUCs of the accepted versions, oldest first (the auc_jump check)
 
 
 @dataclass

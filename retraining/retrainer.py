@@ -86,6 +86,7 @@ class ModelRetrainer:
         min_auc: float | None = None,
         data_checks: str = "block",
         check_settings: str | Path | dict | None = None,
+        slice_columns: tuple[str, ...] | list[str] = (),
         lock_timeout: float = 60.0,
         thread_count: int = -1,
         progress_every: int = 100,
@@ -103,7 +104,7 @@ class ModelRetrainer:
         self.id_column, self.time_column, self.drop_columns = id_column, time_column, tuple(drop_columns)
         self.params = TrainParams(iterations, seed, task_type.upper(), learning_rate, depth, thread_count, progress_every)
         self.rule = DeployRule(min_improvement=min_improvement, require_significance=require_significance, min_auc=min_auc)
-        self.data_checks, self.check_settings = data_checks, _check_settings(check_settings)
+        self.data_checks, self.check_settings, self.slice_columns = data_checks, _check_settings(check_settings), tuple(slice_columns)
         self.registry, self.report = Registry(models_dir, production_path, lock_timeout), report
         self.mlflow = {"uri": mlflow_uri, "experiment": mlflow_experiment, "model_name": mlflow_model_name} if mlflow_uri else None
         self.notify_settings = {"urls": tuple(notify), "config": notify_config, "events": None if notify_on is None else tuple(notify_on)}
