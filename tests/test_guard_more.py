@@ -74,17 +74,17 @@ def test_two_swapped_columns_of_the_same_range_are_found_and_named_and_a_clean_s
     assert found[0].severity == BLOCK and summary["auc"] > s.multivariate_block_auc  # not explained by a column's own drift
 
 
-def test_multivariate_drift_driven_by_a_column_that_drifted_on_its_own_only_warns():
+def test_multivariate_drift_carried_by_a_column_that_drifted_on_its_own_is_left_to_the_drift_check():
     X = _related(4000, 3)
     new = np.zeros(len(X), bool)
     new[3000:] = True
     X.loc[new, "other"] += 5  # a plain shift of one column: the drift check's job
-    drift = {"features": {"other": {"psi": 3.0, "psi_new": 9.0}}}
-    found, _ = adversarial_check(X, new, ~new, [], CheckSettings(), drift=drift, threads=1)
-    assert [(f.severity, f.columns[0], f.numbers["explained_by_drift"]) for f in found] == [(WARN, "other", True)]
+    found, summary = adversarial_check(X, new, ~new, [], CheckSettings(), explained={"other"}, threads=1)
+    assert found == [] and summary["explained_by"] == ["other"] and summary["auc"] > 0.9
+    found, _ = adversarial_check(X, new, ~new, [], CheckSettings(), threads=1)  # nothing else named it: the classifier does
+    assert [(f.severity, f.columns[0]) for f in found] == [(BLOCK, "other")]
     never_block = CheckSettings(multivariate_block_auc=1.0)
-    found, _ = adversarial_check(X, new, ~new, [], never_block, threads=1)
-    assert [f.severity for f in found] == [WARN]
+    assert [f.severity for f in adversarial_check(X, new, ~new, [], never_block, threads=1)[0]] == [WARN]
 
 
 def test_a_graded_check_keeps_its_own_severity_unless_the_user_sets_another():

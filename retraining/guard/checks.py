@@ -106,22 +106,24 @@ def run_checks(
     if drift:
         flagged = {c for f in found if f.severity == BLOCK for c in f.columns}
         found += drift_findings(drift, s, skip=flagged)
-    found += _learned(ds, judged, basis, reference, rows, reference_rows, s, drift, threads)
+    found += _learned(ds, judged, basis, reference, rows, reference_rows, s, drift, threads, found)
     return CheckReport(apply_severity(found, s, mode), basis, int(judged.sum()), drift)
 
 
-def _learned(ds: Dataset, judged, basis: str, reference, rows, reference_rows, s: CheckSettings, drift: dict, threads: int) -> list[Finding]:
+def _learned(ds: Dataset, judged, basis: str, reference, rows, reference_rows, s: CheckSettings, drift: dict, threads: int, before: list) -> list[Finding]:
     """The leak check on the judged rows; with new rows and a production model, the multivariate drift check."""
     from retraining.guard.learned import adversarial_check, leak_check
 
-    found = [] if s.severity.get("leak") == OFF else leak_check(ds.X[judged], ds.y[judged], ds.cat_features, s)
+    leaks = [] if s.severity.get("leak") == OFF else leak_check(ds.X[judged], ds.y[judged], ds.cat_features, s)
+    found = [*before, *leaks]
     if basis != "new rows" or reference is None or s.severity.get("multivariate_drift") == OFF:
-        return found
+        return leaks
     ref = reference_rows if reference_rows is not None else ~rows.new & ~rows.resent
-    adversarial, summary = adversarial_check(ds.X, judged, np.asarray(ref, bool), ds.cat_features, s, drift=drift, threads=threads)
+    explained = {c for f in found for c in f.columns} | {n for n, r in (drift or {}).get("features", {}).items() if (r.get("psi_new") or 0) > s.drift_psi}
+    adversarial, summary = adversarial_check(ds.X, judged, np.asarray(ref, bool), ds.cat_features, s, explained=explained, threads=threads)
     if drift is not None:
         drift["multivariate"] = summary
-    return found + adversarial
+    return leaks + adversarial
 
 
 def arrival_checks(ds: Dataset, reference: dict | None, arrivals: RowSplit, already: list[Finding], **kwargs) -> list[Finding]:

@@ -12,9 +12,10 @@ depth 4, at most ``adversarial_rows`` rows of each side, stopped after
 ``adversarial_seconds``) to tell tonight's rows from the reference rows (rows of today's
 file the production model trained on) and scores it on a held-out half. An AUC near 0.5:
 the rows look alike; above ``multivariate_auc`` (and p < ``label_p_value``): a warning
-naming the columns that drive it; above ``multivariate_block_auc`` a block, unless its
-strongest column has also drifted on its own (PSI > ``drift_psi``): that is ordinary
-drift (a season, a campaign), and the drift check already reports it. Swapped columns
+naming the columns that drive it; above ``multivariate_block_auc`` a block. When columns
+that drifted on their own (PSI > ``drift_psi``, or named by another finding) carry half
+the classifier's importance, that is ordinary drift (a season, a campaign, a unit change)
+and the checks of single columns already report it: no finding, only the summary. Swapped columns
 of similar range and broken relationships between columns show here and nowhere else.
 """
 
@@ -83,11 +84,16 @@ def adversarial_check(
     cat_features: list[str],
     s: CheckSettings,
     *,
-    drift: dict | None = None,
+    explained: set[str] | None = None,
     seed: int = 0,
     threads: int = -1,
 ) -> tuple[list[Finding], dict]:
-    """Can a classifier tell the ``judged`` rows of ``X`` from the ``reference`` rows? Findings and a summary."""
+    """Can a classifier tell the ``judged`` rows of ``X`` from the ``reference`` rows? Findings and a summary.
+
+    ``explained``: columns that drifted on their own (named by another finding, or PSI above
+    ``drift_psi``); when they carry half the classifier's importance or more, there is no
+    finding: the signal is that drift, already reported (the summary says so).
+    """
     rng = np.random.default_rng(seed)
     a = _sample(np.flatnonzero(judged), int(s.adversarial_rows), rng)
     b = _sample(np.flatnonzero(reference & ~judged), int(s.adversarial_rows), rng)
@@ -113,18 +119,17 @@ def adversarial_check(
     }
     if not math.isfinite(auc) or auc < s.multivariate_auc or p >= s.label_p_value:
         return [], summary
-    driving = [k for k, v in top if v >= s.multivariate_column_share][:5] or [top[0][0]]
-    psi_new = _psi_of(drift, top[0][0])
-    explained = psi_new is not None and psi_new > s.drift_psi
-    severity = BLOCK if auc > s.multivariate_block_auc and not explained else WARN
+    drifted = {k: v for k, v in shares.items() if k in (explained or set())}
+    if sum(drifted.values()) >= 0.5:  # columns that drifted on their own carry it: the drift and range checks report those
+        return [], {**summary, "explained_by": sorted(drifted, key=lambda k: -drifted[k])[:5]}
+    driving = [k for k, v in top if v >= s.multivariate_column_share and k not in drifted][:5] or [top[0][0]]
+    severity = BLOCK if auc > s.multivariate_block_auc else WARN
     shown = ", ".join(f"{k!r} ({shares[k]:.0%})" for k in driving)
     message = (
         f"a classifier tells tonight's {len(a)} rows from {len(b)} rows the production model trained on with ROC-AUC {auc:.3f} "
         f"(p = {p:.2g}); driven by {shown}: swapped or broken columns, or a changed relationship between them?"
     )
-    if explained:
-        message += f" (its strongest column also drifted on its own: PSI {psi_new:.2f})"
-    numbers = {**summary, "driving": {k: round(float(shares[k]), 4) for k in driving}, "explained_by_drift": explained}
+    numbers = {**summary, "driving": {k: round(float(shares[k]), 4) for k in driving}}
     return [Finding("multivariate_drift", severity, driving, numbers, message)], summary
 
 
@@ -156,9 +161,3 @@ def _fit(X: pd.DataFrame, y: np.ndarray, cat_features: list[str], s: CheckSettin
 
 def _sample(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return idx if len(idx) <= n else np.sort(rng.choice(idx, n, replace=False))
-
-
-def _psi_of(drift: dict | None, name: str) -> float | None:
-    row = ((drift or {}).get("features") or {}).get(name) or {}
-    value = row.get("psi_new", row.get("psi"))
-    return float(value) if value is not None else None
