@@ -193,3 +193,20 @@ def test_slice_columns_reach_the_run_and_an_unknown_one_is_one_line(tmp_path):
     assert ran.returncode == ExitCode.BAD_INPUT and "--slice-columns" in ran.stderr and "Traceback" not in ran.stderr
     assert not (tmp_path / "models" / "versions").exists() or not any((tmp_path / "models" / "versions").iterdir())
     assert retrainer(tmp_path, slice_columns=["job"]).slice_columns == ("job",)
+
+
+def test_the_report_shows_the_slice_table_and_both_models_calibration():
+    from retraining.report.html import _metrics
+
+    entry = {
+        "version": "v1.2.0",
+        "champion": {"version": "v1.1.0"},
+        "metrics": {
+            "candidate": {"roc_auc": 0.82, "brier": 0.3125},
+            "champion": {"roc_auc": 0.73, "brier": 0.1875},
+            "slices": [{"column": "region", "value": "north", "rows": 412, "positives": 97, "candidate": 0.63, "champion": 0.92, "p_worse": 0.0001}],
+        },
+    }
+    page = _metrics(entry)
+    assert "<h3>Slices</h3>" in page and "<td>north</td><td>412</td><td>97</td><td>0.6300</td><td>0.9200</td>" in page
+    assert "<td>brier</td><td>0.3125</td><td>0.1875</td>" in page
