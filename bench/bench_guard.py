@@ -16,6 +16,21 @@ injected into one night's new rows (each from the same state):
 - ``swapped_columns``: two numeric columns swapped;          right call: both columns named
   (two columns made from different bank columns: two noisy copies of one are interchangeable)
 
+Issue #21 added four failures the checks of #11 missed, and two public datasets that ship
+inside statsmodels (no download: ``fair``, 6,366 rows, any affair; ``randhie``, 20,190
+rows, any doctor visit; ``pip install statsmodels``):
+
+- ``leaked_label``: the export gains a column filled after the outcome (days until
+  closed, empty while open);                                 right call: not deployed
+- ``swapped_similar``: the two numeric columns of the most similar range swapped (no id
+  column);                                                   right call: both columns named
+- ``after_blocked``: a night blocked (every label negative), then its labels fixed
+  upstream and the next, smaller night's rows 40 % flipped;  right call: not deployed
+- ``slice_regression``: the labels of one segment (a value of the ``--slice-columns``
+  column with about a fifth of the rows) shuffled among its training-side rows while the
+  holdout's stay right;                                      right call: not deployed
+  silently (kept, or deployed with a ``slice_regression`` finding)
+
 plus a second clean night after the first one. Clean nights must not be blocked. A
 column counts as named when a finding or the run's drift line names it. The findings of
 every night are printed, so a right call by luck (the AUC rule keeping a candidate) shows. By
@@ -24,6 +39,7 @@ only the ledger and the checks (no training), which is how the thresholds were t
 
     python bench/bench_guard.py            # real runs (about 10 minutes on 2 cores)
     python bench/bench_guard.py --direct   # checks only (about a minute)
+    python bench/bench_guard.py --datasets fair,randhie --failures leaked_label,after_blocked   # a subset
     python bench/bench_guard.py --data-checks off   # the same nights without the guard (the baseline)
     python bench/bench_guard.py --cost 1000000   # seconds of the guard's steps, ledger bytes per row
     python bench/bench_guard.py --ratio          # real runs, --data-checks block vs off (500 iterations)
@@ -33,6 +49,7 @@ only the ledger and the checks (no training), which is how the thresholds were t
 from __future__ import annotations
 
 import argparse
+import inspect
 import shutil
 import subprocess
 import sys
@@ -225,7 +242,7 @@ class RealRunner:
             report=False,
             lock_timeout=5,
             data_checks=self.data_checks,
-            slice_columns=self.slice_columns,
+            **({"slice_columns": self.slice_columns} if "slice_columns" in inspect.signature(ModelRetrainer).parameters else {}),
         )
         result = r.retrain(force=True)
         return {"status": str(result.status), "checks": list(result.checks), "drift": result.drift or ""}
