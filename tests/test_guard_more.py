@@ -210,3 +210,34 @@ def test_the_report_shows_the_slice_table_and_both_models_calibration():
     page = _metrics(entry)
     assert "<h3>Slices</h3>" in page and "<td>north</td><td>412</td><td>97</td><td>0.6300</td><td>0.9200</td>" in page
     assert "<td>brier</td><td>0.3125</td><td>0.1875</td>" in page
+
+
+def test_the_classifiers_p_value_is_mann_whitneys_and_its_auc_threshold_is_inclusive():
+    from scipy.stats import mannwhitneyu
+
+    from retraining.guard.learned import auc_above_chance
+
+    rng = np.random.default_rng(6)
+    y = (rng.random(800) < 0.3).astype(int)
+    scores = rng.normal(size=800) + 0.3 * y
+    auc, p = auc_above_chance(y, scores)
+    assert auc == pytest.approx(roc_auc_score(y, scores))
+    expected = mannwhitneyu(scores[y == 1], scores[y == 0], alternative="greater", method="asymptotic", use_continuity=False).pvalue
+    assert p == pytest.approx(expected, rel=1e-6)
+    X = _related(4000, 7)
+    new = np.zeros(len(X), bool)
+    new[3000:] = True
+    X.loc[new, ["a", "b"]] = X.loc[new, ["b", "a"]].to_numpy()
+    _, summary = adversarial_check(X, new, ~new, [], CheckSettings(), threads=1)
+    at = CheckSettings(multivariate_auc=summary["auc"] - 5e-5, multivariate_block_auc=1.0)  # the summary rounds to 4 places
+    above = CheckSettings(multivariate_auc=summary["auc"] + 5e-5, multivariate_block_auc=1.0)
+    assert len(adversarial_check(X, new, ~new, [], at, threads=1)[0]) == 1
+    assert adversarial_check(X, new, ~new, [], above, threads=1)[0] == []
+
+
+def test_the_slice_drop_threshold_is_inclusive():
+    X, y, cand, champ = _scores()
+    e = X.region.to_numpy() == "e"
+    drop = roc_auc_score(y[e], champ[e]) - roc_auc_score(y[e], cand[e])
+    assert slice_gate(X, y, cand, champ, ["region"], ["region"], CheckSettings(slice_min_drop=drop - 1e-9))[0] != []
+    assert slice_gate(X, y, cand, champ, ["region"], ["region"], CheckSettings(slice_min_drop=drop + 1e-6))[0] == []
