@@ -26,9 +26,9 @@ rows, any doctor visit; ``pip install statsmodels``):
   column);                                                   right call: both columns named
 - ``after_blocked``: a night blocked (every label negative), then its labels fixed
   upstream and the next, smaller night's rows 40 % flipped;  right call: not deployed
-- ``slice_regression``: the labels of one segment (a value of the ``--slice-columns``
-  column with about a fifth of the rows) shuffled among its training-side rows while the
-  holdout's stay right;                                      right call: not deployed
+- ``slice_regression``: the past outcomes of one segment (a value of the ``--slice-columns``
+  column with about a fifth of the rows) inverted on the training side (a bad backfill),
+  tonight's rows and the holdout right;                                      right call: not deployed
   silently (kept, or deployed with a ``slice_regression`` finding)
 
 plus a second clean night after the first one. Clean nights must not be blocked. A
@@ -147,12 +147,13 @@ def similar_pair(old: pd.DataFrame, numeric: list[str]) -> tuple[str, str]:
     return pair
 
 
-def broken_segment(frame: pd.DataFrame, column: str, tmp: Path, rng: np.random.Generator) -> tuple[pd.DataFrame, list[str]]:
-    """The labels of one segment (a value of ``column`` with about a fifth of the rows) shuffled among its training-side rows.
+def broken_segment(frame: pd.DataFrame, column: str, tmp: Path, history: int) -> tuple[pd.DataFrame, list[str]]:
+    """The outcomes of one segment's history (a value of ``column`` with about a fifth of the rows) inverted on the training side.
 
-    A label join broken for one segment in the training extract while the evaluation labels
-    (the holdout rows) stay right: the candidate collapses on that segment. The holdout rows
-    are found as the run finds them (the stable hash of each row's key).
+    A backfill that rewrote one segment's past outcomes the wrong way round, in the rows the
+    candidate trains on (the first ``history`` rows, less the holdout, found as the run finds
+    it: the stable hash of each row's key); tonight's rows and the holdout stay right, so no
+    label check on the new rows can see it. The candidate learns the segment backwards.
     """
     from retraining.data.dataset import load_dataset
 
@@ -160,9 +161,9 @@ def broken_segment(frame: pd.DataFrame, column: str, tmp: Path, rng: np.random.G
     value = shares.index[int(np.argmin(np.abs(shares.to_numpy() - 0.2)))]
     frame.to_csv(tmp / "segment.csv", index=False)
     holdout = load_dataset(tmp / "segment.csv").holdout
-    rows = np.flatnonzero((frame[column] == value).to_numpy() & ~holdout)
+    rows = np.flatnonzero((frame[column] == value).to_numpy() & ~holdout & (np.arange(len(frame)) < history))
     out = frame.copy()
-    out.loc[rows, "target"] = rng.permutation(out.loc[rows, "target"].to_numpy())
+    out.loc[rows, "target"] = 1 - out.loc[rows, "target"]
     return out, [column]
 
 
@@ -327,7 +328,7 @@ def _failure_night(runner, state: Path, failure: str, data: pd.DataFrame, first:
         return runner.night(state, frame), []
     if failure == "slice_regression":
         column = runner.slice_columns[0]
-        frame, expected = broken_segment(frame.reset_index(drop=True), column, state, rng)
+        frame, expected = broken_segment(frame.reset_index(drop=True), column, state, first)
         return runner.night(state, frame), expected
     if failure != "clean":
         frame, expected = inject(failure, frame, today, day1, rng)
