@@ -358,7 +358,11 @@ def cost(rows: int, repeats: int) -> int:
     import subprocess
 
     print(f"{stamp()} | {machine()}")
-    print(table_head("data", "rows", "features", "row keys", "new-row split", "checks (5 % new)", "ledger save", "profile", "ledger bytes/row"))
+    print(
+        table_head(
+            "data", "rows", "features", "row keys", "new-row split", "checks (5 % new)", "of which classifier", "ledger save", "profile", "ledger bytes/row"
+        )
+    )
     with tempfile.TemporaryDirectory(prefix="bench_guard_cost_") as tmp:
         synthetic = Path(tmp) / "synthetic.csv"
         subprocess.run([sys.executable, str(ROOT / "bench" / "make_synthetic.py"), str(rows), str(synthetic)], check=True, capture_output=True)
@@ -389,6 +393,8 @@ def _cost_row(label: str, path: Path, tmp: Path, repeats: int) -> str:
     }
     cells = [f"{float(np.median([_timed(fn) for _ in range(repeats)])):.2f} s" for fn in steps.values()]
     size = (tmp / "ledger.npz").stat().st_size
+    classifier = run_checks(ds, reference, split).drift.get("multivariate", {})  # issue #21: the adversarial classifier's own seconds
+    cells.insert(3, f"{classifier.get('seconds', 0.0):.2f} s ({classifier.get('iterations', '-')} it., {classifier.get('rows', '-')} rows)")
     return table_row(label, ds.rows, len(ds.features), *cells, f"{size / ds.rows:.2f}")
 
 
