@@ -82,8 +82,8 @@ class CheckSettings:
     multivariate_auc: float = 0.65
     multivariate_block_auc: float = 0.9
     multivariate_column_share: float = 0.1
-    adversarial_rows: int = 5000
-    adversarial_iterations: int = 60
+    adversarial_rows: int = 4000
+    adversarial_iterations: int = 40
     adversarial_seconds: float = 5.0
     auc_jump_sd: float = 4.0
     auc_jump_min: float = 0.05

@@ -39,15 +39,15 @@ def single_feature_auc(col: pd.Series, y: np.ndarray, categorical: bool) -> floa
     """ROC-AUC of one column alone on labels ``y``, in its better direction (0.5 to 1)."""
     y = np.asarray(y).astype(int)
     if categorical:
-        values = col.astype(str).to_numpy()
-        halves = np.arange(len(values)) % 2
-        scores = np.empty(len(values))
+        codes, uniques = pd.factorize(col.astype(str))
+        halves = np.arange(len(codes)) % 2
+        scores = np.empty(len(codes))
         prior = y.mean()
         for half in (0, 1):  # each half scored by the category rates of the other half (smoothed by one prior row)
-            fit, score = halves != half, halves == half
-            stats = pd.DataFrame({"v": values[fit], "y": y[fit]}).groupby("v")["y"].agg(["sum", "count"])
-            rate = (stats["sum"] + prior) / (stats["count"] + 1)
-            scores[score] = pd.Series(values[score]).map(rate).fillna(prior).to_numpy()
+            fit = halves != half
+            positives = np.bincount(codes[fit], weights=y[fit], minlength=len(uniques))
+            rows = np.bincount(codes[fit], minlength=len(uniques))
+            scores[~fit] = ((positives + prior) / (rows + 1))[codes[~fit]]
         return float(roc_auc(y, scores))  # cross-fitted: a direction is already learned
     v = col.to_numpy(dtype=float)
     v = np.where(np.isnan(v), -np.inf, v)
