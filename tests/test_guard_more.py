@@ -241,3 +241,11 @@ def test_the_slice_drop_threshold_is_inclusive():
     drop = roc_auc_score(y[e], champ[e]) - roc_auc_score(y[e], cand[e])
     assert slice_gate(X, y, cand, champ, ["region"], ["region"], CheckSettings(slice_min_drop=drop - 1e-9))[0] != []
     assert slice_gate(X, y, cand, champ, ["region"], ["region"], CheckSettings(slice_min_drop=drop + 1e-6))[0] == []
+
+
+def test_a_classifier_that_cannot_train_skips_the_check_instead_of_failing_the_run():
+    X = pd.DataFrame({"a": np.ones(1000), "b": np.zeros(1000)})  # CatBoost refuses constant features
+    new = np.zeros(1000, bool)
+    new[700:] = True
+    found, summary = adversarial_check(X, new, ~new, [], CheckSettings(), threads=1)
+    assert found == [] and "classifier failed" in summary["note"]

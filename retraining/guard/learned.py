@@ -104,7 +104,11 @@ def adversarial_check(
     label = np.r_[np.ones(len(a), int), np.zeros(len(b), int)]
     test = rng.random(len(rows)) < 0.5
     frame = X.iloc[rows].reset_index(drop=True)
-    model, iterations = _fit(frame[~test], label[~test], cat_features, s, seed, threads)
+    try:
+        model, iterations = _fit(frame[~test], label[~test], cat_features, s, seed, threads)
+    except Exception as exc:
+        log.warning("The multivariate drift check could not train its classifier (%s); skipped.", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return [], {"note": f"classifier failed: {exc}"[:300]}
     scores = model.predict_proba(frame[test])[:, 1]
     auc, p = auc_above_chance(label[test], scores)
     shares = dict(zip(frame.columns, np.asarray(model.get_feature_importance(), float) / 100.0, strict=True))
