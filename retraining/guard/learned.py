@@ -104,13 +104,11 @@ def adversarial_check(
     label = np.r_[np.ones(len(a), int), np.zeros(len(b), int)]
     test = rng.random(len(rows)) < 0.5
     frame = X.iloc[rows].reset_index(drop=True)
-    try:
-        model, iterations = _fit(frame[~test], label[~test], cat_features, s, seed, threads)
-    except Exception as exc:
-        log.warning("The multivariate drift check could not train its classifier (%s); skipped.", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return [], {"note": f"classifier failed: {exc}"[:300]}
-    scores = model.predict_proba(frame[test])[:, 1]
-    auc, p = auc_above_chance(label[test], scores)
+    fitted = _fit(frame[~test], label[~test], cat_features, s, seed, threads)
+    if isinstance(fitted, str):
+        return [], {"note": fitted}
+    model, iterations = fitted
+    auc, p = auc_above_chance(label[test], model.predict_proba(frame[test])[:, 1])
     shares = dict(zip(frame.columns, np.asarray(model.get_feature_importance(), float) / 100.0, strict=True))
     top = sorted(shares.items(), key=lambda kv: -kv[1])
     summary = {
@@ -127,14 +125,18 @@ def adversarial_check(
     if sum(drifted.values()) >= 0.5:  # columns that drifted on their own carry it: the drift and range checks report those
         return [], {**summary, "explained_by": sorted(drifted, key=lambda k: -drifted[k])[:5]}
     driving = [k for k, v in top if v >= s.multivariate_column_share and k not in drifted][:5] or [top[0][0]]
-    severity = BLOCK if auc > s.multivariate_block_auc else WARN
-    shown = ", ".join(f"{k!r} ({shares[k]:.0%})" for k in driving)
+    return [_finding(summary, {k: shares[k] for k in driving}, s)], summary
+
+
+def _finding(summary: dict, driving: dict, s: CheckSettings) -> Finding:
+    auc, p, (a, b) = summary["auc"], summary["p_value"], summary["rows"]
+    shown = ", ".join(f"{k!r} ({v:.0%})" for k, v in driving.items())
     message = (
-        f"a classifier tells tonight's {len(a)} rows from {len(b)} rows the production model trained on with ROC-AUC {auc:.3f} "
+        f"a classifier tells tonight's {a} rows from {b} rows the production model trained on with ROC-AUC {auc:.3f} "
         f"(p = {p:.2g}); driven by {shown}: swapped or broken columns, or a changed relationship between them?"
     )
-    numbers = {**summary, "driving": {k: round(float(shares[k]), 4) for k in driving}}
-    return [Finding("multivariate_drift", severity, driving, numbers, message)], summary
+    numbers = {**summary, "driving": {k: round(float(v), 4) for k, v in driving.items()}}
+    return Finding("multivariate_drift", BLOCK if auc > s.multivariate_block_auc else WARN, list(driving), numbers, message)
 
 
 def auc_above_chance(y: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -159,7 +161,12 @@ def _fit(X: pd.DataFrame, y: np.ndarray, cat_features: list[str], s: CheckSettin
     model = CatBoostClassifier(
         iterations=int(s.adversarial_iterations), depth=4, learning_rate=0.2, random_seed=seed, verbose=False, thread_count=threads, allow_writing_files=False
     )
-    model.fit(X, y, cat_features=cats, callbacks=[_Deadline()])
+    try:
+        model.fit(X, y, cat_features=cats, callbacks=[_Deadline()])
+    except Exception as exc:  # CatBoostError (e.g. every feature constant): a check must not fail the run
+        why = (str(exc).splitlines() or [type(exc).__name__])[0]
+        log.warning("The multivariate drift check could not train its classifier (%s); skipped.", why)
+        return f"classifier failed: {why}"[:300]
     return model, int(model.tree_count_)
 
 
