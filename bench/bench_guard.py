@@ -16,6 +16,21 @@ injected into one night's new rows (each from the same state):
 - ``swapped_columns``: two numeric columns swapped;          right call: both columns named
   (two columns made from different bank columns: two noisy copies of one are interchangeable)
 
+Issue #21 added four failures the checks of #11 missed, and two public datasets that ship
+inside statsmodels (no download: ``fair``, 6,366 rows, any affair; ``randhie``, 20,190
+rows, any doctor visit; ``pip install statsmodels``):
+
+- ``leaked_label``: the export gains a column filled after the outcome (days until
+  closed, empty while open);                                 right call: not deployed
+- ``swapped_similar``: the two numeric columns of the most similar range swapped (no id
+  column);                                                   right call: both columns named
+- ``after_blocked``: a night blocked (every label negative), then its labels fixed
+  upstream and the next, smaller night's rows 40 % flipped;  right call: not deployed
+- ``slice_regression``: the past outcomes of one segment (a value of the ``--slice-columns``
+  column with about a fifth of the rows) inverted on the training side (a bad backfill),
+  tonight's rows and the holdout right;                                      right call: not deployed
+  silently (kept, or deployed with a ``slice_regression`` finding)
+
 plus a second clean night after the first one. Clean nights must not be blocked. A
 column counts as named when a finding or the run's drift line names it. The findings of
 every night are printed, so a right call by luck (the AUC rule keeping a candidate) shows. By
@@ -24,6 +39,7 @@ only the ledger and the checks (no training), which is how the thresholds were t
 
     python bench/bench_guard.py            # real runs (about 10 minutes on 2 cores)
     python bench/bench_guard.py --direct   # checks only (about a minute)
+    python bench/bench_guard.py --datasets fair,randhie --failures leaked_label,after_blocked   # a subset
     python bench/bench_guard.py --data-checks off   # the same nights without the guard (the baseline)
     python bench/bench_guard.py --cost 1000000   # seconds of the guard's steps, ledger bytes per row
     python bench/bench_guard.py --ratio          # real runs, --data-checks block vs off (500 iterations)
@@ -33,6 +49,7 @@ only the ledger and the checks (no training), which is how the thresholds were t
 from __future__ import annotations
 
 import argparse
+import inspect
 import shutil
 import subprocess
 import sys
@@ -53,9 +70,39 @@ BASE_COLUMNS = [
     *("age", "job", "marital", "education", "default", "balance", "housing", "loan"),
     *("contact", "day", "month", "campaign", "pdays", "previous", "poutcome"),
 ]
-DATASETS = [(0.03, 3), (0.10, 16), (0.20, 40), (0.30, 85)]
+DATASETS = [(0.03, 3), (0.10, 16), (0.20, 40), (0.30, 85), "fair", "randhie"]
 FAILURES = ["label_flip", "labels_missing", "unit_change", "renamed_category", "resent_batch", "swapped_columns"]
-LABEL_FAILURES = {"label_flip", "labels_missing"}
+FAILURES += ["leaked_label", "swapped_similar", "after_blocked", "slice_regression"]  # issue #21
+LABEL_FAILURES = {"label_flip", "labels_missing", "after_blocked"}
+NOT_DEPLOYED = {*LABEL_FAILURES, "resent_batch", "leaked_label"}  # the right call: not deployed (by a blocking finding)
+SLICE_COLUMN = {"bank": "job", "fair": "occupation", "randhie": "health"}  # --slice-columns of every night of the dataset
+
+
+def public_dataset(name: str, seed: int) -> pd.DataFrame:
+    """A public dataset that ships inside statsmodels (no download), with a 0/1 ``target``, rows shuffled."""
+    import statsmodels.api as sm
+
+    if name == "fair":  # 6,366 women surveyed in 1974 (Fair 1978): any extramarital affair
+        frame = sm.datasets.fair.load_pandas().data
+        frame["target"] = (frame.pop("affairs") > 0).astype(int)
+        for c in ("occupation", "occupation_husb"):  # coded categories (1 student, 2 farming, ... 6 professional)
+            frame[c] = "occ" + frame[c].astype(int).astype(str)
+    elif name == "randhie":  # 20,190 person-years of the RAND Health Insurance Experiment: any doctor visit
+        frame = sm.datasets.randhie.load_pandas().data
+        frame["target"] = (frame.pop("mdvis") > 0).astype(int)
+        dummies = [frame.pop(c).to_numpy() == 1 for c in ("hlthg", "hlthf", "hlthp")]  # self-rated health, as one category
+        frame["health"] = np.select(dummies, ["good", "fair", "poor"], "excellent")
+    else:
+        raise ValueError(name)
+    return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def dataset_name(spec) -> str:
+    return spec if isinstance(spec, str) else f"{spec[0]:.0%} positive, {spec[1]} features"
+
+
+def load(spec, seed: int) -> pd.DataFrame:
+    return public_dataset(spec, seed) if isinstance(spec, str) else make_dataset(*spec, seed)
 
 
 def make_dataset(base_rate: float, width: int, seed: int) -> pd.DataFrame:
@@ -84,6 +131,40 @@ def make_dataset(base_rate: float, width: int, seed: int) -> pd.DataFrame:
             out[f"{source}_{k}"] = col.where(~swap, rng.choice(col.unique(), len(col)))
     out["target"] = frame["target"].to_numpy()
     return out
+
+
+def similar_pair(old: pd.DataFrame, numeric: list[str]) -> tuple[str, str]:
+    """The two numeric columns (from different source columns) whose values fit each other's 1st-99th percentile range best."""
+    q = {c: old[c].quantile([0.01, 0.99]).to_numpy() for c in numeric}
+    best, pair = np.inf, (numeric[0], numeric[1])
+    for i, a in enumerate(numeric):
+        for b in numeric[i + 1 :]:
+            if a.split("_")[0] == b.split("_")[0] and a != b:
+                continue  # two noisy copies of one bank column are interchangeable
+            outside = ((old[a] < q[b][0]) | (old[a] > q[b][1])).mean() + ((old[b] < q[a][0]) | (old[b] > q[a][1])).mean()
+            if outside < best:
+                best, pair = outside, (a, b)
+    return pair
+
+
+def broken_segment(frame: pd.DataFrame, column: str, tmp: Path, history: int) -> tuple[pd.DataFrame, list[str]]:
+    """The outcomes of one segment's history (a value of ``column`` with about a fifth of the rows) inverted on the training side.
+
+    A backfill that rewrote one segment's past outcomes the wrong way round, in the rows the
+    candidate trains on (the first ``history`` rows, less the holdout, found as the run finds
+    it: the stable hash of each row's key); tonight's rows and the holdout stay right, so no
+    label check on the new rows can see it. The candidate learns the segment backwards.
+    """
+    from retraining.data.dataset import load_dataset
+
+    shares = frame[column].value_counts(normalize=True)
+    value = shares.index[int(np.argmin(np.abs(shares.to_numpy() - 0.2)))]
+    frame.to_csv(tmp / "segment.csv", index=False)
+    holdout = load_dataset(tmp / "segment.csv").holdout
+    rows = np.flatnonzero((frame[column] == value).to_numpy() & ~holdout & (np.arange(len(frame)) < history))
+    out = frame.copy()
+    out.loc[rows, "target"] = 1 - out.loc[rows, "target"]
+    return out, [column]
 
 
 @dataclass
@@ -124,6 +205,14 @@ def inject(failure: str, frame: pd.DataFrame, new: slice, yesterday: slice, rng:
         return out, [col]
     if failure == "resent_batch":
         return pd.concat([out.iloc[: new.start], out.iloc[yesterday], out.iloc[new]], ignore_index=True), []
+    if failure == "leaked_label":  # the export gained a column filled after the outcome (days until closed: empty while open)
+        out["days_to_close"] = np.where(out["target"] == 1, rng.integers(1, 60, len(out)), np.nan)
+        return out, ["days_to_close"]
+    if failure == "swapped_similar":  # two columns of the most similar range swapped (no id column: nothing else changes)
+        a, b = similar_pair(out.iloc[: new.start], numeric)
+        out[[a, b]] = out[[a, b]].astype(float)
+        out.loc[idx, [a, b]] = out.loc[idx, [b, a]].to_numpy()
+        return out, sorted([a, b])
     if failure == "swapped_columns":
         a = str(rng.choice(numeric))  # two different columns: swapping two noisy copies of one bank column changes nothing
         b = str(rng.choice([c for c in numeric if c.split("_")[0] != a.split("_")[0]]))
@@ -138,6 +227,7 @@ class RealRunner:
 
     def __init__(self, folder: Path, iterations: int, data_checks: str = "block"):
         self.folder, self.iterations, self.data_checks = folder, iterations, data_checks
+        self.slice_columns: list[str] = []
 
     def night(self, state: Path, frame: pd.DataFrame) -> dict:
         from retrain_model import ModelRetrainer
@@ -153,6 +243,7 @@ class RealRunner:
             report=False,
             lock_timeout=5,
             data_checks=self.data_checks,
+            **({"slice_columns": self.slice_columns} if "slice_columns" in inspect.signature(ModelRetrainer).parameters else {}),
         )
         result = r.retrain(force=True)
         return {"status": str(result.status), "checks": list(result.checks), "drift": result.drift or ""}
@@ -160,6 +251,8 @@ class RealRunner:
 
 class DirectRunner:
     """Only the ledger and the checks; the previous version is always "deployed"."""
+
+    slice_columns: list[str] = []  # noqa: RUF012 (the slice gate needs trained models: not judged here)
 
     def night(self, state: Path, frame: pd.DataFrame) -> dict:
         import json
@@ -188,47 +281,66 @@ def judge(failure: str, outcome: dict, expected: list[str]) -> tuple[bool, list[
     if "): " in drift:
         named |= {n.strip() for n in drift.split("): ", 1)[1].split(";")[0].split(" and ")[0].split(",")}
     named = sorted(named)
-    if failure in LABEL_FAILURES or failure == "resent_batch":
+    if failure in NOT_DEPLOYED:
         return outcome["status"] != "deployed", named
+    if failure == "slice_regression":  # the failure is a silent deploy: kept, or deployed with the segment named
+        return outcome["status"] != "deployed" or any(f["name"] == "slice_regression" for f in outcome["checks"]), named
     if failure == "clean":
         return not any(f["severity"] == "block" for f in outcome["checks"]), named
     return set(expected) <= set(named), named
 
 
-def run(direct: bool, iterations: int, seed: int, data_checks: str = "block") -> tuple[list[Case], float]:
-    runner = DirectRunner() if direct else None
+def run(direct: bool, iterations: int, seed: int, data_checks: str = "block", datasets: list | None = None) -> tuple[list[Case], float]:
     cases: list[Case] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_guard_") as tmp:
-        for base_rate, width in DATASETS:
-            name = f"{base_rate:.0%} positive, {width} features"
-            data = make_dataset(base_rate, width, seed)
+        for spec in datasets or DATASETS:
+            name = dataset_name(spec)
+            data = load(spec, seed)
             first, night = len(data) // 2, max(600, len(data) // 20)
-            base = Path(tmp) / f"d{width}"
+            base = Path(tmp) / name.replace(" ", "_").replace("%", "").replace(",", "")
             (base / "state").mkdir(parents=True)
-            runner = runner or RealRunner(Path(tmp), iterations, data_checks)
+            runner = DirectRunner() if direct else RealRunner(Path(tmp), iterations, data_checks)
+            runner.slice_columns = [SLICE_COLUMN["bank" if not isinstance(spec, str) else spec]]
             runner.night(base / "state", data.iloc[:first])
             day1 = slice(first, first + night)
             clean1 = runner.night(base / "state", data.iloc[: first + night])
             cases.append(Case(name, "clean", *_call("clean", clean1, []), [], _shown(clean1)))
             rng = np.random.default_rng(seed)
-            today = slice(first + night, first + 2 * night)
             for failure in [*FAILURES, "clean"]:
                 state = base / failure
                 shutil.copytree(base / "state", state)
-                frame, expected = data.iloc[: first + 2 * night], []
-                if failure != "clean":
-                    frame, expected = inject(failure, frame, today, day1, rng)
-                outcome = runner.night(state, frame)
+                outcome, expected = _failure_night(runner, state, failure, data, first, night, day1, rng)
                 cases.append(Case(name, failure, *_call(failure, outcome, expected), expected, _shown(outcome)))
                 print(f"{name:28s} {failure:17s} {'right' if cases[-1].right else 'WRONG'}  {outcome['status']:16s} {cases[-1].findings}", flush=True)
     return cases, time.perf_counter() - started
 
 
+def _failure_night(runner, state: Path, failure: str, data: pd.DataFrame, first: int, night: int, day1: slice, rng) -> tuple[dict, list[str]]:
+    """Run the night(s) of one failure from the shared state; the outcome of the night judged."""
+    today = slice(first + night, first + 2 * night)
+    frame, expected = data.iloc[: first + 2 * night], []
+    if failure == "after_blocked":  # a night blocked (every label negative); the next night its labels are fixed upstream
+        blocked, _ = inject("labels_missing", frame, today, day1, rng)  # ... and tonight's fewer rows carry 40 % flipped labels
+        runner.night(state, blocked)
+        tonight = slice(today.stop, today.stop + max(200, night // 3))
+        frame, _ = inject("label_flip", data.iloc[: tonight.stop], tonight, today, rng)
+        return runner.night(state, frame), []
+    if failure == "slice_regression":
+        column = runner.slice_columns[0]
+        frame, expected = broken_segment(frame.reset_index(drop=True), column, state, first)
+        return runner.night(state, frame), expected
+    if failure != "clean":
+        frame, expected = inject(failure, frame, today, day1, rng)
+    return runner.night(state, frame), expected
+
+
 def _by_finding(case: Case) -> bool:
     """A right call a check made: blocked by a finding, or the column named; not the AUC rule keeping a candidate by chance."""
-    if case.failure in LABEL_FAILURES or case.failure == "resent_batch":
+    if case.failure in NOT_DEPLOYED:
         return case.right and any(f.startswith("block") for f in case.findings)
+    if case.failure == "slice_regression":
+        return any(" slice_regression" in f for f in case.findings)
     return case.right
 
 
@@ -246,7 +358,11 @@ def cost(rows: int, repeats: int) -> int:
     import subprocess
 
     print(f"{stamp()} | {machine()}")
-    print(table_head("data", "rows", "features", "row keys", "new-row split", "checks (5 % new)", "ledger save", "profile", "ledger bytes/row"))
+    print(
+        table_head(
+            "data", "rows", "features", "row keys", "new-row split", "checks (5 % new)", "of which classifier", "ledger save", "profile", "ledger bytes/row"
+        )
+    )
     with tempfile.TemporaryDirectory(prefix="bench_guard_cost_") as tmp:
         synthetic = Path(tmp) / "synthetic.csv"
         subprocess.run([sys.executable, str(ROOT / "bench" / "make_synthetic.py"), str(rows), str(synthetic)], check=True, capture_output=True)
@@ -277,6 +393,8 @@ def _cost_row(label: str, path: Path, tmp: Path, repeats: int) -> str:
     }
     cells = [f"{float(np.median([_timed(fn) for _ in range(repeats)])):.2f} s" for fn in steps.values()]
     size = (tmp / "ledger.npz").stat().st_size
+    classifier = run_checks(ds, reference, split).drift.get("multivariate", {})  # issue #21: the adversarial classifier's own seconds
+    cells.insert(3, f"{classifier.get('seconds', 0.0):.2f} s ({classifier.get('iterations', '-')} it., {classifier.get('rows', '-')} rows)")
     return table_row(label, ds.rows, len(ds.features), *cells, f"{size / ds.rows:.2f}")
 
 
@@ -345,12 +463,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, metavar="N", help="with --ratio: N synthetic rows (make_synthetic.py) instead of the shipped data")
     parser.add_argument("--data-checks", default="block", choices=["block", "warn", "off"], help="real runs with this setting (off: no guard)")
+    parser.add_argument("--datasets", default="", metavar="A,B", help="only these datasets: bank (the four bank datasets), fair, randhie")
+    parser.add_argument("--failures", default="", metavar="A,B", help="only these failures (clean nights always run)")
     args = parser.parse_args(argv)
+    chosen = [d for d in DATASETS if not args.datasets or (d if isinstance(d, str) else "bank") in args.datasets.split(",")]
+    if args.failures:
+        FAILURES[:] = [f for f in FAILURES if f in args.failures.split(",")]
     if args.cost:
         return cost(args.cost, args.repeats)
     if args.ratio:
         return run_ratio(args.repeats, 500 if args.iterations == 30 else args.iterations, args.rows)
-    cases, seconds = run(args.direct, args.iterations, args.seed, args.data_checks)
+    cases, seconds = run(args.direct, args.iterations, args.seed, args.data_checks, chosen)
     failures = [c for c in cases if c.failure != "clean"]
     clean = [c for c in cases if c.failure == "clean"]
     right = sum(c.right for c in failures)
@@ -358,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     how = "checks only (--direct)" if args.direct else f"real runs, {args.iterations} iterations, --data-checks {args.data_checks}"
     print(f"{stamp()} | {machine()} | {how} | {seconds:.0f} s")
-    print(table_head("failure", *[f"{int(r * 100)} %/{w}" for r, w in DATASETS]))
+    print(table_head("failure", *[d if isinstance(d, str) else f"{int(d[0] * 100)} %/{d[1]}" for d in chosen]))
     for failure in [*FAILURES, "clean"]:
         row = [c for c in cases if c.failure == failure]
         per_dataset = [[c for c in row if c.dataset == d] for d in dict.fromkeys(c.dataset for c in cases)]

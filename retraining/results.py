@@ -122,6 +122,7 @@ class Plan:
     schema_changed: bool
     accepted: dict | None = None  # the newest version whose rows were accepted: new rows are counted against it
     recent: list = field(default_factory=list)  # the newest versions' log entries, for the slow-slide guard (noise rule)
+    history: list = field(default_factory=list)  # ROC-AUCs of the accepted versions, oldest first (the auc_jump check)
 
 
 @dataclass

@@ -97,6 +97,7 @@ class ModelRetrainer:
         recent_versions: int = 5,
         data_checks: str = "block",
         check_settings: str | Path | dict | None = None,
+        slice_columns: tuple[str, ...] | list[str] = (),
         lock_timeout: float = 60.0,
         thread_count: int = -1,
         progress_every: int = 100,
@@ -110,7 +111,7 @@ class ModelRetrainer:
     ) -> None:
         self.source_options = {"query": query, "table": table, "delimiter": csv_delimiter, "decimal": decimal, "encoding": encoding}
         self.target, self.positive_class, self.data_checks, self.check_settings = target, positive_class, data_checks, _check_settings(check_settings)
-        self.id_column, self.time_column, self.drop_columns = id_column, time_column, tuple(drop_columns)
+        self.id_column, self.time_column, self.drop_columns, self.slice_columns = id_column, time_column, tuple(drop_columns), tuple(slice_columns)
         self.params = TrainParams(iterations, seed, task_type.upper(), learning_rate, depth, thread_count, progress_every)
         self.rule = DeployRule(min_improvement, require_significance, alpha, min_auc, rule, margin, recent_versions)
         self.data_path, self.registry, self.report = _location(data_path), Registry(models_dir, production_path, lock_timeout), report

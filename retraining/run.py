@@ -44,6 +44,7 @@ class Settings(Protocol):
     rule: DeployRule
     data_checks: str
     check_settings: CheckSettings | None
+    slice_columns: tuple[str, ...]
     report: bool
 
     @property
@@ -77,7 +78,10 @@ def plan(r: Settings, ds: Dataset, data: dict, force: bool) -> Plan | str:
     version = bump(latest["version"] if latest else None, schema_changed)
     champ_entry = reg.production_entry(data)
     recent = recent_entries(data, r.rule.recent_versions) if r.rule.rule == "noise" else []
-    return Plan(ds, latest, champ_entry, champion, version, schema_changed, ledger.last_accepted(data, champ_entry), recent)
+    history = [v["metrics"]["candidate"]["roc_auc"] for v in data.get("versions", []) if not ledger.held_back(v) and (v.get("metrics") or {}).get("candidate")]
+    plan = Plan(ds, latest, champ_entry, champion, version, schema_changed, ledger.last_accepted(data, champ_entry))
+    plan.recent, plan.history = recent, history
+    return plan
 
 
 # -- guard -----------------------------------------------------------------------------
@@ -119,9 +123,16 @@ def guard(r: Settings, p: Plan) -> Guard:
         )
     reference = _reference_profile(r, p)
     version = p.champ_entry["version"] if p.champ_entry else None
-    report = run_checks(p.ds, reference, rows, mode=r.data_checks, settings=r.check_settings, reference_version=version)
+    kw = {"mode": r.data_checks, "settings": r.check_settings, "reference_version": version, "threads": r.params.thread_count}
+    report = run_checks(p.ds, reference, rows, reference_rows=trained, **kw)
+    findings = list(report.findings)
+    if p.accepted and p.latest and p.accepted["version"] != p.latest["version"]:  # tonight's arrivals alone, too
+        from retraining.guard.checks import arrival_checks
+
+        arrivals = ledger.split_rows(p.ds, ledger.load_ledger(reg.artifact_path("ledger", p.latest["version"])))
+        findings += arrival_checks(p.ds, reference, arrivals, findings, **kw)
     drift = report.drift if reference is not None else _drift(r, p)
-    return Guard(drift=drift, findings=list(report.findings), rows=rows.to_json(), champion_trained=trained, champion_rows_unknown=unknown)
+    return Guard(drift=drift, findings=findings, rows=rows.to_json(), champion_trained=trained, champion_rows_unknown=unknown)
 
 
 def _reference_profile(r: Settings, p: Plan) -> dict | None:
@@ -153,6 +164,11 @@ def evaluate(r: Settings, p: Plan, g: Guard) -> Evaluation:
     from retraining.guard.ledger import comparison_rows
 
     ds = p.ds
+    unknown = [c for c in slice_columns(r) if c not in ds.X.columns]
+    if unknown:
+        from retraining.errors import UsageError
+
+        raise UsageError(f"--slice-columns: {', '.join(map(repr, unknown))} not among the features ({', '.join(ds.features[:10])}...); name feature columns.")
     log.info("Training %s: %d iterations on %d rows (%s)", p.version, r.params.iterations, int((~ds.holdout).sum()), r.params.task_type)
     if r.report:
         threading.Thread(target=_preload_report, daemon=True).start()  # overlaps matplotlib's import with training
@@ -176,6 +192,8 @@ def evaluate(r: Settings, p: Plan, g: Guard) -> Evaluation:
             ev.note = f"{r.production_path} is not in the version log"
         elif r.data_checks != "off":
             ev.findings += _champion_drop(r, p, y, ev.champion_scores)
+        if r.data_checks != "off":
+            ev.findings += _outcome_checks(r, p, g, ev, mask)
     elif p.champ_entry is not None:
         ev.champion_auc = p.champ_entry["metrics"]["candidate"]["roc_auc"]
         ev.note += f"; compared with its recorded ROC-AUC {ev.champion_auc:.4f}"
@@ -203,6 +221,30 @@ def _champion_drop(r: Settings, p: Plan, y, scores) -> list:
     if found is not None and r.data_checks == "warn":
         found.severity = "warn"
     return [found] if found is not None else []
+
+
+def _outcome_checks(r: Settings, p: Plan, g: Guard, ev: Evaluation, mask) -> list:
+    """Slices, calibration and an AUC jump: the candidate against the champion on the same holdout rows."""
+    from retraining import training
+    from retraining.guard import outcome
+    from retraining.guard.findings import CheckSettings, apply_severity
+
+    s, ds = r.check_settings or CheckSettings(), p.ds
+    found = outcome.calibration_check(ev.y, ev.candidate_scores, ev.champion_scores, s)
+    columns = slice_columns(r)
+    if columns:
+        more, ev.metrics["slices"] = outcome.slice_gate(ds.X.loc[mask], ev.y, ev.candidate_scores, ev.champion_scores, columns, ds.cat_features, s)
+        found += more
+    changed = set(ds.features) - set((p.champ_entry or {}).get("features") or ds.features)
+    changed |= {n for n, f in (g.drift.get("features") or {}).items() if (f.get("psi_new") or 0) > s.drift_psi}
+    changed |= {c for f in g.findings for c in f.columns}
+    found += outcome.auc_jump(ev.metrics["candidate"]["roc_auc"], p.history, training.feature_importance(ev.model), changed, s)
+    return apply_severity(found, s, r.data_checks)
+
+
+def slice_columns(r: Settings) -> list[str]:
+    """``--slice-columns``, else the check-settings file's ``slice_columns``."""
+    return list(r.slice_columns or (r.check_settings.slice_columns if r.check_settings else []))
 
 
 def _preload_report() -> None:

@@ -70,6 +70,9 @@ def _data_arguments(data: argparse._ArgumentGroup) -> None:
         help="a failed data check: block keeps the new model from deploying, warn only warns, off skips the checks (default: %(default)s)",
     )
     data.add_argument("--check-settings", metavar="FILE", help="JSON file of data-check thresholds and severities (docs/data-checks.md)")
+    data.add_argument(
+        "--slice-columns", metavar="A,B", default="", help="compare candidate and champion per value of these columns (the slice gate, docs/data-checks.md)"
+    )
     add_source_arguments(data)
 
 
@@ -156,6 +159,7 @@ def retrainer_settings(args: argparse.Namespace) -> dict:
         "encoding": args.encoding,
         "data_checks": args.data_checks,
         "check_settings": args.check_settings,
+        "slice_columns": [c.strip() for c in args.slice_columns.split(",") if c.strip()],
         "iterations": args.iterations,
         "seed": args.seed,
         "task_type": args.task_type,

@@ -31,6 +31,14 @@ resent_batch        block     >= 20 % of the new rows (and >= 20) repeat rows th
 repeated_ids        warn      ids that occur more than once among the new rows
 drift               warn      PSI of the judged rows > 0.25 (whole-file PSI alongside)
 champion_drop       warn      the champion's AUC fell >= 0.02 below its deployed AUC, p < 0.01
+leak                block     a column alone predicts the judged rows' label: ROC-AUC >= 0.98
+multivariate_drift  warn      a CatBoost classifier tells the new rows from the production
+                              model's training rows: AUC >= 0.65 (block > 0.9 unless its top
+                              column drifted on its own) -- :mod:`retraining.guard.learned`
+auc_jump            block     AUC far above the version history, carried by a new or changed
+                              column -- :mod:`retraining.guard.outcome` (so are the next two)
+slice_regression    warn      the candidate wins overall but is clearly worse on a slice
+calibration         warn      the candidate's Brier score or log loss >= 1.25 x the champion's
 holdout_overlap     warn      the champion's training rows cannot be left out of the holdout
                               (no ledger, key changed) or too few rows would remain
 ==================  ========  ===============================================================
@@ -43,6 +51,7 @@ warning and ``mode="off"`` skips the checks. Nothing here reads files or prints.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -67,13 +76,17 @@ def run_checks(
     mode: str = BLOCK,
     settings: CheckSettings | None = None,
     reference_version: str | None = None,
+    reference_rows: np.ndarray | None = None,
+    threads: int = -1,
 ) -> CheckReport:
     """Every data check on ``ds`` against the production profile ``reference``.
 
     ``rows`` is :func:`retraining.guard.ledger.split_rows` against the previous version; the
     checks judge its new rows, or the whole file when fewer than ``min_new_rows`` are new.
     ``reference`` ``None`` (no production model or profile) leaves only the checks that
-    need none (all-missing columns, duplicates).
+    need none (all-missing columns, duplicates, a leaked label). ``reference_rows`` (the
+    rows the production model trained on; default: the rows seen before) are what the
+    multivariate drift check (:mod:`retraining.guard.learned`) tells the new rows from.
     """
     if mode not in MODES:
         raise UsageError(f"--data-checks must be one of {', '.join(MODES)} (got {mode!r}).")
@@ -100,7 +113,48 @@ def run_checks(
     if drift:
         flagged = {c for f in found if f.severity == BLOCK for c in f.columns}
         found += drift_findings(drift, s, skip=flagged)
+    found += _learned(ds, judged, basis, reference, rows, reference_rows, s, drift, threads, found)
     return CheckReport(apply_severity(found, s, mode), basis, int(judged.sum()), drift)
+
+
+def _learned(ds: Dataset, judged, basis: str, reference, rows, reference_rows, s: CheckSettings, drift: dict, threads: int, before: list) -> list[Finding]:
+    """The leak check on the judged rows; with new rows and a production model, the multivariate drift check."""
+    from retraining.guard.learned import adversarial_check, leak_check
+
+    leaks = [] if s.severity.get("leak") == OFF else leak_check(ds.X[judged], ds.y[judged], ds.cat_features, s)
+    found = [*before, *leaks]
+    if basis != "new rows" or reference is None or s.severity.get("multivariate_drift") == OFF:
+        return leaks
+    ref = reference_rows if reference_rows is not None else ~rows.new & ~rows.resent
+    explained = {c for f in found for c in f.columns} | {n for n, r in (drift or {}).get("features", {}).items() if (r.get("psi_new") or 0) > s.drift_psi}
+    adversarial, summary = adversarial_check(ds.X, judged, np.asarray(ref, bool), ds.cat_features, s, explained=explained, threads=threads)
+    if drift is not None:
+        drift["multivariate"] = summary
+    return leaks + adversarial
+
+
+def arrival_checks(ds: Dataset, reference: dict | None, arrivals: RowSplit, already: list[Finding], **kwargs) -> list[Finding]:
+    """The checks again on tonight's arrivals alone (rows new since the previous run, whatever its outcome).
+
+    After a night held back by a blocking finding, the new rows since the last accepted
+    version span several nights; a failure in tonight's rows alone can hide among them.
+    Returns the findings not already in ``already`` (same check, same columns), each
+    message saying it was judged on tonight's arrivals.
+    """
+    s = kwargs.get("settings") or CheckSettings()
+    new = int(arrivals.new.sum())
+    if new < s.min_new_rows or new >= ds.rows:
+        return []
+    seen = {(f.name, tuple(f.columns)) for f in already}
+    quiet = replace(s, severity={**s.severity, "multivariate_drift": OFF})  # the classifier ran on the wider rows already
+    report = run_checks(ds, reference, arrivals, **{**kwargs, "settings": quiet})
+    out = []
+    for f in report.findings:
+        if (f.name, tuple(f.columns)) in seen or f.name in ("drift", "multivariate_drift"):
+            continue
+        numbers = {**f.numbers, "judged_on": f"tonight's {new} arrivals since {arrivals.previous}"}
+        out.append(Finding(f.name, f.severity, f.columns, numbers, f"on tonight's {new} arrivals (since {arrivals.previous}, held back): {f.message}"))
+    return out
 
 
 def champion_drop(

@@ -30,7 +30,14 @@ DEFAULT_SEVERITY = {
     "drift": WARN,
     "champion_drop": WARN,
     "holdout_overlap": WARN,
+    "leak": BLOCK,
+    "multivariate_drift": WARN,
+    "auc_jump": BLOCK,
+    "slice_regression": WARN,
+    "calibration": WARN,
 }
+GRADED = {"multivariate_drift"}  # at its default severity the check itself says warn or block (by how strong the signal is)
+LISTS = {"slice_columns"}  # settings that are lists of column names, not numbers
 
 
 @dataclass
@@ -74,6 +81,23 @@ class CheckSettings:
     drift_psi: float = 0.25
     champion_drop_p_value: float = 0.01
     champion_drop_min: float = 0.02
+    leak_auc: float = 0.98
+    leak_min_class: int = 10
+    multivariate_auc: float = 0.65
+    multivariate_block_auc: float = 0.9
+    multivariate_column_share: float = 0.1
+    adversarial_rows: int = 4000
+    adversarial_iterations: int = 40
+    adversarial_seconds: float = 5.0
+    auc_jump_sd: float = 4.0
+    auc_jump_min: float = 0.05
+    auc_jump_history: int = 3
+    auc_jump_importance: float = 0.5
+    slice_columns: list = field(default_factory=list)
+    slice_min_rows: int = 200
+    slice_min_drop: float = 0.05
+    slice_p_value: float = 0.01
+    calibration_ratio: float = 1.25
     severity: dict = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
     monitor: dict = field(default_factory=dict)  # monitor.py's thresholds (retraining.monitoring.settings), checked there
 
@@ -86,9 +110,12 @@ class CheckSettings:
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}.")
-        wrong = sorted(k for k, v in data.items() if k not in ("severity", "monitor") and not _finite_non_negative(v))
+        wrong = sorted(k for k, v in data.items() if k not in ("severity", "monitor") and k not in LISTS and not _finite_non_negative(v))
         if wrong:
             raise UsageError(f"{where}: {', '.join(wrong)} must be a finite number >= 0.")
+        for k in LISTS & set(data):
+            if not isinstance(data[k], list) or not all(isinstance(c, str) and c for c in data[k]):
+                raise UsageError(f'{where}: {k} must be a list of column names, e.g. {{"{k}": ["region"]}}.')
         if not isinstance(data.get("severity", {}), dict):
             raise UsageError(f'{where}: severity must be an object of check names, e.g. {{"severity": {{"drift": "block"}}}}.')
         severity = {**DEFAULT_SEVERITY, **data.get("severity", {})}
@@ -147,5 +174,7 @@ def apply_severity(found: list[Finding], s: CheckSettings, mode: str) -> list[Fi
         severity = s.severity.get(f.name, f.severity)
         if severity == OFF:
             continue
+        if f.name in GRADED and severity == DEFAULT_SEVERITY[f.name]:
+            severity = f.severity
         out.append(Finding(f.name, WARN if mode == WARN else severity, f.columns, f.numbers, f.message))
     return out

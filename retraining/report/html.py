@@ -275,6 +275,12 @@ def _metrics(entry: dict) -> str:
     elif (entry.get("champion") or {}).get("note"):
         parts.append(f"<p>{e(entry['champion']['note'])}.</p>")
     parts.append(rule_paragraph(entry.get("rule") or {}))
+    if metrics.get("slices"):  # --slice-columns: both models per slice, on the same holdout rows
+        head = ["column", "value", "rows", "positives", "candidate ROC-AUC", "champion ROC-AUC", "p (candidate worse)"]
+        parts += [
+            "<h3>Slices</h3>",
+            _table(head, [[s["column"], s["value"], s["rows"], s["positives"], s["candidate"], s["champion"], s["p_worse"]] for s in metrics["slices"]]),
+        ]
     return "".join(parts)
 
 
