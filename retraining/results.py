@@ -87,7 +87,8 @@ class RunResult:
         if self.status == Decision.UNCHANGED:
             return f"Nothing to do: {self.reason}. Production stays {self.production or 'empty'}."
         where = f" -> production ({self.production})" if self.deployed else f" (production stays {self.production or 'empty'})"
-        lines = [f"{self.version}: {self.status}{where}"]
+        status = "NOT deployed: blocked by a data check" if self.blocked else str(self.status)
+        lines = [f"{self.version}: {status}{where}"]
         auc = f"  ROC-AUC candidate {self.candidate_auc:.4f}"
         if self.champion_auc is not None:
             auc += f" | champion {self.champion_version or 'external'} {self.champion_auc:.4f}"

@@ -210,3 +210,16 @@ def _chromium_links(page: Path, shot: Path) -> list[str]:
     finally:
         driver.quit()
     return links
+
+
+def test_the_drift_line_leads_with_the_new_rows_and_never_says_none_when_they_moved():
+    from retraining.guard.drift import summary_line
+
+    features = {"age": {"psi": 0.05, "psi_new": 0.9}, "job": {"psi": 0.31, "psi_new": 0.4}}
+    new_only = {"reference": "v1.0.0", "new_rows": 400, "significant": [], "significant_new": ["age", "job"], "features": features}
+    line = summary_line(new_only)
+    assert line.startswith("drift in the 400 new rows vs v1.0.0 (PSI > 0.25): age, job; worst age PSI 0.90")
+    assert line.endswith("the whole file (old and new rows) shows none")
+    both = {**new_only, "significant": ["job"]}
+    assert summary_line(both).endswith("whole file (old and new rows) (PSI > 0.25): job; worst job PSI 0.31")
+    assert summary_line({**new_only, "significant_new": []}) is None

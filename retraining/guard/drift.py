@@ -159,13 +159,29 @@ def compare(reference: dict, X: pd.DataFrame, cat_features: list[str], reference
 
 
 def summary_line(drift: dict | None) -> str | None:
-    """One line for the run summary when drift is significant, else ``None``."""
-    if not drift or not drift.get("significant"):
+    """One line for the run summary when drift is significant, else ``None``.
+
+    It leads with the rows new since the last accepted version (what the checks judge),
+    then says what the whole file shows, so it never reads "no drift" on the night the new
+    rows moved.
+    """
+    if not drift:
         return None
-    names = drift["significant"]
-    worst = max(names, key=lambda n: drift["features"][n]["psi"])
+    whole, new = drift.get("significant") or [], drift.get("significant_new") or []
+    if not whole and not new:
+        return None
+    parts, ref = [], drift["reference"]
+    if new:
+        parts.append(f"drift in the {drift.get('new_rows')} new rows vs {ref} (PSI > {SIGNIFICANT}): {_names(new, drift, 'psi_new')}")
+    lead = "whole file (old and new rows)" if new else f"drift: {len(whole)} feature(s) shifted significantly vs {ref}"
+    if whole:
+        parts.append(f"{lead} (PSI > {SIGNIFICANT}): {_names(whole, drift, 'psi')}")
+    else:
+        parts.append("the whole file (old and new rows) shows none")
+    return "; ".join(parts)
+
+
+def _names(names: list[str], drift: dict, key: str) -> str:
+    worst = max(names, key=lambda n: drift["features"][n][key])
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    return (
-        f"drift: {len(names)} feature(s) shifted significantly vs {drift['reference']} (PSI > {SIGNIFICANT}): {shown}; "
-        f"worst {worst} PSI {drift['features'][worst]['psi']:.2f}"
-    )
+    return f"{shown}; worst {worst} PSI {drift['features'][worst][key]:.2f}"
