@@ -55,6 +55,14 @@ def _check_settings(value):
 DATA_CHECK_MODES = ("block", "warn", "off")
 
 
+def _mlflow(uri: str | None, experiment: str, model_name: str) -> dict | None:
+    return {"uri": uri, "experiment": experiment, "model_name": model_name} if uri else None
+
+
+def _notify(urls, config, events) -> dict:
+    return {"urls": tuple(urls), "config": config, "events": None if events is None else tuple(events)}
+
+
 class ModelRetrainer:
     """Train, compare, version and deploy a CatBoost binary classifier.
 
@@ -115,8 +123,7 @@ class ModelRetrainer:
         self.params = TrainParams(iterations, seed, task_type.upper(), learning_rate, depth, thread_count, progress_every)
         self.rule = DeployRule(min_improvement, require_significance, alpha, min_auc, rule, margin, recent_versions)
         self.data_path, self.registry, self.report = _location(data_path), Registry(models_dir, production_path, lock_timeout), report
-        self.mlflow = {"uri": mlflow_uri, "experiment": mlflow_experiment, "model_name": mlflow_model_name} if mlflow_uri else None
-        self.notify_settings = {"urls": tuple(notify), "config": notify_config, "events": None if notify_on is None else tuple(notify_on)}
+        self.mlflow, self.notify_settings = _mlflow(mlflow_uri, mlflow_experiment, mlflow_model_name), _notify(notify, notify_config, notify_on)
         self._validate()
 
     def _validate(self) -> None:
