@@ -194,7 +194,8 @@ def test_scheduler_fleet_refuses_a_bad_model_schedule_with_one_line(fleet: Path)
 def test_one_server_serves_every_model_and_each_swaps_or_fails_on_its_own(fleet: Path) -> None:
     from test_serve import Server, rows
 
-    (fleet / "fleet.toml").write_text(FLEET + '\n[models.never]\ndata = "missing.csv"\n', encoding="utf-8")
+    text = FLEET.replace("threads = 1\n", 'threads = 1\nid_column = "customer_id"\n') + '\n[models.never]\ndata = "missing.csv"\n'
+    (fleet / "fleet.toml").write_text(text, encoding="utf-8")
     ran = run_script("retrain_model.py", "--config", "fleet.toml", "--all", "-q", cwd=fleet)
     assert ran.returncode == 2 and "never (exit 2)" in ran.stderr  # three deployed; "never" has no data
     server = Server(fleet, "--config", "fleet.toml")
@@ -227,6 +228,17 @@ def test_one_server_serves_every_model_and_each_swaps_or_fails_on_its_own(fleet:
         assert server.get("/ready")[0] == 200  # the process serves: per model, /models/NAME/ready
     finally:
         assert server.stop() == 0
+    # each model logged its own production predictions in its own folder (where monitor.py --config --model reads them)
+    for name, n in (("churn", 5 + 2), ("fraud", 3 + 2)):  # the rows posted to each above
+        lines = [json.loads(x) for x in (fleet / "state" / name / "logs" / "predictions.jsonl").read_text().splitlines()]
+        served = [x for x in lines if x["served"]]
+        assert len(served) == n and {x["experiment"] for x in served} == {"production"}, name
+    assert not (fleet / "state" / "upsell" / "logs" / "predictions.jsonl").exists()  # upsell got no request
+    mon = run_script("monitor.py", "--config", "fleet.toml", "--all", "--history", "--json", cwd=fleet)
+    assert mon.returncode == 0, mon.stderr
+    assert set(json.loads(mon.stdout)) == {"churn", "fraud", "upsell", "never"}
+    mon = run_script("monitor.py", "--config", "fleet.toml", "--history", cwd=fleet)
+    assert mon.returncode == 2 and "add --model NAME (one of churn, fraud, upsell, never) or --all" in mon.stderr
 
 
 def wait_for(condition, seconds: float = 30.0) -> None:

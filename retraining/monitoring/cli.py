@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--history", action="store_true", help="show realized next to holdout AUC per version (from the last run) and exit")
     o.add_argument("--no-page", action="store_true", help="do not write DIR/monitoring/monitor.html")
     add_notify_arguments(p.add_argument_group("notifications"))
+    fleet = p.add_argument_group("fleet (docs/fleet.md)")
+    fleet.add_argument("--config", metavar="FLEET.toml", help="a fleet: the model's folders (and its own log) come from the file")
+    fleet.add_argument("--model", metavar="NAME", help="with --config: monitor this model")
+    fleet.add_argument("--all", action="store_true", help="with --config: monitor every model (--json: keyed by model)")
     add_output_arguments(p)
     return p
 
@@ -75,7 +79,41 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(("retraining",), args.verbose, args.quiet)
-    return guarded_main(lambda: program(args), log=log, verbose=args.verbose)
+    return guarded_main(lambda: fleet_program(args) if args.config else program(args), log=log, verbose=args.verbose)
+
+
+def fleet_program(args: argparse.Namespace) -> int:
+    """``--config F --model NAME`` (that model's folders and log) or ``--all`` (each model in turn; one failing stops none)."""
+    import contextlib
+    import io
+
+    from retraining.cli import retrain as retrain_cli
+    from retraining.errors import RetrainError
+    from retraining.fleet.config import load_fleet
+
+    parser = retrain_cli.strict_parser()
+    options = retrain_cli.setting_options(parser)
+    fleet = load_fleet(args.config, options)
+    if bool(args.model) == bool(args.all):
+        raise UsageError(f"--config {args.config}: add --model NAME (one of {', '.join(fleet.models)}) or --all.")
+    names = list(fleet.models) if args.all else [fleet.model(args.model).name]
+    results, codes = {}, {}
+    for name in names:
+        spec = fleet.models[name]
+        settings, _unknown = parser.parse_known_args(spec.argv(options))
+        own = argparse.Namespace(**{**vars(args), "models_dir": spec.models_dir, "production": spec.production})
+        own.log = args.log or [Path(settings.log_dir) / "predictions.jsonl"]
+        if not args.all:
+            return program(own)
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                codes[name] = program(own)
+            results[name] = json.loads(out.getvalue()) if args.json else out.getvalue()
+        except RetrainError as exc:  # this model's problem: the others are still monitored
+            codes[name], results[name] = exc.exit_code, {"error": str(exc)}
+    print(json.dumps(results, indent=2, default=float, ensure_ascii=False) if args.json else "\n".join(f"== {n} ==\n{r}" for n, r in results.items()))
+    return max(codes.values(), default=0)
 
 
 def program(args: argparse.Namespace) -> int:

@@ -217,17 +217,27 @@ class FleetConfig:
 
 
 def fleet_config(args: argparse.Namespace) -> FleetConfig:
-    """``--config fleet.toml``: one ServeConfig per model, from its folders and the flags; no A/B flags."""
+    """``--config fleet.toml``: one ServeConfig per model, from its folders and the flags; no A/B flags.
+
+    A model whose table names ``id_column`` logs its production predictions (and its bake
+    shadow) to its own ``log_dir/predictions.jsonl``, where ``monitor.py --config F --model
+    NAME`` reads them.
+    """
     from retraining.cli import retrain as retrain_cli
     from retraining.fleet.config import load_fleet
 
-    ab = [flag for flag, value in (("--challenger", args.challenger), ("--shadow", args.shadow), ("--id-column", args.id_column)) if value]
+    ab = [flag for flag, value in (("--challenger", args.challenger), ("--shadow", args.shadow), ("--id-column", args.id_column), ("--log", args.log)) if value]
     if ab:
-        raise UsageError(f"{ab[0]} goes with one model: serve it on its own (serve.py --models-dir ... --production ...) for an A/B test.")
+        raise UsageError(f"{ab[0]} goes with one model: in a fleet each model's id_column and log come from fleet.toml (docs/fleet.md).")
     parser = retrain_cli.strict_parser()
-    fleet = load_fleet(args.config, retrain_cli.setting_options(parser))
+    options = retrain_cli.setting_options(parser)
+    fleet = load_fleet(args.config, options)
     base = config_from_args(args)
-    configs = {name: replace(base, models_dir=str(spec.models_dir), production=str(spec.production)) for name, spec in fleet.models.items()}
+    configs = {}
+    for name, spec in fleet.models.items():
+        settings, _unknown = parser.parse_known_args(spec.argv(options))
+        log_path = str((Path(settings.log_dir) / "predictions.jsonl").resolve()) if settings.id_column else None
+        configs[name] = replace(base, models_dir=str(spec.models_dir), production=str(spec.production), id_column=settings.id_column, log_path=log_path)
     return FleetConfig(configs)
 
 
