@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 import math
 import shutil
@@ -284,5 +285,5 @@ def test_a_plan_at_a_wall_time_steps_whole_weeks_or_days(every, unit, gap):
     plan = Plan(every, unit, dt.time(3, 0), helsinki)
     runs = _runs(plan, dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.timezone.utc), 4)  # spans the spring-forward Sunday, 2026-03-29
     local = [r.astimezone(helsinki) for r in runs]
-    assert [(b.date() - a.date()).days for a, b in zip(local, local[1:])] == [gap] * 3
+    assert [(b.date() - a.date()).days for a, b in itertools.pairwise(local)] == [gap] * 3
     assert [r.strftime("%H:%M") for r in local] == ["04:00" if r.date() == dt.date(2026, 3, 29) else "03:00" for r in local]  # 03:00 does not exist that day
