@@ -1,0 +1,225 @@
+"""The small records and helpers of the guard, pinned exactly: what a finding, a check report,
+a ledger and a row split say and store, the holdout kept for the comparison at its bounds,
+and the deploy rule's reasons. Written to kill the mutants that survived (bench/MUTATION.md).
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from retraining.errors import UsageError
+from retraining.guard.findings import BLOCK, WARN, CheckReport, CheckSettings, Finding, apply_severity
+from retraining.guard.ledger import Ledger, RowSplit, _contains, comparison_rows, held_back, in_training, last_accepted, load_ledger, save_ledger
+from retraining.rules import DeployRule, decide
+
+
+# -- findings and reports ----------------------------------------------------------------------
+def test_a_finding_from_json_fills_what_an_older_file_left_out():
+    f = Finding.from_json({"name": "drift", "severity": "warn"})
+    assert (f.columns, f.numbers, f.message) == ([], {}, "")
+    g = Finding.from_json({"name": "drift", "severity": "warn", "columns": ("a",), "numbers": {"psi": 1}, "message": "m"})
+    assert (g.columns, g.numbers, g.message) == (["a"], {"psi": 1}, "m") and g.line() == "WARN drift: m"
+
+
+def _f(name: str, severity: str = BLOCK) -> Finding:
+    return Finding(name, severity, ["c"], {"n": 1}, f"{name} went wrong")
+
+
+def test_block_reason_names_the_first_blocking_finding_and_counts_the_rest():
+    assert CheckReport([_f("drift", WARN)], "new rows", 10).block_reason() is None
+    one = CheckReport([_f("drift", WARN), _f("label_rate")], "new rows", 10)
+    assert one.block_reason() == "data check label_rate failed: label_rate went wrong; kept for review (overrule with --promote)"
+    three = CheckReport([_f("label_rate"), _f("out_of_range"), _f("column_gone")], "whole file", 10)
+    assert three.block_reason() == (
+        "data check label_rate failed: label_rate went wrong (and 2 more blocking finding(s)); kept for review (overrule with --promote)"
+    )
+    assert three.to_json() == {"basis": "whole file", "rows_judged": 10, "findings": [f.to_json() for f in three.findings]}
+    assert three.to_json()["findings"][0] == {
+        "name": "label_rate",
+        "severity": "block",
+        "columns": ["c"],
+        "numbers": {"n": 1},
+        "message": "label_rate went wrong",
+    }
+
+
+def test_two_blocking_findings_say_one_more():
+    two = CheckReport([_f("label_rate"), _f("out_of_range")], "new rows", 10)
+    assert "(and 1 more blocking finding(s))" in two.block_reason()
+
+
+def test_severities_and_modes_apply_to_each_finding():
+    found = [_f("label_rate"), _f("drift", WARN), _f("missing_rate", WARN)]
+    settings = CheckSettings.from_json({"severity": {"drift": "block", "missing_rate": "off"}})
+    assert [(f.name, f.severity) for f in apply_severity(found, settings, BLOCK)] == [("label_rate", "block"), ("drift", "block")]
+    assert [(f.name, f.severity) for f in apply_severity(found, settings, WARN)] == [("label_rate", "warn"), ("drift", "warn")]
+    kept = apply_severity(found, CheckSettings(), BLOCK)
+    assert [(f.name, f.severity, f.columns, f.numbers, f.message) for f in kept] == [(f.name, f.severity, f.columns, f.numbers, f.message) for f in found]
+    odd = apply_severity([_f("not_a_check", WARN)], CheckSettings(), BLOCK)  # a name the settings do not know keeps its own severity
+    assert [f.severity for f in odd] == [WARN]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([1], 'expected a JSON object of settings, e.g. {"label_effect": 0.3}, not list.'),
+        ({"nope": 1, "also": 2}, "unknown setting(s) also, nope; valid: "),
+        ({"label_effect": -1, "drift_psi": "x"}, "drift_psi, label_effect must be a finite number >= 0."),
+        ({"label_effect": True}, "label_effect must be a finite number >= 0."),
+        ({"label_effect": float("inf")}, "label_effect must be a finite number >= 0."),
+        ({"resent_rows": 10**400}, "resent_rows must be a finite number >= 0."),
+        ({"severity": ["drift"]}, "severity must be an object of check names"),
+        ({"severity": {"drift": "loud"}}, "bad severity {'drift': 'loud'}; checks are label_rate, labels_one_class, "),
+        ({"severity": {"nope": "warn"}}, "bad severity {'nope': 'warn'}"),
+    ],
+)
+def test_bad_check_settings_say_what_is_wrong(data, message):
+    with pytest.raises(UsageError) as err:
+        CheckSettings.from_json(data, "my.json")
+    assert str(err.value).startswith("my.json: ") and message in str(err.value)
+
+
+def test_zero_is_a_valid_threshold_and_a_settings_file_is_read_as_utf8(tmp_path):
+    assert CheckSettings.from_json({"label_effect": 0, "drift_psi": 0.5}).label_effect == 0
+    path = tmp_path / "s.json"
+    path.write_bytes(json.dumps({"drift_psi": 0.5, "severity": {"drift": "block"}}, ensure_ascii=False).encode("utf-8") + b" ")
+    s = CheckSettings.load(path)
+    assert s.drift_psi == 0.5 and s.severity["drift"] == "block" and s.severity["label_rate"] == "block"
+    path.write_text('{"drift_psi": 0.5} // é', encoding="utf-8")
+    with pytest.raises(UsageError, match=r"s.json: cannot read the check settings \(.*\); give a JSON object of settings."):
+        CheckSettings.load(path)
+
+
+# -- ledgers and row splits -----------------------------------------------------------------
+def test_a_ledgers_meta_and_file_keep_every_field(tmp_path):
+    ledger = Ledger("v1.2.0", np.array([1, 5, 9], np.uint64), np.array([3], np.uint64), {"method": "id", "column": "id"}, 1234, "datetime")
+    assert ledger.meta() == {
+        "format": 1,
+        "version": "v1.2.0",
+        "key": {"method": "id", "column": "id"},
+        "max_time": 1234,
+        "time_kind": "datetime",
+        "train_rows": 3,
+        "holdout_rows": 1,
+    }
+    save_ledger(ledger, tmp_path / "sub" / "v1.2.0.npz")
+    back = load_ledger(tmp_path / "sub" / "v1.2.0.npz")
+    assert back.meta() == ledger.meta() and back.train.tolist() == [1, 5, 9] and back.holdout.tolist() == [3]
+
+
+def test_a_row_split_says_what_it_counted():
+    counts = {"total": 10, "new": 4, "seen": 6, "gone": 1, "resent": 2}
+    split = RowSplit(np.zeros(10, bool), np.zeros(10, bool), "keys", counts, "v1.0.0")
+    assert split.to_json() == {"basis": "keys", "previous": "v1.0.0", "total": 10, "new": 4, "seen": 6, "gone": 1, "resent": 2}
+    assert split.line() == "rows: 10 total, 4 new, 6 seen before, 1 gone, 2 repeat rows seen before (vs v1.0.0)"
+    for basis in ("no ledger", "key changed"):
+        none = RowSplit(np.ones(3, bool), np.zeros(3, bool), basis, {"total": 3, "new": 3, "seen": 0, "gone": 0, "resent": 0})
+        assert none.line() == f"rows: 3 total, 3 new, 0 seen before, 0 gone ({basis}: every row counts as new)"
+    timed = RowSplit(np.ones(3, bool), np.zeros(3, bool), "time", {"total": 3, "new": 3, "seen": 0, "gone": 0, "resent": 0}, "v2.0.0")
+    assert timed.line() == "rows: 3 total, 3 new, 0 seen before, 0 gone (vs v2.0.0)"
+
+
+def test_membership_at_the_edges():
+    one = np.array([7], np.uint64)
+    assert _contains(one, np.array([7, 8, 6], np.uint64)).tolist() == [True, False, False]  # a one-row ledger
+    assert _contains(np.array([], np.uint64), np.array([1, 2], np.uint64)).tolist() == [False, False]
+    assert _contains(one, np.array([], np.uint64)).tolist() == []
+    keys = np.array([2**64 - 1, 0, 5], np.uint64)
+    assert _contains(np.array([0, 5, 2**64 - 1], np.uint64), keys).tolist() == [True, True, True]
+    assert _contains(np.array([1, 3], np.uint64), np.array([4, 0, 3, 2], np.uint64)).tolist() == [False, False, True, False]
+
+
+def _ds(keys, key=None, holdout=None, y=None):
+    keys = np.asarray(keys, np.uint64)
+    split = {} if key is None else {"key": key}
+    return SimpleNamespace(keys=keys, split=split, holdout=holdout, y=y)
+
+
+def test_in_training_needs_the_same_key():
+    key = {"method": "id", "column": "id"}
+    ledger = Ledger("v1", np.array([2, 4], np.uint64), np.array([9], np.uint64), key)
+    assert in_training(_ds([1, 2, 9, 4], key), ledger).tolist() == [False, True, False, True]  # holdout rows are not training rows
+    for other in (_ds([2, 4]), _ds([2, 4], {"method": "features", "columns": ["a"]})):
+        out = in_training(other, ledger)
+        assert out.dtype == bool and out.tolist() == [False, False]
+    assert in_training(_ds([2]), None).tolist() == [False]
+
+
+def _holdout(positives: int, negatives: int, trained_pos: int = 0, trained_neg: int = 0):
+    """A holdout of positives+negatives rows (and 3 training-side rows); the first trained_* of each class are the champion's."""
+    y = np.r_[np.ones(positives, int), np.zeros(negatives, int), np.zeros(3, int)]
+    holdout = np.r_[np.ones(positives + negatives, bool), np.zeros(3, bool)]
+    trained = np.zeros(len(y), bool)
+    trained[:trained_pos] = True
+    trained[positives : positives + trained_neg] = True
+    return SimpleNamespace(y=y, holdout=holdout), trained
+
+
+@pytest.mark.parametrize(("left_pos", "left_neg", "dropped"), [(5, 5, True), (4, 50, False), (50, 4, False)])
+def test_the_champions_rows_are_dropped_only_while_5_of_each_class_remain(left_pos, left_neg, dropped):
+    ds, trained = _holdout(left_pos + 10, left_neg + 10, 10, 10)
+    mask, finding = comparison_rows(ds, trained)
+    if dropped:
+        assert finding is None and mask.tolist() == (ds.holdout & ~trained).tolist()
+        return
+    assert mask.tolist() == ds.holdout.tolist()
+    holdout = left_pos + left_neg + 20
+    assert (finding.name, finding.severity, finding.columns) == ("holdout_overlap", WARN, [])
+    assert finding.numbers == {"holdout_rows": holdout, "trained_on": 20, "positives_left": left_pos, "negatives_left": left_neg}
+    assert finding.message == (
+        f"20 of {holdout} holdout rows are rows the champion trained on; without them {left_pos} positive and {left_neg} "
+        "negative rows would remain (at least 5 of each are needed), so they stay in: its ROC-AUC may be optimistic"
+    )
+
+
+def test_when_the_champions_rows_are_unknown_the_holdout_stays_whole_with_a_warning():
+    ds, trained = _holdout(20, 20)
+    mask, finding = comparison_rows(ds, trained, unknown="v1.0.0 has no row ledger")
+    assert mask.tolist() == ds.holdout.tolist()
+    assert finding.to_json() == {
+        "name": "holdout_overlap",
+        "severity": "warn",
+        "columns": [],
+        "numbers": {"holdout_rows": 40},
+        "message": "the champion's training rows cannot be left out of the holdout: v1.0.0 has no row ledger; its ROC-AUC may be optimistic",
+    }
+    mask, finding = comparison_rows(ds, None)
+    assert finding is None and mask.tolist() == ds.holdout.tolist()
+
+
+def test_held_back_and_last_accepted():
+    block = [{"name": "label_rate", "severity": "block"}]
+    assert held_back({"decision": "kept for review", "checks": block})
+    assert not held_back({"decision": "deployed", "checks": block})  # promoted past its finding
+    assert not held_back({"decision": "kept for review", "checks": [{"severity": "warn"}]})
+    assert not held_back({"decision": "kept for review"})
+    versions = [{"version": "v1", "decision": "deployed"}, {"version": "v2", "decision": "kept for review", "checks": block}]
+    assert last_accepted({"production": "v1", "versions": versions}, None)["version"] == "v1"
+    assert last_accepted({"production": "v2", "versions": versions}, None)["version"] == "v2"
+    champ = {"version": "v0"}
+    assert last_accepted({}, champ) is champ and last_accepted({"versions": versions[1:]}, champ) is champ
+
+
+# -- the deploy rule's reasons, word for word ---------------------------------------------
+def test_the_deploy_rules_reasons_word_for_word():
+    rule = DeployRule()
+    assert decide(rule, 0.8, 0.8, None) == (True, "ROC-AUC 0.8000 equals the champion's 0.8000")
+    assert decide(rule, 0.81, 0.8, None, "scored on 40 rows") == (True, "ROC-AUC 0.8100 beats the champion's 0.8000 (scored on 40 rows)")
+    assert decide(rule, 0.79, 0.8, None) == (False, "ROC-AUC 0.7900 is worse than the champion's 0.8000")
+    assert decide(rule, 0.79, 0.8, None, "n") == (False, "ROC-AUC 0.7900 is worse than the champion's 0.8000 (n)")
+    assert decide(rule, 0.7, None, None) == (True, "first model: nothing in production to compare with")
+    assert decide(rule, 0.7, None, None, "not in the log") == (True, "not in the log")
+    tie_short = decide(DeployRule(min_improvement=0.01), 0.75, 0.75, None)
+    assert tie_short == (False, "ROC-AUC 0.7500 vs champion 0.7500: improvement +0.0000 is below --min-improvement 0.0100")
+    assert decide(DeployRule(min_auc=0.9), 0.85, 0.5, None) == (False, "ROC-AUC 0.8500 is below the floor --min-auc 0.9000")
+    sig = DeployRule(require_significance=True)
+    assert decide(sig, 0.85, 0.8, SimpleNamespace(p_value_one_sided=0.2)) == (
+        False,
+        "ROC-AUC 0.8500 vs champion 0.8000: not significantly better (one-sided DeLong p = 0.2 >= 0.05)",
+    )
+    assert decide(sig, 0.85, 0.8, None, "n") == (False, "--require-significance: the champion could not be scored on the same holdout (n)")
+    assert DeployRule(min_improvement=0.1).to_dict() == {"min_improvement": 0.1, "require_significance": False, "alpha": 0.05, "min_auc": None}
