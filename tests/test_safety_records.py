@@ -223,3 +223,29 @@ def test_the_deploy_rules_reasons_word_for_word():
     )
     assert decide(sig, 0.85, 0.8, None, "n") == (False, "--require-significance: the champion could not be scored on the same holdout (n)")
     assert DeployRule(min_improvement=0.1).to_dict() == {"min_improvement": 0.1, "require_significance": False, "alpha": 0.05, "min_auc": None}
+
+
+def _raw_ledger(path, meta: dict, train=(1, 2)) -> None:
+    blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    with path.open("wb") as fh:
+        np.savez(fh, train=np.array(train, np.uint64), holdout=np.array([3], np.uint64), meta=blob)
+
+
+def test_ledger_formats_old_and_new(tmp_path):
+    from retraining.errors import StateError
+
+    _raw_ledger(tmp_path / "old.npz", {"version": "v0.9.0"})  # written before the format number and the key
+    old = load_ledger(tmp_path / "old.npz")
+    assert (old.version, old.key, old.max_time, old.time_kind, old.format) == ("v0.9.0", {}, None, None, 1)
+    assert old.train.dtype == np.uint64 and old.train.tolist() == [1, 2]
+    _raw_ledger(tmp_path / "new.npz", {"version": "v9.0.0", "format": 2})
+    with pytest.raises(StateError) as err:
+        load_ledger(tmp_path / "new.npz")
+    assert str(err.value) == f"{tmp_path / 'new.npz'}: ledger format 2 is newer than this program reads (1); upgrade the tool."
+    _raw_ledger(tmp_path / "nover.npz", {"format": 1})
+    with pytest.raises(StateError, match=r"nover.npz: the row ledger is damaged \('version'\); delete it"):
+        load_ledger(tmp_path / "nover.npz")
+    (tmp_path / "junk.npz").write_bytes(b"")
+    with pytest.raises(StateError, match=r"junk.npz: the row ledger is damaged \(\w+.*\); delete it \(that version's rows then count as unknown\)"):
+        load_ledger(tmp_path / "junk.npz")
+    assert load_ledger(tmp_path / "missing.npz") is None
