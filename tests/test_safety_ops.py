@@ -287,3 +287,36 @@ def test_a_plan_at_a_wall_time_steps_whole_weeks_or_days(every, unit, gap):
     local = [r.astimezone(helsinki) for r in runs]
     assert [(b.date() - a.date()).days for a, b in itertools.pairwise(local)] == [gap] * 3
     assert [r.strftime("%H:%M") for r in local] == ["04:00" if r.date() == dt.date(2026, 3, 29) else "03:00" for r in local]  # 03:00 does not exist that day
+
+
+# -- notifications: which event a run is, and which targets get it ----------------------------
+@pytest.mark.parametrize(
+    ("result", "events"),
+    [
+        ({"status": "kept for review", "checks": [{"name": "label_rate", "severity": "block"}]}, ["blocked"]),
+        ({"status": "kept for review", "checks": [{"name": "drift", "severity": "warn"}]}, ["review"]),  # a warning does not block
+        ({"status": "kept for review", "checks": []}, ["review"]),
+        ({"status": "deployed", "checks": [{"name": "drift", "severity": "warn"}]}, ["deployed"]),
+        ({"status": "deployed", "drift": {"significant": ["x1"]}}, ["deployed", "drift"]),
+        ({"status": "unchanged", "drift": {"significant": ["x1"]}}, []),
+        ({"status": "kept for review", "drift": {"significant": []}}, ["review"]),
+    ],
+)
+def test_a_runs_severity_decides_its_event(result, events):
+    from retraining.notify import run_events
+
+    assert run_events(result) == events
+
+
+def test_every_target_source_given_urls_a_config_file_or_the_environment():
+    from retraining.notify import parse_events, targets
+
+    env = {"RETRAIN_NOTIFY": "json://a:1/x, mailto://u:p@h  ntfy://t"}
+    assert targets((), None, env) == (("json://a:1/x", "mailto://u:p@h", "ntfy://t"), None)  # each of the variable's targets
+    assert targets(["json://b/"], None, env) == (("json://b/",), None)  # the flag wins over the variable
+    assert targets((), "notify.yml", env) == ((), "notify.yml")  # so does a config file
+    assert targets((), None, {}) == ((), None)
+    assert parse_events("all") == ("review", "blocked", "deployed", "rollback", "failed", "drift")
+    assert parse_events("failed, review failed") == ("failed", "review")
+    with pytest.raises(ValueError, match="unknown event nope; choose from"):
+        parse_events("review,nope")
