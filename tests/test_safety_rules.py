@@ -281,3 +281,72 @@ def test_holdout_rows_the_champion_trained_on_are_left_out_and_its_auc_is_scored
     rest = frame[remaining]
     expected = roc_auc_score(rest.target, champion.predict_proba(rest[list(champion.feature_names_)])[:, 1])
     assert second.champion_auc == pytest.approx(expected, abs=1e-6)
+
+
+# -- the champion falling below its deployed AUC ------------------------------------------
+def _hanley_mcneil(auc: float, pos: int, neg: int) -> float:
+    """The variance of an AUC by Hanley & McNeil (1982), written out here."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    return (auc * (1 - auc) + (pos - 1) * (q1 - auc**2) + (neg - 1) * (q2 - auc**2)) / (pos * neg)
+
+
+def _today(n: int, shift: float = 1.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.ones(n, int), np.zeros(n, int)]
+    scores = np.r_[rng.normal(shift, 1, n), rng.normal(0, 1, n)]
+    return y, scores, roc_auc_score(y, scores)
+
+
+def test_a_champion_clearly_worse_than_when_deployed_is_a_warning_with_its_numbers():
+    from retraining.guard.checks import champion_drop
+
+    y, scores, now = _today(100)
+    deployed = {"candidate": {"roc_auc": 0.9}, "holdout_rows": 400, "holdout_positives": 150}
+    found = champion_drop(y, scores, deployed, version="v1.2.0")
+    se = math.sqrt(_hanley_mcneil(now, 100, 100) + _hanley_mcneil(0.9, 150, 250))
+    p = norm.sf((0.9 - now) / se)
+    assert p < 0.01 and 0.9 - now >= 0.02
+    assert (found.name, found.severity, found.columns) == ("champion_drop", "warn", [])
+    assert found.numbers == {
+        "auc_deployed": 0.9,
+        "auc_today": round(now, 4),
+        "drop": round(0.9 - now, 4),
+        "p_value": float(f"{p:.3g}"),
+        "holdout_rows": 200,
+    }
+    assert found.message == (f"v1.2.0's ROC-AUC fell from 0.9000 (when deployed) to {now:.4f} on today's holdout (p = {p:.2g}): the data or the labels changed")
+    assert champion_drop(y, scores, deployed).message.startswith("the champion's ROC-AUC fell")
+    no_counts = champion_drop(y, scores, {"candidate": {"roc_auc": 0.9}})  # an old entry: only today's variance
+    assert no_counts.numbers["p_value"] == float(f"{norm.sf((0.9 - now) / math.sqrt(_hanley_mcneil(now, 100, 100))):.3g}")
+
+
+@pytest.mark.parametrize(("drop", "flagged"), [(0.019, False), (0.021, True)])
+def test_a_champion_drop_counts_from_002(drop, flagged):
+    from retraining.guard.checks import champion_drop
+
+    y, scores, now = _today(20_000, shift=0.8)  # so many rows that p is tiny for either drop
+    deployed = {"candidate": {"roc_auc": now + drop}, "holdout_rows": 40_000, "holdout_positives": 20_000}
+    se = math.sqrt(_hanley_mcneil(now, 20_000, 20_000) + _hanley_mcneil(now + drop, 20_000, 20_000))
+    assert norm.sf(drop / se) < 0.01
+    assert (champion_drop(y, scores, deployed) is not None) == flagged
+
+
+def test_a_champion_drop_needs_significance_and_both_classes():
+    from retraining.guard.checks import champion_drop
+
+    y, scores, now = _today(15, shift=1.0, seed=2)
+    deployed = {"candidate": {"roc_auc": now + 0.05}, "holdout_rows": 30, "holdout_positives": 15}
+    assert norm.sf(0.05 / math.sqrt(_hanley_mcneil(now, 15, 15) + _hanley_mcneil(now + 0.05, 15, 15))) > 0.01
+    assert champion_drop(y, scores, deployed) is None  # 0.05 lower on 30 rows: not significant
+    big = {"candidate": {"roc_auc": 0.99}, "holdout_rows": 400, "holdout_positives": 200}
+    y, scores, _ = _today(100)
+    assert champion_drop(np.ones(200, int), scores, big) is None  # one class today: no AUC
+    assert champion_drop(np.zeros(200, int), scores, big) is None
+    assert champion_drop(y, scores, {"holdout_rows": 400}) is None  # no deployed AUC recorded
+    off = CheckSettings.from_json({"severity": {"champion_drop": "off"}})
+    assert champion_drop(y, scores, big) is not None and champion_drop(y, scores, big, settings=off) is None
+    blocking = CheckSettings.from_json({"severity": {"champion_drop": "block"}})
+    assert champion_drop(y, scores, big, settings=blocking).severity == "block"
+    y, scores, now = _today(15, shift=1.0, seed=2)
+    lax = CheckSettings.from_json({"champion_drop_p_value": 0.5})
+    assert champion_drop(y, scores, deployed, settings=lax) is not None  # the p-value setting is the one used
