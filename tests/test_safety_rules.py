@@ -350,3 +350,59 @@ def test_a_champion_drop_needs_significance_and_both_classes():
     y, scores, now = _today(15, shift=1.0, seed=2)
     lax = CheckSettings.from_json({"champion_drop_p_value": 0.5})
     assert champion_drop(y, scores, deployed, settings=lax) is not None  # the p-value setting is the one used
+
+
+# -- run_checks: what it judges, and columns gone -------------------------------------------
+def _reference(tmp_path, frame: pd.DataFrame) -> dict:
+    from retraining.guard.drift import profile
+
+    ds = load_dataset(write_csv(tmp_path / "ref.csv", frame))
+    return profile(ds.X, ds.cat_features, ds.y)
+
+
+@pytest.mark.parametrize(("new", "basis", "judged"), [(199, "whole file", 1199), (200, "new rows", 200), (1000, "whole file", 1000)])
+def test_the_checks_judge_the_new_rows_from_200_else_the_whole_file(tmp_path, new, basis, judged):
+    from retraining.guard.checks import run_checks
+
+    old = make_frame(1000, seed=1)
+    today = pd.concat([old, make_frame(new, seed=2, start_id=1000)], ignore_index=True) if new < 1000 else make_frame(1000, seed=3)
+    previous = make_ledger("v1.0.0", load_dataset(write_csv(tmp_path / "old.csv", old.drop(columns="customer_id"))))
+    ds = load_dataset(write_csv(tmp_path / "today.csv", today.drop(columns="customer_id")))
+    report = run_checks(ds, _reference(tmp_path, old.drop(columns="customer_id")), split_rows(ds, previous), reference_version="v1.0.0")
+    assert (report.basis, report.rows_judged) == (basis, judged)
+    assert [f.name for f in report.findings] == []  # the same process: nothing to report
+    assert report.drift["reference"] == "v1.0.0"
+
+
+def test_columns_gone_block_unless_the_user_dropped_them_and_the_mode_decides(tmp_path):
+    from retraining.guard.checks import run_checks
+
+    old = make_frame(600, seed=1).drop(columns="customer_id")
+    reference = _reference(tmp_path, old)
+    renamed = old.rename(columns={"x2": "x2_new", "c2": "c2_new"})
+    ds = load_dataset(write_csv(tmp_path / "renamed.csv", renamed))
+    found = run_checks(ds, reference, None).findings
+    gone = [f for f in found if f.name == "column_gone"]
+    assert len(gone) == 1 and gone[0].severity == "block" and gone[0].columns == ["x2", "c2"]
+    assert gone[0].numbers == {"columns": {"x2": "not in the data", "c2": "not in the data"}}
+    assert gone[0].message == "2 column(s) the production model trained on are gone ('x2': not in the data; 'c2': not in the data): renamed or broken upstream?"
+    dropped = load_dataset(write_csv(tmp_path / "same.csv", old), drop_columns=["x2", "c2"])
+    assert [f.name for f in run_checks(dropped, reference, None).findings if f.name == "column_gone"] == []
+    assert {f.severity for f in run_checks(ds, reference, None, mode="warn").findings} == {"warn"}
+    assert run_checks(ds, reference, None, mode="off").to_json() == {"basis": "off", "rows_judged": 0, "findings": []}
+    with pytest.raises(Exception, match="--data-checks must be one of block, warn, off"):
+        run_checks(ds, reference, None, mode="loud")
+
+
+def test_text_in_a_number_column_and_an_empty_column_block(tmp_path):
+    old = make_frame(600, seed=1).drop(columns="customer_id")
+    reference = _reference(tmp_path, old)
+    bad = old.assign(x1=np.where(old.x1 > 0, "high", "low"), x2=np.nan)
+    ds = load_dataset(write_csv(tmp_path / "bad.csv", bad))
+    found = {f.name: f for f in value_checks(ds.X, ds.cat_features, reference["features"], DEFAULTS)}
+    assert found["kind_changed"].columns == ["x1"] and found["kind_changed"].numbers == {"was": "numeric", "now": "categorical"}
+    assert found["kind_changed"].severity == "block"
+    assert found["kind_changed"].message == "column 'x1' was numeric in training and is categorical now (text in a number column?)"
+    empty = pd.DataFrame({"x2": np.full(150, np.nan)})
+    assert [(f.name, f.columns, f.numbers) for f in value_checks(empty, [], reference["features"], DEFAULTS)] == [("all_missing", ["x2"], {"rows": 150})]
+    assert value_checks(empty.iloc[:99], [], reference["features"], DEFAULTS) == []  # under 100 rows: not judged
