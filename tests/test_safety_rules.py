@@ -406,3 +406,32 @@ def test_text_in_a_number_column_and_an_empty_column_block(tmp_path):
     empty = pd.DataFrame({"x2": np.full(150, np.nan)})
     assert [(f.name, f.columns, f.numbers) for f in value_checks(empty, [], reference["features"], DEFAULTS)] == [("all_missing", ["x2"], {"rows": 150})]
     assert value_checks(empty.iloc[:99], [], reference["features"], DEFAULTS) == []  # under 100 rows: not judged
+
+
+def _id_night(tmp_path, extra: pd.DataFrame):
+    old = make_frame(1000, seed=1)
+    previous = make_ledger("v1.0.0", load_dataset(write_csv(tmp_path / "old.csv", old), id_column="customer_id"))
+    today = pd.concat([old, make_frame(200, seed=2, start_id=5000), extra], ignore_index=True)
+    ds = load_dataset(write_csv(tmp_path / "today.csv", today), id_column="customer_id")
+    return old, duplicate_checks(ds, split_rows(ds, previous), DEFAULTS)
+
+
+def test_with_an_id_column_exact_copies_are_a_resent_batch(tmp_path):
+    old = make_frame(1000, seed=1)
+    _, found = _id_night(tmp_path, old.iloc[:100])  # 100 exact copies among 300 new rows: 33 %
+    assert [(f.name, f.severity, f.columns) for f in found] == [("resent_batch", "block", ["customer_id"])]
+    assert found[0].numbers == {"resent_rows": 100, "new_rows": 300, "share": round(100 / 300, 4), "usual_share": 0.0}
+    assert found[0].message == "100 of the 300 new rows repeat rows the previous version already had (ids of 'customer_id'): was a batch sent again?"
+
+
+def test_with_an_id_column_a_customers_next_row_is_a_repeated_id_not_a_resent_batch(tmp_path):
+    next_rows = make_frame(100, seed=9).assign(customer_id=np.arange(100))  # known ids, new values
+    _, found = _id_night(tmp_path, next_rows)
+    assert [(f.name, f.severity, f.columns) for f in found] == [("repeated_ids", "warn", ["customer_id"])]
+    assert found[0].numbers == {"repeated_rows": 100, "new_rows": 300}
+    assert found[0].message == "100 of the 300 new rows repeat an id of 'customer_id' (of each other or of earlier rows)"
+    twice = make_frame(10, seed=11, start_id=9000)
+    _, found = _id_night(tmp_path, pd.concat([twice, twice.assign(x1=twice.x1 + 1)]))  # ids repeated among the new rows only
+    assert [(f.name, f.numbers) for f in found] == [("repeated_ids", {"repeated_rows": 10, "new_rows": 220})]
+    _, found = _id_night(tmp_path, make_frame(10, seed=12, start_id=9500))
+    assert found == []
