@@ -54,7 +54,7 @@ def test_two_blocking_findings_say_one_more():
 
 def test_severities_and_modes_apply_to_each_finding():
     found = [_f("label_rate"), _f("drift", WARN), _f("missing_rate", WARN)]
-    settings = CheckSettings.from_json({"severity": {"drift": "block", "missing_rate": "off"}})
+    settings = CheckSettings.from_json({"severity": {"drift": "block", "missing_rate": "off"}})  # the last one off
     assert [(f.name, f.severity) for f in apply_severity(found, settings, BLOCK)] == [("label_rate", "block"), ("drift", "block")]
     assert [(f.name, f.severity) for f in apply_severity(found, settings, WARN)] == [("label_rate", "warn"), ("drift", "warn")]
     kept = apply_severity(found, CheckSettings(), BLOCK)
@@ -249,3 +249,41 @@ def test_ledger_formats_old_and_new(tmp_path):
     with pytest.raises(StateError, match=r"junk.npz: the row ledger is damaged \(\w+.*\); delete it \(that version's rows then count as unknown\)"):
         load_ledger(tmp_path / "junk.npz")
     assert load_ledger(tmp_path / "missing.npz") is None
+
+
+def test_settings_errors_name_where_they_come_from(tmp_path):
+    with pytest.raises(UsageError, match=r"^check settings: unknown setting\(s\) nope; valid: champion_drop_min, champion_drop_p_value, drift_psi, "):
+        CheckSettings.from_json({"nope": 1})
+    path = tmp_path / "s.json"
+    path.write_text('{"nope": 1}', encoding="utf-8")
+    with pytest.raises(UsageError) as err:
+        CheckSettings.load(path)
+    assert str(err.value).startswith(f"{path}: unknown setting(s) nope; valid: ")
+
+
+def test_an_off_check_is_skipped_not_the_rest():
+    found = [_f("missing_rate", WARN), _f("label_rate"), _f("drift", WARN)]
+    settings = CheckSettings.from_json({"severity": {"missing_rate": "off"}})
+    assert [f.name for f in apply_severity(found, settings, BLOCK)] == ["label_rate", "drift"]
+
+
+def test_membership_of_a_single_key_and_the_empty_answers_are_booleans():
+    assert _contains(np.array([7], np.uint64), np.array([7], np.uint64)).tolist() == [True]
+    empty = _contains(np.array([], np.uint64), np.array([1], np.uint64))
+    assert empty.dtype == bool and empty.tolist() == [False]
+
+
+def test_split_rows_without_a_comparable_ledger_counts_every_row_new(tmp_path):
+    from helpers import make_frame, write_csv
+
+    from retraining.data.dataset import load_dataset
+    from retraining.guard.ledger import make_ledger, split_rows
+
+    frame = make_frame(300)
+    ds = load_dataset(write_csv(tmp_path / "a.csv", frame))
+    rows = split_rows(ds, None)
+    assert (rows.basis, rows.previous, rows.counts) == ("no ledger", None, {"total": 300, "new": 300, "seen": 0, "gone": 0, "resent": 0})
+    assert rows.new.all() and not rows.resent.any()
+    by_id = make_ledger("v1.0.0", load_dataset(write_csv(tmp_path / "b.csv", frame), id_column="customer_id"))
+    rows = split_rows(ds, by_id)
+    assert (rows.basis, rows.previous, rows.counts["new"], rows.counts["gone"]) == ("key changed", "v1.0.0", 300, 300)
