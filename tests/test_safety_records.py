@@ -287,3 +287,15 @@ def test_split_rows_without_a_comparable_ledger_counts_every_row_new(tmp_path):
     by_id = make_ledger("v1.0.0", load_dataset(write_csv(tmp_path / "b.csv", frame), id_column="customer_id"))
     rows = split_rows(ds, by_id)
     assert (rows.basis, rows.previous, rows.counts["new"], rows.counts["gone"]) == ("key changed", "v1.0.0", 300, 300)
+
+
+def test_split_rows_matches_keys_as_a_multiset_and_measures_how_often_the_old_rows_repeat():
+    from retraining.guard.ledger import split_rows
+
+    key = {"method": "features", "columns": ["a"]}
+    previous = Ledger("v1.0.0", np.array([1, 1, 2, 3], np.uint64), np.array([4], np.uint64), key)  # key 1 twice: 1 of 5 repeats
+    ds = SimpleNamespace(keys=np.array([1, 1, 1, 2, 9], np.uint64), split={"key": key}, times=None)
+    rows = split_rows(ds, previous)
+    assert rows.new.tolist() == [False, False, True, False, True] and rows.resent.tolist() == [False, False, True, False, False]
+    assert rows.counts == {"total": 5, "new": 2, "seen": 3, "gone": 2, "resent": 1}
+    assert (rows.basis, rows.previous, rows.usual_repeats) == ("keys", "v1.0.0", 0.2)
