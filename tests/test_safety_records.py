@@ -299,3 +299,22 @@ def test_split_rows_matches_keys_as_a_multiset_and_measures_how_often_the_old_ro
     assert rows.new.tolist() == [False, False, True, False, True] and rows.resent.tolist() == [False, False, True, False, False]
     assert rows.counts == {"total": 5, "new": 2, "seen": 3, "gone": 2, "resent": 1}
     assert (rows.basis, rows.previous, rows.usual_repeats) == ("keys", "v1.0.0", 0.2)
+
+
+# -- the row key is fixed forever ------------------------------------------------------------
+def test_the_row_key_of_a_known_frame_never_changes():
+    """Pinned values: a changed key re-draws every holdout split and orphans every ledger on disk
+    (retraining/data/keys.py), so these numbers may never change, whatever the code becomes."""
+    import pandas as pd
+
+    from retraining.data.keys import content_hashes, id_hashes, integral_floats_as_int
+
+    frame = pd.DataFrame({"b": [1.0, -0.0, np.nan, 2.5], "a": ["x", None, "y", "x"], "n": [1, 0, 3, 2]})
+    expected = [4059981301521456943, 11138975956908968458, 16133002834432449494, 8342877321829854793]
+    assert content_hashes(frame).tolist() == expected
+    same = frame.assign(b=[1, 0.0, np.nan, 2.5])[["n", "a", "b"]]  # -0.0 is 0.0; column order does not count
+    assert content_hashes(same).tolist() == expected
+    assert id_hashes(pd.Series([42, 7, 1000000])).tolist() == [13868540147178108907, 7235077061665164374, 14578122317709770287]
+    assert id_hashes(pd.Series([42.0, 7.0, 1e6])).tolist() == id_hashes(pd.Series(["42", " 7 ", "1000000"])).tolist()
+    with_gap = integral_floats_as_int(pd.Series([1.0, np.nan, 3.0]))
+    assert str(with_gap.dtype) == "Int64" and with_gap.isna().tolist() == [False, True, False]
