@@ -435,3 +435,81 @@ def test_with_an_id_column_a_customers_next_row_is_a_repeated_id_not_a_resent_ba
     assert [(f.name, f.numbers) for f in found] == [("repeated_ids", {"repeated_rows": 10, "new_rows": 220})]
     _, found = _id_night(tmp_path, make_frame(10, seed=12, start_id=9500))
     assert found == []
+
+
+# -- each finding word for word (the numbers a report and a notification show) --------------
+def test_label_findings_word_for_word():
+    p1, p0 = 0.1, 0.26
+    pooled = (2600 + 60) / 10_600
+    z = (p1 - p0) / math.sqrt(pooled * (1 - pooled) * (1 / 10_000 + 1 / 600))
+    p, h = 2 * norm.sf(abs(z)), cohens_h(p1, p0)
+    f = label_checks(labels(600, 60), TRAINING, DEFAULTS)[0]
+    assert f.to_json() == {
+        "name": "label_rate",
+        "severity": "block",
+        "columns": [],
+        "numbers": {"rate": 0.1, "rows": 600, "positives": 60, "training_rate": 0.26, "z": round(z, 2), "p_value": float(f"{p:.3g}"), "cohens_h": round(h, 3)},
+        "message": f"positive rate 10.0% in 600 rows vs 26.0% in training (p = {p:.2g}, Cohen's h {h:+.2f}): check the label feed",
+    }
+    chance = 0.97**300
+    g = label_checks(labels(300, 0), {"rows": 10_000, "positives": 300}, DEFAULTS)[0]
+    assert g.to_json() == {
+        "name": "labels_one_class",
+        "severity": "block",
+        "columns": [],
+        "numbers": {"rate": 0.0, "rows": 300, "positives": 0, "training_rate": 0.03, "p_value": float(f"{chance:.3g}")},
+        "message": f"all 300 rows are negative (training: 3.0% positive; p = {chance:.2g}): are labels missing or defaulted?",
+    }
+    assert label_checks(labels(300, 0), {"rows": 0, "positives": 0}, DEFAULTS) == []  # no training counts: nothing to compare
+    assert label_checks(labels(300, 0), {"rows": 10_000, "positives": 0}, DEFAULTS) == []  # training had one class
+    assert label_checks(labels(300, 0), {"rows": 10_000, "positives": 10_000}, DEFAULTS) == []
+
+
+def test_range_and_drift_findings_word_for_word():
+    frame = _numeric(879, above=121)
+    f = value_checks(frame, [], {"x": NUMERIC_REF}, DEFAULTS)[0]
+    median = float(np.median(frame.x))
+    assert f.to_json() == {
+        "name": "out_of_range",
+        "severity": "block",
+        "columns": ["x"],
+        "numbers": {"share_outside": 0.121, "training_share_outside": 0.02, "low": 0.0, "high": 1.0, "median": median},
+        "message": "12% of values of 'x' lie outside its training range [0, 1] (1st-99th percentile; training: 2%): a unit change or swapped columns?",
+    }
+    flat = {**NUMERIC_REF, "q01": 0.5, "q99": 0.5, "min": 0.0, "max": 1.0}  # a column whose percentiles meet: the min-max range
+    assert value_checks(_numeric(1000), [], {"x": flat}, DEFAULTS) == []
+    old = {k: v for k, v in NUMERIC_REF.items() if k != "outside"}  # an older profile: 2 % outside is assumed
+    assert [x.name for x in value_checks(_numeric(879, below=121), [], {"x": old}, DEFAULTS)] == ["out_of_range"]
+    assert value_checks(_numeric(881, below=119), [], {"x": old}, DEFAULTS) == []
+    drift = {"new_rows": None, "features": {"a": {"psi": 0.1}, "c": {"psi": 0.5, "new_categories": ["p", "q", "r", "s", "t", "u"]}}}
+    assert [d.to_json() for d in drift_findings(drift, DEFAULTS)] == [
+        {
+            "name": "drift",
+            "severity": "warn",
+            "columns": ["c"],
+            "numbers": {"psi": 0.5, "psi_whole_file": 0.5, "new_categories": ["p", "q", "r", "s", "t", "u"]},
+            "message": "'c' shifted: PSI 0.50 on the whole file; never-seen: 'p', 'q', 'r', 's', 't'",
+        }
+    ]
+    plain = drift_findings({"new_rows": None, "features": {"n": {"psi": 0.3}}}, DEFAULTS)[0]
+    assert plain.message == "'n' shifted: PSI 0.30 on the whole file" and plain.numbers["new_categories"] == []
+    assert drift_findings({"new_rows": None}, DEFAULTS) == []
+
+
+def test_missing_and_category_findings_word_for_word():
+    f = value_checks(_numeric(740, missing=260), [], {"x": NUMERIC_REF}, DEFAULTS)[0]
+    assert f.to_json() == {
+        "name": "missing_rate",
+        "severity": "warn",
+        "columns": ["x"],
+        "numbers": {"missing_share": 0.26, "training_missing_share": 0.05, "rows": 1000},
+        "message": "column 'x' is missing in 26% of rows (training: 5%)",
+    }
+    g = value_checks(_categories(1000, {"teal": 20, **{f"c{i}": 1 for i in range(6)}}), ["c"], {"c": CAT_REF}, DEFAULTS)[0]
+    assert g.to_json() == {
+        "name": "new_categories",
+        "severity": "warn",
+        "columns": ["c"],
+        "numbers": {"share": 0.026, "rows": 26, "categories": {"teal": 20, **{f"c{i}": 1 for i in range(6)}}},
+        "message": "3% of rows have never-seen categories in 'c': 'teal' (20), 'c0' (1), 'c1' (1), 'c2' (1), 'c3' (1) and 2 more (renamed?)",
+    }
