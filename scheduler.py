@@ -33,6 +33,8 @@ def schedule_job(args: argparse.Namespace, retrain_job) -> schedule.Job:
     # schedule.every(7).days.do(retrain_job)                  # or every 7 days  (--every 7 --unit days)
     # schedule.every().week.do(retrain_job)                   # or every week    (--every 1 --unit weeks)
     job = getattr(schedule.every(args.every), args.unit)
+    if args.at_given and args.unit == "weeks":  # schedule's weeks take no .at(): the same days, counted as days
+        job = schedule.every(7 * args.every).days
     if args.at_given and args.unit in ("days", "weeks"):
         job = job.at(args.at)
     return job.do(retrain_job)

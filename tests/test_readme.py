@@ -155,11 +155,35 @@ def test_the_windows_block_is_the_bash_block_and_runs_in_powershell_and_cmd():
 
 def test_setup_commands_and_ci_agree():
     text = README.read_text(encoding="utf-8")
-    command = "python -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest -n auto --dist loadfile"
+    assert "pip install -r requirements.txt && python retrain_model.py" in text
+    command = (
+        "bash scripts/system-packages.sh && python -m venv .venv && .venv/bin/pip install -r requirements-dev.txt "
+        "&& .venv/bin/python -m pytest -n auto --dist loadfile"
+    )
     assert command in text
     assert command in (ROOT / "docs" / "contributing.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "-m venv" in ci and "install -q -r requirements-dev.txt" in ci and "-m pytest -p no:cacheprovider -n auto --dist loadfile" in ci
+    assert "bash scripts/system-packages.sh" in ci and "apt-get" not in ci  # one list of system packages, in the script
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a bash script for Debian and Ubuntu")
+def test_the_system_packages_script_says_in_one_line_when_it_cannot_install(tmp_path):
+    """Not root, no sudo, a package missing: one line naming it and the way out, exit 1, nothing installed."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("id", "apt-get", "systemd-analyze", "flock", "timeout", "chromium", "chromedriver"):  # strace left out
+        (tools / tool).write_text("#!/bin/sh\necho 1000\n" if tool == "id" else "#!/bin/sh\nexit 0\n")  # id -u: not root
+        (tools / tool).chmod(0o755)
+    (tools / "ls").symlink_to(shutil.which("ls"))
+    script = ROOT / "scripts" / "system-packages.sh"
+    env = {"PATH": str(tools), "HOME": str(tmp_path)}
+    proc = subprocess.run(["/bin/bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    pg = any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    missing = "strace" + ("" if pg else " postgresql")
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        f"system packages: missing {missing}; run this as root or with sudo (apt-get install -y {missing})"
+    ], proc.stderr
 
 
 def test_readme_names_every_exit_code():

@@ -47,14 +47,16 @@ def test_rollback_and_forward_again(two_versions, project):
     event = r.promote_to_production("v1.0.0")
     assert event["event"] == "rollback" and event["from"] == "v1.1.0" and event["to"] == "v1.0.0"
     assert sha(prod) == v1["sha256"]
-    assert (project / "models" / event["backup"]).is_file()
+    v11 = next(e for e in log["versions"] if e["version"] == "v1.1.0")
+    assert sha(project / "models" / event["backup"]) == v11["sha256"]  # the backup is the production it replaced
     log = r.version_history()
     assert log["production"] == "v1.0.0" and log["pending_promotion"] is None
     assert [e["event"] for e in log["events"]] == ["deploy", "deploy", "rollback"]
     assert r.promote_to_production("v1.1.0")["event"] == "promotion"
     assert r.promote_to_production("v1.1.0")["event"] == "none"  # already there
     backups = sorted((project / "models").glob("production_backup_*.cbm"))
-    assert len(backups) == 3  # one per replacement of an existing production file
+    assert len(backups) == 3  # one per replacement of an existing production file: the deploy of v1.1.0, the rollback, the promotion
+    assert sorted(sha(b) for b in backups) == sorted([v1["sha256"], v11["sha256"], v1["sha256"]])  # each holds what it replaced
 
 
 def test_promote_refuses_unknown_and_tampered_versions(two_versions, project):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -93,9 +94,10 @@ def test_reports_for_first_rejected_schema_change_and_no_profile(project):
     html = Path(rejected.report_path).read_text()
     assert rejected.status == "kept for review" and "kept for manual review (not deployed)" in html
     assert "Deploy rule: noise (α 0.05, margin 0.005); verdict: worse" in html  # #27: which rule decided, on what numbers
-    assert html.count("<img") == 5 and "Paired DeLong test" in html and "vs v1.0.0's training data" in html
+    charts = ["Metric history", "Feature importances", "ROC curves", "Precision-recall curves", "Calibration"]  # one chart each
+    assert sorted(re.findall(r"<img alt='([^']*)'", html)) == sorted(charts) and "Paired DeLong test" in html and "vs v1.0.0's training data" in html
     widths, errors = _chromium_check(Path(rejected.report_path), ARTIFACTS / "report_rejected.png")
-    assert len(widths) == 5 and all(ok and w > 0 for _, ok, w in widths), widths
+    assert sorted(alt for alt, _, _ in widths) == sorted(charts) and all(ok and w > 0 for _, ok, w in widths), widths
     assert errors == []
 
     df = make_frame().drop(columns=["x3"]).assign(x4=lambda d: np.arange(len(d)) % 5)
@@ -140,9 +142,15 @@ def test_report_flag_regenerates_and_no_report_skips(project):
     assert not (project / "models" / "reports").exists()
     regen = run_script("retrain_model.py", "--report", cwd=project)
     assert regen.returncode == 0 and regen.stdout.strip().endswith("reports/v1.0.0.html")
-    assert (project / "models" / "reports" / "v1.0.0.html").stat().st_size > 10_000
+    html = (project / "models" / "reports" / "v1.0.0.html").read_text(encoding="utf-8")
+    entry = json.loads((project / "models" / "version_log.json").read_text())["versions"][0]
+    metrics = entry["metrics"]["candidate"]
+    # the regenerated report shows this version's recorded numbers, its decision and its curves
+    assert all(f"<td>{metrics[k]:.4f}</td>" in html for k in ("roc_auc", "pr_auc", "log_loss", "brier")), metrics
+    assert "v1.0.0 was deployed to production: first model" in html and html.count("<img alt='ROC curves'") == 1
+    (project / "models" / "reports" / "v1.0.0.html").unlink()
     explicit = run_script("retrain_model.py", "--report", "v1.0.0", cwd=project)
-    assert explicit.returncode == 0
+    assert explicit.returncode == 0 and (project / "models" / "reports" / "v1.0.0.html").read_text(encoding="utf-8") == html
     bad = run_script("retrain_model.py", "--report", "v9.9.9", cwd=project)
     assert bad.returncode == 2 and "v9.9.9 is not in" in bad.stderr
 

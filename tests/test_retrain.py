@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import make_frame, retrainer, sha, write_csv
+from scipy.stats import norm
 
 from retrain_model import ModelRetrainer, compare_auc
 from retraining.errors import DataError, StateError, TrainingError, UsageError
@@ -58,7 +59,11 @@ def test_worse_candidate_is_kept_for_review(project):
     assert (project / "models" / "catboost_model_v1.1.0.cbm").is_file()
     log = retrainer(project).version_history()
     assert log["production"] == "v1.0.0" and len(log["events"]) == 1
-    assert log["versions"][1]["delong"]["p_value"] <= 1
+    d = log["versions"][1]["delong"]
+    assert d["delta"] == pytest.approx(result.candidate_auc - result.champion_auc, abs=1e-6) and d["delta"] < 0
+    # a worse candidate: the two-sided p and the one-sided p ("candidate better") follow from z by the normal tail
+    assert d["p_value"] == pytest.approx(2 * norm.sf(abs(d["z"])), abs=1e-6) and d["p_value_one_sided"] == pytest.approx(norm.sf(d["z"]), abs=1e-6)
+    assert d["p_value_one_sided"] > 0.5 and d["ci_low"] <= d["delta"] <= d["ci_high"]
 
 
 def test_champion_is_scored_on_rows_it_never_saw(tmp_path):

@@ -112,10 +112,13 @@ def test_sigterm_during_a_job_gives_grace_then_terminates_it(tmp_path):
 
 
 def test_sigint_lets_a_short_job_finish(tmp_path):
-    proc = start(tmp_path, "--run-now", "--grace", "10", "--script", str(JOBS / "ok.py"), env={"JOB_SLEEP": "1"})
+    proc = start(tmp_path, "--run-now", "--grace", "10", "--script", str(JOBS / "ok.py"), env={"JOB_SLEEP": "2"})
     wait_for(lambda: len(records(tmp_path)) == 1)
+    child = records(tmp_path)[0]["pid"]
+    assert pid_alive(child)  # the job is running (it sleeps 2 s after writing its record) when the signal is sent
     code, err = stop(proc, signal.SIGINT)
     assert code == 0 and "SIGINT received" in err and "Run finished" in err and "terminated" not in err
+    assert err.index("SIGINT received") < err.index("Run finished")  # the scheduler saw the signal before the job ended
 
 
 def test_second_scheduler_for_the_same_models_folder_is_refused(tmp_path):

@@ -69,6 +69,8 @@ def default_schedule_job(args: argparse.Namespace, retrain_job, every=schedule.e
     # schedule.every(7).days.do(retrain_job)                  # or every 7 days  (--every 7 --unit days)
     # schedule.every().week.do(retrain_job)                   # or every week    (--every 1 --unit weeks)
     job = getattr(every(args.every), args.unit)
+    if args.at_given and args.unit == "weeks":  # schedule's weeks take no .at(): the same days, counted as days
+        job = every(7 * args.every).days
     if args.at_given and args.unit in ("days", "weeks"):
         job = job.at(args.at)
     return job.do(retrain_job)
