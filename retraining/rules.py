@@ -98,7 +98,7 @@ def _strict(rule: DeployRule, head: str, drop: float, p: float | None) -> Outcom
         verdict = "equal" if drop == 0 else "better"
         return Outcome(True, f"{head}: {verdict} ({which})", verdict, "strict", p, drop)
     if rule.min_improvement > 0 and drop <= 0:
-        why = f"{head}: improvement {-drop:+.4f} is below --min-improvement {rule.min_improvement:.4f} ({which})"
+        why = f"{head}: improvement {0.0 - drop:+.4f} is below --min-improvement {rule.min_improvement:.4f} ({which})"
         return Outcome(False, why, "min improvement", "strict", p, drop)
     return Outcome(False, f"{head}: worse on the raw numbers ({which})", "worse", "strict", p, drop)
 
@@ -120,7 +120,7 @@ def _noise(rule: DeployRule, head: str, drop: float, p: float) -> Outcome:
 def _gates(rule: DeployRule, out: Outcome, head: str, drop: float, comparison: Any) -> Outcome:
     """``--min-improvement`` and ``--require-significance`` on top of a deploy."""
     if out.rule == "noise" and rule.min_improvement > 0 and -drop < rule.min_improvement:
-        why = f"{head}: improvement {-drop:+.4f} is below --min-improvement {rule.min_improvement:.4f}"
+        why = f"{head}: improvement {0.0 - drop:+.4f} is below --min-improvement {rule.min_improvement:.4f}"
         return replace(out, deploy=False, why=why, verdict="min improvement")
     if rule.require_significance:
         if comparison is None:

@@ -316,7 +316,7 @@ def test_every_target_source_given_urls_a_config_file_or_the_environment():
     assert targets(["json://b/"], None, env) == (("json://b/",), None)  # the flag wins over the variable
     assert targets((), "notify.yml", env) == ((), "notify.yml")  # so does a config file
     assert targets((), None, {}) == ((), None)
-    assert parse_events("all") == ("review", "blocked", "deployed", "rollback", "failed", "drift")
+    assert parse_events("all") == ("review", "blocked", "deployed", "rollback", "failed", "drift", "decay")
     assert parse_events("failed, review failed") == ("failed", "review")
     with pytest.raises(ValueError, match="unknown event nope; choose from"):
         parse_events("review,nope")

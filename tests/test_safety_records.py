@@ -206,23 +206,27 @@ def test_held_back_and_last_accepted():
 
 # -- the deploy rule's reasons, word for word ---------------------------------------------
 def test_the_deploy_rules_reasons_word_for_word():
+    """Without a paired comparison the noise rule falls back to the strict one, and says so (docs/deploy-rule.md)."""
     rule = DeployRule()
-    assert decide(rule, 0.8, 0.8, None) == (True, "ROC-AUC 0.8000 equals the champion's 0.8000")
-    assert decide(rule, 0.81, 0.8, None, "scored on 40 rows") == (True, "ROC-AUC 0.8100 beats the champion's 0.8000 (scored on 40 rows)")
-    assert decide(rule, 0.79, 0.8, None) == (False, "ROC-AUC 0.7900 is worse than the champion's 0.8000")
-    assert decide(rule, 0.79, 0.8, None, "n") == (False, "ROC-AUC 0.7900 is worse than the champion's 0.8000 (n)")
-    assert decide(rule, 0.7, None, None) == (True, "first model: nothing in production to compare with")
-    assert decide(rule, 0.7, None, None, "not in the log") == (True, "not in the log")
+    fallback = "no paired test on the same rows, so the strict rule decides"
+    assert decide(rule, 0.8, 0.8, None) == (True, f"ROC-AUC 0.8000 vs 0.8000: equal ({fallback}): deployed")
+    assert decide(rule, 0.81, 0.8, None, "scored on 40 rows") == (True, f"ROC-AUC 0.8100 vs 0.8000 (scored on 40 rows): better ({fallback}): deployed")
+    assert decide(rule, 0.79, 0.8, None) == (False, f"ROC-AUC 0.7900 vs 0.8000: worse on the raw numbers ({fallback}): kept for review")
+    assert decide(rule, 0.79, 0.8, None, "n") == (False, f"ROC-AUC 0.7900 vs 0.8000 (n): worse on the raw numbers ({fallback}): kept for review")
+    assert decide(rule, 0.7, None, None) == (True, "first model: nothing in production to compare with: deployed")
+    assert decide(rule, 0.7, None, None, "not in the log") == (True, "not in the log: deployed")
     tie_short = decide(DeployRule(min_improvement=0.01), 0.75, 0.75, None)
-    assert tie_short == (False, "ROC-AUC 0.7500 vs champion 0.7500: improvement +0.0000 is below --min-improvement 0.0100")
-    assert decide(DeployRule(min_auc=0.9), 0.85, 0.5, None) == (False, "ROC-AUC 0.8500 is below the floor --min-auc 0.9000")
+    assert tie_short == (False, f"ROC-AUC 0.7500 vs 0.7500: improvement +0.0000 is below --min-improvement 0.0100 ({fallback}): kept for review")
+    assert decide(DeployRule(min_auc=0.9), 0.85, 0.5, None) == (False, "ROC-AUC 0.8500 is below the floor --min-auc 0.9000: kept for review")
     sig = DeployRule(require_significance=True)
-    assert decide(sig, 0.85, 0.8, SimpleNamespace(p_value_one_sided=0.2)) == (
+    assert decide(sig, 0.85, 0.8, SimpleNamespace(p_value_one_sided=0.2, z=0.8416)) == (
         False,
-        "ROC-AUC 0.8500 vs champion 0.8000: not significantly better (one-sided DeLong p = 0.2 >= 0.05)",
+        "ROC-AUC 0.8500 vs 0.8000: not significantly better (one-sided DeLong p = 0.2 >= 0.05; --require-significance): kept for review",
     )
-    assert decide(sig, 0.85, 0.8, None, "n") == (False, "--require-significance: the champion could not be scored on the same holdout (n)")
-    assert DeployRule(min_improvement=0.1).to_dict() == {"min_improvement": 0.1, "require_significance": False, "alpha": 0.05, "min_auc": None}
+    unscored = "ROC-AUC 0.8500 vs 0.8000 (n): --require-significance, but the champion could not be scored on the same holdout: kept for review"
+    assert decide(sig, 0.85, 0.8, None, "n") == (False, unscored)
+    expected = {"min_improvement": 0.1, "require_significance": False, "alpha": 0.05, "min_auc": None, "rule": "noise", "margin": 0.005, "recent_versions": 5}
+    assert DeployRule(min_improvement=0.1).to_dict() == expected
 
 
 def _raw_ledger(path, meta: dict, train=(1, 2)) -> None:
@@ -252,7 +256,7 @@ def test_ledger_formats_old_and_new(tmp_path):
 
 
 def test_settings_errors_name_where_they_come_from(tmp_path):
-    with pytest.raises(UsageError, match=r"^check settings: unknown setting\(s\) nope; valid: champion_drop_min, champion_drop_p_value, drift_psi, "):
+    with pytest.raises(UsageError, match=r"^check settings: unknown setting\(s\) nope; valid: adversarial_iterations, adversarial_rows, "):  # sorted by name
         CheckSettings.from_json({"nope": 1})
     path = tmp_path / "s.json"
     path.write_text('{"nope": 1}', encoding="utf-8")

@@ -202,10 +202,11 @@ def test_never_seen_categories_warn_from_2_percent_with_one_of_10_rows(unseen, f
 
 # -- the deploy rule and its tie ---------------------------------------------------------
 class Comparison:
-    """What decide() reads from a DeLong comparison: the one-sided p-value."""
+    """What decide() reads from a DeLong comparison: the one-sided p-value and its z (p = 1 - Phi(z), by scipy)."""
 
     def __init__(self, p: float) -> None:
         self.p_value_one_sided = p
+        self.z = float(norm.isf(p))
 
 
 @pytest.mark.parametrize(
@@ -216,9 +217,9 @@ def test_the_deploy_rule_is_auc_new_at_least_auc_old_and_a_tie_deploys(candidate
     ok, reason = decide(DeployRule(), candidate, champion, None)
     assert ok is deploy
     if champion is not None and candidate == champion:
-        assert "equals" in reason
+        assert ": equal" in reason
     elif champion is not None:
-        assert ("beats" if deploy else "worse") in reason
+        assert (": better" if deploy else ": worse") in reason
 
 
 @pytest.mark.parametrize(("delta", "deploy"), [(0.0099, False), (0.01, True), (0.0101, True)])
@@ -230,7 +231,7 @@ def test_min_improvement_is_reached_at_exactly_the_margin(delta, deploy):
 
 def test_min_improvement_on_a_worse_candidate_says_worse():
     ok, reason = decide(DeployRule(min_improvement=0.01), 0.70, 0.75, None)
-    assert not ok and "worse than the champion" in reason
+    assert not ok and "0.7000 vs 0.7500: worse" in reason
 
 
 @pytest.mark.parametrize(("auc", "deploy"), [(0.6999, False), (0.70, True)])
