@@ -385,3 +385,15 @@ def test_drift_of_the_sampled_served_features_names_the_column(deployed: Path) -
     features = [f for f in report["findings"] if f["name"] == "drift" and f["columns"] != ["score"]]
     assert len(features) == 1 and features[0]["columns"] == ["x1"], report["findings"]
     assert report["feature_drift"]["significant"] == ["x1"]
+
+
+def test_zero_padded_ids_join_as_written_in_the_outcomes_csv(deployed: Path) -> None:
+    """An id the server saw as the text "00042" joins the outcomes CSV that holds 00042 (docs/ab-testing.md's rule), not 42."""
+    live = traffic(n=2000)
+    live["customer_id"] = [f"{i:07d}" for i in live["customer_id"]]  # text ids with leading zeros, as a client sends them
+    write_log(deployed / "predictions.jsonl", deployed, live, "v1.0.0")
+    write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]])  # written as 0100000, ...: pandas would read 100000
+    ran = monitor(deployed, "--json")
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout)
+    assert report["counts"]["match_rate"] == 1.0 and report["versions"][0]["rows_with_outcome"] == len(live)

@@ -45,7 +45,15 @@ from airflow.sdk.exceptions import AirflowFailException
 
 DAG_ID = "catboost_retrain"
 FLEET_DAG_ID = "catboost_retrain_fleet"
-EXIT_CODES = {2: "bad input", 3: "damaged models folder or failing database query", 4: "busy", 5: "CatBoost could not train", 7: "database did not answer"}
+# retrain_model.py's exit codes (retraining.errors.ExitCode; tests/test_dag_exit_codes.py keeps this table equal to it)
+EXIT_CODES = {
+    2: "bad input",
+    3: "damaged models folder or failing database query",
+    4: "busy",
+    5: "CatBoost could not train",
+    7: "database did not answer",
+    8: "no space left on the disk",
+}
 NOT_WORTH_A_RETRY = {2, 3}  # bad data, a damaged models folder, a refused login: a retry gives the same answer
 
 

@@ -132,6 +132,12 @@ def program(args: argparse.Namespace) -> int:
     if "://" not in args.outcomes and not Path(args.outcomes).exists():
         raise UsageError(f"{args.outcomes}: no such file or folder; pass the outcomes with --outcomes SOURCE (a CSV or Parquet file, or a database URL).")
     table = read_table(spec_from_args(args, location=args.outcomes))
+    if table.kind == "csv" and args.id_column in table.frame.columns:  # ids as written ("00042" stays "00042"): docs/ab-testing.md
+        from retraining.data.keys import written_id_text
+        from retraining.sources.csvfile import read_text_column
+
+        cells = read_text_column(Path(args.outcomes), args.id_column, getattr(args, "csv_delimiter", None), getattr(args, "encoding", None))
+        table.frame[args.id_column] = written_id_text(cells).to_numpy()
     req = Request(
         args.log or [Path("logs", "predictions.jsonl")],
         table.frame,

@@ -1,0 +1,30 @@
+"""The Airflow DAG's exit codes are ExitCode's (it runs in Airflow's own environment, so it
+cannot import the package: its table is read from the file and checked here)."""
+
+from __future__ import annotations
+
+import ast
+
+from helpers import ROOT
+
+from retraining.errors import ExitCode
+
+DAG = ROOT / "deploy" / "airflow" / "retrain_dag.py"
+
+
+def _literal(name: str):
+    tree = ast.parse(DAG.read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.Assign) and any(getattr(t, "id", None) == name for t in n.targets))
+    return ast.literal_eval(node.value)
+
+
+def test_every_exit_code_the_dag_names_is_an_exit_code_of_the_scripts_with_its_meaning():
+    codes = _literal("EXIT_CODES")
+    assert set(codes) == {
+        int(c) for c in ExitCode if c not in (ExitCode.OK, ExitCode.INTERNAL, ExitCode.TIMED_OUT, ExitCode.INTERRUPTED, ExitCode.MIRROR_FAILED)
+    }
+    assert codes[int(ExitCode.NO_SPACE)].startswith("no space left") and codes[int(ExitCode.BUSY)] == "busy"
+
+
+def test_the_dag_retries_only_what_a_retry_can_change():
+    assert _literal("NOT_WORTH_A_RETRY") == {int(ExitCode.BAD_INPUT), int(ExitCode.DAMAGED_STATE)}
