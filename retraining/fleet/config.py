@@ -113,7 +113,7 @@ def load_fleet(path: str | Path, options: dict[str, Option]) -> Fleet:
     fleet, defaults, models = (_table(path, name, doc.get(name, {})) for name in ("fleet", "defaults", "models"))
     _only(path, "[fleet]", fleet, FLEET_KEYS)
     base = path.resolve().parent
-    root = base / str(fleet.get("root", "fleet"))
+    root = (base / str(fleet.get("root", "fleet"))).resolve()
     max_parallel = fleet.get("max_parallel")
     if max_parallel is not None and (isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1):
         raise UsageError(f"{path}: [fleet] max_parallel must be a whole number of at least 1 (got {max_parallel!r}).")
