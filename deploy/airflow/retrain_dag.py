@@ -110,6 +110,17 @@ def notify_failure(context) -> None:
         print(f"warning: could not send the failure notification: {err}")
 
 
+# Both DAGs: retries with backoff (a busy lock, a crash, a database down), 2 h per task, the failed message.
+DEFAULT_ARGS = {
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(hours=1),
+    "execution_timeout": timedelta(hours=2),
+    "on_failure_callback": notify_failure,
+}
+
+
 @dag(
     dag_id=DAG_ID,
     schedule="0 3 * * *",
@@ -117,14 +128,7 @@ def notify_failure(context) -> None:
     catchup=False,
     max_active_runs=1,
     tags=["catboost", "retraining"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(hours=1),
-        "execution_timeout": timedelta(hours=2),
-        "on_failure_callback": notify_failure,
-    },
+    default_args=DEFAULT_ARGS,
     doc_md=__doc__,
 )
 def catboost_retrain():
@@ -197,14 +201,7 @@ def fleet_parallel() -> int:
     catchup=False,
     max_active_runs=1,
     tags=["catboost", "retraining", "fleet"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(hours=1),
-        "execution_timeout": timedelta(hours=2),
-        "on_failure_callback": notify_failure,
-    },
+    default_args=DEFAULT_ARGS,
     doc_md=__doc__,
 )
 def catboost_retrain_fleet():
