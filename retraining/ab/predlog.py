@@ -337,7 +337,7 @@ def read_prediction_log(path: Path) -> pd.DataFrame:
     missing = [f for f in LOG_FIELDS if f not in table.column_names]
     if missing:
         raise DataError(f"{path}: not a prediction log of ab_test.py (fields missing: {', '.join(missing)}).")
-    entity = _parse_hex(table.column("entity").combine_chunks(), path)
+    entity = parse_hex64(table.column("entity").combine_chunks(), path)
     frame = table.select([f for f in LOG_FIELDS if f != "entity"]).to_pandas()
     frame["entity"] = entity
     frame.attrs["skipped_lines"] = skipped  # torn or invalid lines left out (a killed writer, a full disk)
@@ -382,10 +382,13 @@ def read_feature_logs(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return head, features
 
 
-def _parse_hex(column, path: Path) -> np.ndarray:
-    """16-character hex strings (an Arrow array) to uint64, vectorised over the raw buffer."""
+def parse_hex64(column, path: Path) -> np.ndarray:
+    """16-character lower-case hex strings (an Arrow array or chunked array) to uint64, vectorised over the raw buffer."""
     import pyarrow as pa
 
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(column) == 0:
+        return np.zeros(0, dtype=np.uint64)
     if column.null_count or not pa.types.is_string(column.type):
         raise DataError(f"{path}: some lines have no entity hash, or it is not text.")
     offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from retraining.ab.logfiles import log_files as files_of_log
-from retraining.ab.predlog import LOG_FIELDS, PREVIOUS, production_salt
+from retraining.ab.predlog import LOG_FIELDS, PREVIOUS, parse_hex64, production_salt
 from retraining.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def compact(table, path: Path) -> pd.DataFrame:
     day = pc.cast(pc.cast(pc.utf8_slice_codeunits(served.column("time"), 0, 10), pa.date32()), pa.int32())
     out = pd.DataFrame(
         {
-            "entity": _hex64(served.column("entity"), path),
+            "entity": parse_hex64(served.column("entity"), path),
             "experiment": _category(served.column("experiment")),
             "model_version": _category(served.column("model_version")),
             "model_sha256": _category(served.column("model_sha256")),
@@ -199,27 +199,3 @@ def _set_at(n: int, rows: np.ndarray, values: np.ndarray) -> pd.Categorical:
     col = np.full(n, None, dtype=object)
     col[rows] = values
     return pd.Categorical(col)
-
-
-def _hex64(column, path: Path) -> np.ndarray:
-    """16-character lower-case hex entity hashes (an Arrow column) to uint64, over the raw buffer."""
-    import pyarrow as pa
-
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if len(column) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    if column.null_count or not pa.types.is_string(column.type):
-        raise DataError(f"{path}: some lines have no entity hash, or it is not text.")
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]
-    if not (np.diff(offsets) == 16).all():
-        raise DataError(f"{path}: an entity hash is not 16 hex characters.")
-    raw = np.frombuffer(column.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 16)
-    lookup = np.full(256, 255, dtype=np.uint8)
-    lookup[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
-    nibbles = lookup[raw]
-    if (nibbles == 255).any():
-        raise DataError(f"{path}: an entity hash holds characters that are not lower-case hex.")
-    value = np.zeros(len(raw), dtype=np.uint64)
-    for k in range(16):
-        value = (value << np.uint64(4)) | nibbles[:, k].astype(np.uint64)
-    return value
