@@ -153,14 +153,13 @@ def run_main(main: Callable[[list[str]], int], *argv: str, cwd: Path) -> Ran:
     return Ran(int(code), out.getvalue(), err.getvalue())
 
 
-def reference_arms(ids, salt: str, share: float) -> list[str]:
-    """The A/B arm of each id, written from the documented rule alone (retraining/ab/predlog.py's
-    ``entity_hashes`` docstring and ``assign_arms``'s), in plain Python: never the code under test.
+def reference_hash(text: str, salt: str) -> int:
+    """The A/B entity hash of one id's text, written from the documented rule alone
+    (retraining/ab/predlog.py's ``entity_hashes`` docstring), in plain Python: never the code under test.
 
-    k = the first 8 bytes of blake2b(salt) as a little-endian uint64; the id's text (UTF-8,
+    k = the first 8 bytes of blake2b(salt) as a little-endian uint64; the text (UTF-8,
     stripped), zero-padded to a multiple of 8 bytes, is read as little-endian uint64 words w;
-    h = k, then h = fmix64(h ^ w) per word, then fmix64(h ^ (len(text) * 0x9E3779B97F4A7C15));
-    the top 53 bits of h as a number in [0, 1) below ``share`` mean the challenger.
+    h = k, then h = fmix64(h ^ w) per word, then fmix64(h ^ (len(text) * 0x9E3779B97F4A7C15)).
     """
     mask = (1 << 64) - 1
 
@@ -171,14 +170,16 @@ def reference_arms(ids, salt: str, share: float) -> list[str]:
         h = (h * 0xC4CEB9FE1A85EC53) & mask
         return h ^ (h >> 33)
 
-    key = int.from_bytes(hashlib.blake2b(salt.encode("utf-8"), digest_size=8).digest(), "little")
-    arms = []
-    for value in ids:
-        text = str(value).strip().encode("utf-8")
-        padded = text + b"\0" * (-len(text) % 8)
-        h = key
-        for i in range(0, len(padded), 8):
-            h = fmix64(h ^ int.from_bytes(padded[i : i + 8], "little"))
-        h = fmix64(h ^ ((len(text) * 0x9E3779B97F4A7C15) & mask))
-        arms.append("challenger" if (h >> 11) / float(1 << 53) < share else "champion")
-    return arms
+    data = text.strip().encode("utf-8")
+    padded = data + b"\0" * (-len(data) % 8)
+    h = int.from_bytes(hashlib.blake2b(salt.encode("utf-8"), digest_size=8).digest(), "little")
+    for i in range(0, len(padded), 8):
+        h = fmix64(h ^ int.from_bytes(padded[i : i + 8], "little"))
+    return fmix64(h ^ ((len(data) * 0x9E3779B97F4A7C15) & mask))
+
+
+def reference_arms(ids, salt: str, share: float) -> list[str]:
+    """The A/B arm of each id, from the documented rule alone (``assign_arms``'s docstring):
+    the top 53 bits of :func:`reference_hash` of the id's text as a number in [0, 1) below
+    ``share`` mean the challenger."""
+    return ["challenger" if (reference_hash(str(value), salt) >> 11) / float(1 << 53) < share else "champion" for value in ids]

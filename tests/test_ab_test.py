@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ROOT, make_frame, retrainer, run_script, write_csv
+from helpers import ROOT, make_frame, reference_hash, retrainer, run_script, write_csv
 
 from retraining.ab.analysis import analyze, format_report
 from retraining.ab.experiment import CHALLENGER, CHAMPION, ABTest, assign_arms
@@ -47,27 +47,6 @@ def test_defaults_and_sticky_assignment_across_processes(registry):
     observed = (first == CHALLENGER).mean()
     assert abs(observed - 0.2) < 3 * np.sqrt(0.2 * 0.8 / 20000)  # within 3 standard errors
     assert (ab(registry, share=0.2, salt="other").assign(ids) != first).any()  # the salt matters
-
-
-def reference_hash(text: str, salt: str) -> int:
-    """The documented algorithm of entity_hashes, one id at a time in plain Python."""
-    import hashlib
-
-    mask = (1 << 64) - 1
-
-    def fmix64(h: int) -> int:
-        h ^= h >> 33
-        h = (h * 0xFF51AFD7ED558CCD) & mask
-        h ^= h >> 33
-        h = (h * 0xC4CEB9FE1A85EC53) & mask
-        return h ^ (h >> 33)
-
-    data = text.strip().encode("utf-8")
-    h = int.from_bytes(hashlib.blake2b(salt.encode("utf-8"), digest_size=8).digest(), "little")
-    padded = data + b"\0" * (-len(data) % 8)
-    for i in range(0, len(padded), 8):
-        h = fmix64(h ^ int.from_bytes(padded[i : i + 8], "little"))
-    return fmix64(h ^ ((len(data) * 0x9E3779B97F4A7C15) & mask))
 
 
 def test_entity_hash_follows_its_documented_definition():
