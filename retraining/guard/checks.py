@@ -99,9 +99,7 @@ def run_checks(
         judged, basis = rows.new, "new rows"
     X, y = ds.X[judged], ds.y[judged]
     ref_features = (reference or {}).get("features", {})
-    found: list[Finding] = []
-    if reference and reference.get("labels"):
-        found += label_checks(y, reference["labels"], s)
+    found: list[Finding] = label_checks(y, reference["labels"], s) if reference and reference.get("labels") else []
     infinite = {name: mask[judged] for name, mask in ds.infinite.items()}
     found += infinite_values(infinite, s)
     found += id_like_columns(X, ds.cat_features, s)
@@ -109,7 +107,7 @@ def run_checks(
     found += gone_columns(ds, ref_features)
     if rows is not None:
         found += duplicate_checks(ds, rows, s)
-    drift = compare(reference, ds.X, ds.cat_features, reference_version, new=judged if basis == "new rows" else None) if reference else {}
+    drift = compare(reference, ds.X, ds.cat_features, reference_version, new=judged) if reference else {}  # compare ignores a mask of every row
     if drift:
         flagged = {c for f in found if f.severity == BLOCK for c in f.columns}
         found += drift_findings(drift, s, skip=flagged)
@@ -125,7 +123,7 @@ def _learned(ds: Dataset, judged, basis: str, reference, rows, reference_rows, s
     found = [*before, *leaks]
     if basis != "new rows" or reference is None or s.severity.get("multivariate_drift") == OFF:
         return leaks
-    ref = reference_rows if reference_rows is not None else ~rows.new & ~rows.resent
+    ref = reference_rows if reference_rows is not None else ~rows.new  # a re-sent row is a new row (split_rows)
     explained = {c for f in found for c in f.columns} | {n for n, r in (drift or {}).get("features", {}).items() if (r.get("psi_new") or 0) > s.drift_psi}
     adversarial, summary = adversarial_check(ds.X, judged, np.asarray(ref, bool), ds.cat_features, s, explained=explained, threads=threads)
     if drift is not None:
@@ -179,7 +177,7 @@ def champion_drop(
     neg_then = int(deployed.get("holdout_rows") or 0) - pos_then
     se = math.sqrt(_auc_variance(now, pos_now, neg_now) + (_auc_variance(then, pos_then, neg_then) if pos_then and neg_then > 0 else 0.0))
     drop = then - now
-    p = 0.5 * math.erfc(drop / se / math.sqrt(2)) if se > 0 else (0.0 if drop > 0 else 1.0)
+    p = 0.5 * math.erfc(drop / se / math.sqrt(2)) if se > 0 else float(drop <= 0)  # se 0: both AUCs exact, the drop certain
     if drop < s.champion_drop_min or p >= s.champion_drop_p_value:
         return None
     who = version or "the champion"
@@ -201,7 +199,7 @@ def label_checks(y: np.ndarray, ref: dict, s: CheckSettings) -> list[Finding]:
         if chance >= s.label_p_value:
             return []
         which = "positive" if x1 else "negative"
-        numbers = {"rate": round(p1, 4), "rows": n1, "positives": x1, "training_rate": round(p0, 4), "p_value": _round_p(chance)}
+        numbers = {"rate": p1, "rows": n1, "positives": x1, "training_rate": round(p0, 4), "p_value": _round_p(chance)}  # p1 is 0.0 or 1.0
         message = f"all {n1} rows are {which} (training: {p0:.1%} positive; p = {chance:.2g}): are labels missing or defaulted?"
         return [Finding("labels_one_class", BLOCK, [], numbers, message)]
     pooled = (x0 + x1) / (n0 + n1)
