@@ -16,8 +16,9 @@ import pytest
 from scipy.stats import norm
 
 from retraining.data.dataset import MISSING_CATEGORY, Dataset
-from retraining.guard.checks import champion_drop, gone_columns, id_like_columns, infinite_values, label_checks
+from retraining.guard.checks import champion_drop, duplicate_checks, gone_columns, id_like_columns, infinite_values, label_checks
 from retraining.guard.findings import CheckSettings
+from retraining.guard.ledger import RowSplit
 
 DEFAULTS = CheckSettings()
 
@@ -178,6 +179,14 @@ def test_more_than_five_gone_columns_are_counted_not_listed(gone, more):
     shown = "; ".join(f"'g{i}': not in the data" for i in range(5))
     assert found.columns == names
     assert found.message == f"{gone} column(s) the production model trained on are gone ({shown}{more}): renamed or broken upstream?"
+
+
+def test_a_dataset_without_a_recorded_key_is_judged_by_its_feature_values():
+    """30 of 100 new rows re-sent, no key in the split record: a content-key batch (no id column named)."""
+    rows = RowSplit(np.ones(100, bool), np.r_[np.ones(30, bool), np.zeros(70, bool)], "keys", {}, "v1.0.0")
+    found = duplicate_checks(_ds(["x"], n=100), rows, DEFAULTS)
+    assert [(f.name, f.columns, f.numbers) for f in found] == [("resent_batch", [], {"resent_rows": 30, "new_rows": 100, "share": 0.3, "usual_share": 0.0})]
+    assert found[0].message == "30 of the 100 new rows repeat rows the previous version already had (feature values): was a batch sent again?"
 
 
 # -- infinite_values: the share that counts, the list of many --------------------------------------

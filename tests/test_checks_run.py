@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from helpers import make_frame, write_csv
 
 from retraining.data.dataset import load_dataset
@@ -178,3 +179,35 @@ def test_a_known_id_with_only_its_label_changed_is_a_repeated_id_not_a_resent_ba
     ds, _, rows = _night(tmp_path, pd.concat([make_frame(200, seed=2, start_id=5000), corrected], ignore_index=True), old, id_column="customer_id")
     found = duplicate_checks(ds, rows, CheckSettings())
     assert [(f.name, f.numbers) for f in found] == [("repeated_ids", {"repeated_rows": 100, "new_rows": 300})]
+
+
+# -- a re-sent batch without an id column: beyond the share the old rows repeat ------------------------
+def _resent(tmp_path, copies: int, old_rows: int = 1000, repeats: int = 50):
+    """Yesterday ``old_rows`` rows, ``repeats`` of them copies of others; today 500 new rows, ``copies`` of them yesterday's rows again."""
+    base = make_frame(old_rows - repeats, seed=1).drop(columns="customer_id")
+    old = pd.concat([base, base.iloc[:repeats]], ignore_index=True)
+    new = pd.concat([make_frame(500 - copies, seed=2).drop(columns="customer_id"), base.iloc[100 : 100 + copies]], ignore_index=True)
+    ds, _, rows = _night(tmp_path, new, old)
+    assert (rows.counts["new"], rows.counts["resent"], rows.usual_repeats) == (500, copies, repeats / old_rows)
+    return duplicate_checks(ds, rows, CheckSettings())
+
+
+@pytest.mark.parametrize(("copies", "flagged"), [(110, False), (130, True)])
+def test_a_resent_batch_counts_beyond_the_old_rows_own_repeats(tmp_path, copies, flagged):
+    """Old rows repeat 5 % of the time: of 500 new rows 25 repeat as usual; 110 - 25 = 85 < 100 (20 %) passes, 130 - 25 blocks."""
+    found = _resent(tmp_path, copies)
+    assert [(f.name, f.columns) for f in found] == ([("resent_batch", [])] if flagged else [])
+    if flagged:
+        assert found[0].numbers == {"resent_rows": 130, "new_rows": 500, "share": 0.26, "usual_share": 0.05}
+        assert found[0].message == (
+            "130 of the 500 new rows repeat rows the previous version already had (feature values): was a batch sent again? "
+            "(its own rows repeat a key 5% of the time)"
+        )
+
+
+def test_the_usual_repeat_share_is_shown_from_1_percent_to_4_digits(tmp_path):
+    at_one = _resent(tmp_path, 130, repeats=10)[0]  # 10 of 1,000: exactly 0.01
+    assert at_one.message.endswith("was a batch sent again? (its own rows repeat a key 1% of the time)")
+    (tmp_path / "two").mkdir()
+    odd = _resent(tmp_path / "two", 130, old_rows=1013, repeats=27)[0]  # 27 of 1,013 = 0.026654
+    assert odd.numbers["usual_share"] == 0.0267 and round(27 / 1013, 4) != round(27 / 1013, 5)
