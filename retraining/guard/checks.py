@@ -124,10 +124,9 @@ def _learned(ds: Dataset, judged, basis: str, reference, rows, reference_rows, s
     if basis != "new rows" or reference is None or s.severity.get("multivariate_drift") == OFF:
         return leaks
     ref = reference_rows if reference_rows is not None else ~rows.new  # a re-sent row is a new row (split_rows)
-    explained = {c for f in found for c in f.columns} | {n for n, r in (drift or {}).get("features", {}).items() if (r.get("psi_new") or 0) > s.drift_psi}
+    explained = {c for f in found for c in f.columns}  # a drift finding names every column whose PSI on the new rows passed drift_psi
     adversarial, summary = adversarial_check(ds.X, judged, np.asarray(ref, bool), ds.cat_features, s, explained=explained, threads=threads)
-    if drift is not None:
-        drift["multivariate"] = summary
+    drift["multivariate"] = summary
     return leaks + adversarial
 
 
