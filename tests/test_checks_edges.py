@@ -70,6 +70,23 @@ def test_one_class_numbers_keep_their_digits():
     assert f.message == f"all 300 rows are negative (training: 3.0% positive; p = {chance:.2g}): are labels missing or defaulted?"
 
 
+def test_the_one_class_chance_must_be_below_the_threshold():
+    """One negative row at a 50 % training rate: chance exp(log1p(-0.5)) = 0.5 exactly; a threshold of 0.5 is not passed."""
+    assert math.exp(math.log1p(-0.5)) == 0.5
+    one_row = CheckSettings(min_column_rows=0, label_p_value=0.5)
+    half = {"rows": 10, "positives": 5}
+    assert label_checks(labels(1, 0), half, one_row) == []
+    assert [f.name for f in label_checks(labels(1, 0), half, CheckSettings(min_column_rows=0, label_p_value=0.51))] == ["labels_one_class"]
+
+
+def test_the_label_rate_gates_are_strict_at_p_and_at_h():
+    """26 of 100 against 2,600 of 10,000: the same rate, so z = 0, p = 1 and h = 0 exactly."""
+    same, training = labels(100, 26), {"rows": 10_000, "positives": 2_600}
+    assert label_checks(same, training, CheckSettings(label_p_value=1.0, label_effect=0.0)) == []  # p = 1 is not below 1
+    found = label_checks(same, training, CheckSettings(label_p_value=1.5, label_effect=0.0))  # h = 0 reaches an effect of 0
+    assert [(f.name, f.numbers["z"], f.numbers["p_value"], f.numbers["cohens_h"]) for f in found] == [("label_rate", 0.0, 1.0, 0.0)]
+
+
 # -- champion_drop: the counts it was deployed with, a zero standard error, its numbers -----------------
 def _today(pos: int, neg: int, shift: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
     from sklearn.metrics import roc_auc_score
