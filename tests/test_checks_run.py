@@ -153,7 +153,8 @@ def test_arrivals_need_200_rows_and_must_not_be_the_whole_file(tmp_path):
     tonight = make_frame(200, seed=3).drop(columns="customer_id").assign(target=0)  # all negative: labels_one_class
     accepted = load_dataset(write_csv(tmp_path / "v1.csv", old))
     reference = profile(accepted.X, accepted.cat_features, accepted.y)
-    for n, expected in ((199, []), (200, ["labels_one_class"])):
+    reference["features"]["gone"] = {"kind": "numeric", "missing": 0.0}  # so the whole file, if judged, has a finding
+    for n, expected in ((199, []), (200, ["labels_one_class", "column_gone"])):
         ds = load_dataset(write_csv(tmp_path / "today.csv", pd.concat([old, tonight.iloc[:n]], ignore_index=True)))
         arrivals = split_rows(ds, make_ledger("v1.0.0", accepted))
         assert [f.name for f in arrival_checks(ds, reference, arrivals, [])] == expected
@@ -211,3 +212,17 @@ def test_the_usual_repeat_share_is_shown_from_1_percent_to_4_digits(tmp_path):
     (tmp_path / "two").mkdir()
     odd = _resent(tmp_path / "two", 130, old_rows=1013, repeats=27)[0]  # 27 of 1,013 = 0.026654
     assert odd.numbers["usual_share"] == 0.0267 and round(27 / 1013, 4) != round(27 / 1013, 5)
+
+
+def test_tonights_arrivals_are_judged_with_the_users_settings(tmp_path):
+    """Tonight's 300 rows: z equals the label (a leak), x2 shifted by 1 (drift, left to the night's check)."""
+    rng = np.random.default_rng(5)
+    old = make_frame(OLD, seed=1).drop(columns="customer_id").assign(z=rng.normal(size=OLD).round(4))
+    tonight = make_frame(300, seed=3).drop(columns="customer_id")
+    tonight = tonight.assign(z=tonight.target.astype(float), x2=tonight.x2 + 1)
+    ds, reference, arrivals = _night(tmp_path, tonight, old)
+    del reference["features"]["z"]
+    found = arrival_checks(ds, reference, arrivals, [], threads=1)
+    assert [(f.name, f.columns) for f in found] == [("leak", ["z"])]  # after the drift finding it leaves out
+    assert arrival_checks(ds, reference, arrivals, [], settings=CheckSettings(severity={"leak": "off"}), threads=1) == []  # nor a classifier's
+    assert arrival_checks(ds, reference, arrivals, [], settings=CheckSettings(min_new_rows=301)) == []
