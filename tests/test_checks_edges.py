@@ -273,3 +273,8 @@ def test_id_like_from_90_percent_distinct_of_at_least_100_rows(distinct, rows, f
     if flagged:
         assert found[0].numbers == {"distinct": distinct, "rows": rows, "distinct_share": round(distinct / rows, 4)}
         assert found[0].message.startswith(f"categorical column 'c' has {distinct} distinct values in {rows} rows ({distinct / rows:.0%})")
+
+
+def test_a_column_with_too_few_values_does_not_stop_the_next():
+    X = pd.DataFrame({"a": _cat(50, 50, missing=100), "c": _cat(150, 150)})  # a: 50 values (under 100), c: all distinct
+    assert [f.columns for f in id_like_columns(X, ["a", "c"], DEFAULTS)] == [["c"]]
