@@ -11,7 +11,7 @@ import pytest
 from retraining.data.dataset import Dataset
 from retraining.errors import UsageError
 from retraining.guard.findings import BLOCK, WARN, CheckSettings, Finding, apply_severity
-from retraining.guard.ledger import Ledger, split_rows
+from retraining.guard.ledger import Ledger, make_ledger, split_rows
 
 
 def test_the_monitors_settings_are_an_object_not_a_number():
@@ -56,3 +56,19 @@ def test_a_previous_ledger_without_rows_makes_every_row_new_and_repeats_nothing(
     rows = split_rows(ds, empty)
     assert rows.new.tolist() == [True, True, True] and rows.resent.tolist() == [False, False, False]
     assert rows.usual_repeats == 0.0 and rows.counts == {"total": 3, "new": 3, "seen": 0, "gone": 0, "resent": 0}
+
+
+def _timed(times: np.ndarray, split: dict) -> Dataset:
+    n = len(times)
+    holdout = np.r_[np.zeros(n - 1, bool), True]  # the last row held out
+    return Dataset("memory", "0" * 64, None, np.zeros(n, int), [], holdout, "1", split=split, keys=np.arange(n, dtype=np.uint64), times=times)
+
+
+def test_a_ledger_made_with_a_time_column_keeps_its_kind_and_latest_time():
+    ns = np.array([1_700_000_000_123_456_789, 1_600_000_000_000_000_001], np.int64)  # datetimes: int64 ns, not exact as floats
+    dated = make_ledger("v1.0.0", _timed(ns, {"key": {"method": "id", "column": "cid"}}))
+    assert (dated.time_kind, dated.max_time, type(dated.max_time)) == ("datetime", 1_700_000_000_123_456_789, int)
+    assert float(1_700_000_000_123_456_789) != 1_700_000_000_123_456_789
+    assert (dated.train.tolist(), dated.holdout.tolist(), dated.key) == ([0], [1], {"method": "id", "column": "cid"})
+    numbered = make_ledger("v1.0.0", _timed(np.array([2.5, 7.25]), {}))  # a number column; no key recorded
+    assert (numbered.time_kind, numbered.max_time, numbered.key) == ("number", 7.25, {})

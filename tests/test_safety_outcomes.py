@@ -116,3 +116,9 @@ def test_the_slide_guard_records_its_numbers_and_holds_only_a_deploy():
 def test_a_tie_is_equal_under_either_rule(rule):
     out = judge(DeployRule(rule=rule), 0.8, 0.8, Comparison(0.5))
     assert (out.deploy, out.verdict, out.drop) == (True, "equal", 0.0)
+
+
+def test_the_log_entry_names_the_rule_that_decided_not_the_one_asked_for():
+    """The noise rule without a paired test falls back to strict: the entry says strict."""
+    out = judge(DeployRule(), 0.849, 0.85, None)
+    assert out.to_dict(DeployRule())["rule"] == "strict"
