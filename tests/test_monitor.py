@@ -135,7 +135,7 @@ def test_a_rerun_reads_only_what_was_appended_and_follows_rotation(deployed: Pat
     assert report["versions"][0]["rows"] == 2000 and report["versions"][0]["rows_with_outcome"] == 2000
     assert [d["day"] for d in report["versions"][0]["days"]] == ["2026-12-01", "2026-12-02"]
     state = json.loads((deployed / "models" / "monitoring" / "state.json").read_text())
-    assert state["format"] == 1 and len(state["parts"]) == 2
+    assert state["format"] == 2 and len(state["parts"]) == 2
     again = json.loads(monitor(deployed, "--json").stdout)
     assert again["versions"][0]["rows"] == 2000 and len(json.loads((deployed / "models" / "monitoring" / "state.json").read_text())["parts"]) == 2
 

@@ -1,0 +1,86 @@
+"""Every production prediction the monitor has read: the kept parts and this run's new rows.
+
+A run needs two things of them. The sums per version and day (:mod:`.aggregates`): kept
+beside the parts and merged with the new rows' sums, so old rows are not reread; computed
+from the parts once when the state has none (format 1) or when a version's holdout deciles
+changed. And the outcome of every row (outcomes arrive for old predictions too): the join
+reads only the ``entity`` and ``experiment`` columns of the parts, then the other columns of
+the rows that have an outcome, in log order.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import union_categoricals
+
+from retraining.monitoring import aggregates, analysis
+from retraining.monitoring.aggregates import Aggregates
+from retraining.monitoring.store import CATEGORIES, State, Store
+
+log = logging.getLogger(__name__)
+LABELLED = ["model_version", "previous_version", "score", "previous_score", "day"]
+SUMMED = ["model_version", "day", "score", "previous_version"]
+
+
+class Kept:
+    """The kept parts of ``state`` followed by ``new`` (this run's compact rows)."""
+
+    def __init__(self, store: Store, state: State, new: pd.DataFrame) -> None:
+        self.store, self.state, self.new = store, state, new
+
+    def frames(self, columns: list[str]):
+        """Each part's ``columns``, oldest first, then the new rows'."""
+        for name in self.state.parts:
+            yield self.store.part(name, columns)
+        yield self.new[columns]
+
+    def sums(self, edges) -> Aggregates:
+        """The sums over every row; ``edges[version]`` gives a version's PSI edges (None without holdout scores)."""
+        kept = self.store.aggregates(self.state)
+        if kept is not None and not kept.edges_agree({v: edges[v] for v in kept.versions()}):
+            log.warning("%s: a version's holdout scores changed since the sums were kept; computing them again from the kept predictions.", self.store.folder)
+            kept = None
+        if kept is None:
+            kept = Aggregates()
+            for name in self.state.parts:
+                kept = kept.merge(aggregates.of_frame(self.store.part(name, SUMMED), edges))
+        return kept.merge(aggregates.of_frame(self.new, edges))
+
+    def join(self, labels: pd.DataFrame | None, counts: dict, salt: str | None, where: str) -> tuple[analysis.Joined, pd.DataFrame]:
+        """The join's counts and notes, and the rows with an outcome (``LABELLED`` columns and ``y``), in log order."""
+        keys = list(self.frames(["entity", "experiment"]))
+        sizes = [len(k) for k in keys]
+        if labels is None:
+            return analysis.Joined(pd.DataFrame(), {}, []), _stack([self.new[LABELLED].iloc[:0].assign(y=np.int8(-1))])
+        experiment = _union([k["experiment"] for k in keys])
+        entity = np.concatenate([k["entity"].to_numpy() for k in keys])
+        del keys
+        joined = analysis.join(entity, (experiment.codes, [str(c) for c in experiment.categories]), labels, counts, salt, where)
+        ends = np.cumsum(sizes)
+        labelled = []
+        for frame, end, size in zip(self.frames(LABELLED), ends, sizes, strict=True):
+            y = joined.y[end - size : end]
+            hit = np.flatnonzero(y >= 0)
+            labelled.append(frame.iloc[hit].reset_index(drop=True).assign(y=y[hit]))
+        return joined, _stack(labelled)
+
+
+def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of one layout, one after the other; categorical columns by their codes (no string per row)."""
+    out = {}
+    for name in frames[0].columns:
+        if name in CATEGORIES:
+            out[name] = _union([f[name] for f in frames])
+        else:
+            out[name] = np.concatenate([f[name].to_numpy() for f in frames])
+    return pd.DataFrame(out)
+
+
+def _union(columns: list) -> pd.Categorical:
+    """One categorical of the columns one after the other (their categories as plain text, so any two unite)."""
+    cats = [pd.Categorical(c) for c in columns]
+    cats = [pd.Categorical.from_codes(c.codes, categories=pd.Index([str(x) for x in c.categories], dtype=object)) for c in cats]
+    return union_categoricals(cats, ignore_order=True)
