@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from retraining.monitoring import stats
 
@@ -155,5 +156,25 @@ def of_frame(frame: pd.DataFrame, edges: dict[str, np.ndarray | None]) -> Aggreg
 
 def category_codes(column) -> tuple[np.ndarray, list[str]]:
     """Integer codes (-1 for none) and their names of a (categorical) column, without a string per row."""
+    if isinstance(column, pd.Categorical):
+        return np.asarray(column.codes), [str(c) for c in column.categories]
     cat = column if isinstance(getattr(column, "dtype", None), pd.CategoricalDtype) else pd.Series(column).astype("category")
     return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
+
+
+def stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of one layout, one after the other; categorical columns by their codes (no string per row)."""
+    out = {}
+    for name in frames[0].columns:
+        if isinstance(frames[0][name].dtype, pd.CategoricalDtype):
+            out[name] = union([f[name] for f in frames])
+        else:
+            out[name] = np.concatenate([f[name].to_numpy() for f in frames])
+    return pd.DataFrame(out)
+
+
+def union(columns: list) -> pd.Categorical:
+    """One categorical of the columns one after the other (their categories as plain text, so any two unite)."""
+    cats = [pd.Categorical(c) for c in columns]
+    cats = [pd.Categorical.from_codes(c.codes, categories=pd.Index([str(x) for x in c.categories], dtype=object)) for c in cats]
+    return union_categoricals(cats, ignore_order=True)

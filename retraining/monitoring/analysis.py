@@ -16,6 +16,7 @@ that need outcomes come from the labelled rows; the others from the sums over ev
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -84,7 +85,7 @@ def join(entity: np.ndarray, experiment: tuple[np.ndarray, list[str]], labels: p
         at = index.get_indexer(entity if rows is None else entity[rows])
         hit = at >= 0
         y[np.flatnonzero(hit) if rows is None else rows[hit]] = label_y[at[hit]]
-        matched[np.unique(at[hit])] = True
+        matched[at[hit]] = True
     counts = {**counts, "labelled": len(labels), "matched": int(matched.sum()), "unknown_ids": int((~matched).sum())}
     counts["match_rate"] = round(counts["matched"] / len(labels), 6) if len(labels) else None
     notes = []
@@ -133,22 +134,24 @@ def day_text(day: int) -> str:
     return day_date(day).isoformat()
 
 
-def summarize(labelled: pd.DataFrame, agg: Aggregates, holdout: dict, reference_counts: dict | None = None) -> list[dict]:
+def summarize(labelled: pd.DataFrame, agg: Aggregates, holdout: dict, reference_counts: dict | None = None, memo: Memo | None = None) -> list[dict]:
     """Per version (newest first): overall numbers and a per-day list (see the module docstring).
 
     ``labelled`` holds the rows with an outcome (``y`` 0 or 1), in log order; ``agg`` the sums
     over every row. ``reference_counts`` (version -> its holdout scores' PSI bucket counts)
-    adds each day's score PSI against them.
+    adds each day's score PSI against them. ``memo`` (see :func:`realized`) keeps the
+    realized numbers of rows a rerun sees unchanged.
     """
+    memo = Memo() if memo is None else memo
     out = []
     codes, names = category_codes(labelled["model_version"])
     for version in sorted(agg.versions(), key=_version_key, reverse=True):
         mine = labelled[codes == names.index(version)] if version in names else labelled.iloc[:0]
         keys = agg.of_version(version)
-        item = {"version": version, **_numbers(mine, agg, keys), **holdout.get(version, {})}
+        item = {"version": version, **_numbers(mine, agg, keys, memo=memo), **holdout.get(version, {})}
         days = mine["day"].to_numpy()
         item["days"] = [
-            {"day": day_text(agg.keys[k][1]), **_numbers(mine[days == agg.keys[k][1]], agg, keys[i : i + 1], brief=True)} for i, k in enumerate(keys)
+            {"day": day_text(agg.keys[k][1]), **_numbers(mine[days == agg.keys[k][1]], agg, keys[i : i + 1], True, memo)} for i, k in enumerate(keys)
         ]
         reference = (reference_counts or {}).get(version)
         if reference is not None:
@@ -158,8 +161,31 @@ def summarize(labelled: pd.DataFrame, agg: Aggregates, holdout: dict, reference_
     return out
 
 
-def _numbers(labelled: pd.DataFrame, agg: Aggregates, keys: np.ndarray, brief: bool = False) -> dict:
-    live = stats.realized(labelled["y"].to_numpy(), labelled["score"].to_numpy(dtype=float))
+class Memo:
+    """The realized numbers of the last run by a fingerprint of their rows (outcomes and scores, in order).
+
+    A rerun whose labelled rows of a version or day are unchanged takes the kept result
+    instead of ranking the rows again; :attr:`used` is what this run looked up, to keep.
+    """
+
+    def __init__(self, kept: dict | None = None) -> None:
+        self.kept = kept or {}
+        self.used: dict[str, dict] = {}
+
+    def realized(self, labelled: pd.DataFrame) -> dict:
+        """:func:`stats.realized` of the rows ``y`` and ``score``."""
+        y, scores = labelled["y"].to_numpy(), labelled["score"].to_numpy()
+        digest = hashlib.blake2b(f"{y.dtype} {scores.dtype} {len(y)}".encode(), digest_size=16)
+        digest.update(np.ascontiguousarray(y).tobytes())
+        digest.update(np.ascontiguousarray(scores).tobytes())
+        key = digest.hexdigest()
+        if key not in self.used:
+            self.used[key] = self.kept[key] if key in self.kept else stats.realized(y, scores.astype(float))
+        return dict(self.used[key])
+
+
+def _numbers(labelled: pd.DataFrame, agg: Aggregates, keys: np.ndarray, brief: bool = False, memo: Memo | None = None) -> dict:
+    live = (memo or Memo()).realized(labelled)
     sums = agg.numbers(keys)
     out = {
         "rows": sums["rows"],

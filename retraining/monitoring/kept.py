@@ -14,11 +14,10 @@ import logging
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
 from retraining.monitoring import aggregates, analysis
-from retraining.monitoring.aggregates import Aggregates
-from retraining.monitoring.store import CATEGORIES, State, Store
+from retraining.monitoring.aggregates import Aggregates, stack, union
+from retraining.monitoring.store import State, Store
 
 log = logging.getLogger(__name__)
 LABELLED = ["model_version", "previous_version", "score", "previous_score", "day"]
@@ -54,8 +53,8 @@ class Kept:
         keys = list(self.frames(["entity", "experiment"]))
         sizes = [len(k) for k in keys]
         if labels is None:
-            return analysis.Joined(pd.DataFrame(), {}, []), _stack([self.new[LABELLED].iloc[:0].assign(y=np.int8(-1))])
-        experiment = _union([k["experiment"] for k in keys])
+            return analysis.Joined(pd.DataFrame(), {}, []), stack([self.new[LABELLED].iloc[:0].assign(y=np.int8(-1))])
+        experiment = union([k["experiment"] for k in keys])
         entity = np.concatenate([k["entity"].to_numpy() for k in keys])
         del keys
         joined = analysis.join(entity, (experiment.codes, [str(c) for c in experiment.categories]), labels, counts, salt, where)
@@ -65,22 +64,4 @@ class Kept:
             y = joined.y[end - size : end]
             hit = np.flatnonzero(y >= 0)
             labelled.append(frame.iloc[hit].reset_index(drop=True).assign(y=y[hit]))
-        return joined, _stack(labelled)
-
-
-def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Frames of one layout, one after the other; categorical columns by their codes (no string per row)."""
-    out = {}
-    for name in frames[0].columns:
-        if name in CATEGORIES:
-            out[name] = _union([f[name] for f in frames])
-        else:
-            out[name] = np.concatenate([f[name].to_numpy() for f in frames])
-    return pd.DataFrame(out)
-
-
-def _union(columns: list) -> pd.Categorical:
-    """One categorical of the columns one after the other (their categories as plain text, so any two unite)."""
-    cats = [pd.Categorical(c) for c in columns]
-    cats = [pd.Categorical.from_codes(c.codes, categories=pd.Index([str(x) for x in c.categories], dtype=object)) for c in cats]
-    return union_categoricals(cats, ignore_order=True)
+        return joined, stack(labelled)

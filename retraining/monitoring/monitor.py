@@ -58,8 +58,8 @@ def run(registry, req: Request) -> dict:
     kept = Kept(store, state, new)
     agg = kept.sums(holdout.edges)
     joined, labelled = kept.join(labels, counts, req.salt, req.where)
-    live = Live(labelled, agg, {v: holdout.reference_counts(v) for v in agg.versions()})
-    versions = analysis.summarize(labelled, agg, {v: holdout[v]["summary"] for v in agg.versions()}, live.references)
+    live = Live(labelled, agg, {v: holdout.reference_counts(v) for v in agg.versions()}, analysis.Memo(state.memo))
+    versions = analysis.summarize(labelled, agg, {v: holdout[v]["summary"] for v in agg.versions()}, live.references, live.memo)
     report = {"format": REPORT_FORMAT, "production": data.get("production"), "versions": versions, "counts": joined.counts, "notes": notes + joined.notes}
     report["findings"], report["actions"], report["bake"] = [], [], None
     production = data.get("production")
@@ -71,6 +71,7 @@ def run(registry, req: Request) -> dict:
     for f in planned:
         state.offsets[f.head] = f.end
         state.files[f.head] = str(f.path)
+    state.memo = live.memo.used
     state.last = {k: report[k] for k in ("production", "versions", "findings", "actions", "retrain_recommended", "reasons")}
     store.save(state, new, agg)
     if req.page:
@@ -87,6 +88,7 @@ class Live:
     labelled: pd.DataFrame
     agg: Aggregates
     references: dict
+    memo: analysis.Memo
 
     def rows_of(self, version: str, days: tuple[int, int] | None = None) -> pd.DataFrame:
         """The version's labelled rows (days in ``[first, last]`` if given)."""
@@ -176,7 +178,7 @@ def judge_production(report: dict, live: Live, holdout: dict | None, s: MonitorS
         return
     days = (last - s.decay_window_days + 1, last)
     window = live.rows_of(production, days)
-    labelled = stats.realized(window["y"].to_numpy(), window["score"].to_numpy(dtype=float))
+    labelled = live.memo.realized(window)
     test = stats.decay_test(labelled, holdout["auc"], holdout["se"], s.sequential_tau)
     enough = labelled["positives"] >= s.min_per_class and labelled["n"] - labelled["positives"] >= s.min_per_class
     if test is not None and enough and test["p_value"] < s.decay_p_value and test["drop"] >= s.decay_min_drop:

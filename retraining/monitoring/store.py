@@ -5,16 +5,17 @@
     models/monitoring/
       state.json                format number, bytes read per log file (by first-line sha256),
                                 the prediction parts, the aggregates file, the last results (for --history)
-      predictions/part-000001.npz       the production predictions one run read, one array per column
+      predictions/part-000001.COLUMN.npy  the production predictions one run read, one file per column
+      predictions/part-000001.json        the part's categories (names of the codes) and row count
       aggregates-000001.npz     the sums per version and day over every part (:mod:`.aggregates`)
       monitor.html              the monitoring page
 
 A part holds the columns of :func:`retraining.monitoring.logs.compact`: ``entity``, ``score``,
-``day``, ``previous_score`` as arrays, and each categorical column as integer codes
-(``NAME.codes``, -1 for none) and its names (``NAME.names``). A rerun loads only the columns
-it needs (the entity and experiment of every row for the join; the rest for the labelled rows).
+``day``, ``previous_score`` as arrays, and each categorical column as integer codes (-1 for
+none) whose names are in the part's JSON file. A rerun maps only the columns it needs (the
+entity and experiment of every row for the join; the rest for the labelled rows).
 
-A run writes its new part and its aggregates file first, then ``state.json`` that names both
+A run writes its new part (the JSON file last) and its aggregates file first, then ``state.json`` that names both
 (all atomically), then removes the aggregates file it replaced; a run killed in between
 leaves files no state names, overwritten or ignored next time.
 
@@ -51,10 +52,12 @@ class State:
     parts: list[str] = field(default_factory=list)
     last: dict = field(default_factory=dict)  # the last run's versions, findings, actions
     aggregates: str | None = None  # the aggregates file over every part (None: compute it from the parts)
+    memo: dict = field(default_factory=dict)  # realized numbers by a fingerprint of their rows (analysis.Memo)
     format: int = STATE_FORMAT
 
     def to_json(self) -> dict:
-        return {"format": self.format, "offsets": self.offsets, "files": self.files, "parts": self.parts, "aggregates": self.aggregates, "last": self.last}
+        out = {"format": self.format, "offsets": self.offsets, "files": self.files, "parts": self.parts, "aggregates": self.aggregates}
+        return {**out, "memo": self.memo, "last": self.last}
 
     @classmethod
     def from_json(cls, raw: dict, where: str) -> State:
@@ -63,6 +66,7 @@ class State:
             raise StateError(f"{where} has format {fmt!r}; this program reads formats 1 to {STATE_FORMAT}. Upgrade it, or move the folder aside to start over.")
         state = cls(dict(raw.get("offsets", {})), dict(raw.get("files", {})), list(raw.get("parts", [])), dict(raw.get("last", {})))
         state.aggregates = raw.get("aggregates") if fmt >= 2 else None
+        state.memo = dict(raw.get("memo") or {}) if fmt >= 2 else {}
         if fmt < STATE_FORMAT and state.parts:
             log.warning("%s: state format %d (an older monitor.py) keeps no sums; computing them once from its %d kept parts.", where, fmt, len(state.parts))
         return state
@@ -91,8 +95,8 @@ class Store:
         try:
             if name.endswith(".parquet"):  # format 1
                 return pd.read_parquet(path, columns=columns)
-            with np.load(path, allow_pickle=False) as z:
-                return pd.DataFrame({c: _column(z, c) for c in columns})
+            names = json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8"))["categories"]
+            return pd.DataFrame({c: _column(path, c, names) for c in columns})
         except (OSError, ValueError, KeyError) as exc:
             raise StateError(f"{path}: a predictions file is missing or damaged ({exc}); move {self.folder} aside and rerun.") from exc
 
@@ -113,9 +117,9 @@ class Store:
         """Write the new predictions (if any) and the aggregates, then the state that names them."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if len(new):
-            name = f"predictions/part-{len(state.parts) + 1:06d}.npz"
+            name = f"predictions/part-{len(state.parts) + 1:06d}"
             (self.folder / name).parent.mkdir(exist_ok=True)
-            self._write_npz(self.folder / name, _arrays(new))
+            self._write_part(self.folder / name, new)
             state.parts.append(name)
         replaced = state.aggregates
         state.aggregates = f"aggregates-{len(state.parts):06d}.npz"
@@ -135,20 +139,30 @@ class Store:
         finally:
             tmp.unlink(missing_ok=True)
 
+    @staticmethod
+    def _write_part(prefix: Path, frame: pd.DataFrame) -> None:
+        """One ``.npy`` file per column (codes for categorical ones), then ``PREFIX.json`` with the categories and the row count."""
+        categories = {}
+        for name in frame.columns:
+            if name in CATEGORIES:
+                cat = frame[name].astype("category")
+                values = cat.cat.codes.to_numpy().astype(np.int32)
+                categories[name] = [str(c) for c in cat.cat.categories]
+            else:
+                values = frame[name].to_numpy()
+            target = prefix.with_name(f"{prefix.name}.{name}.npy")
+            tmp = temp_path_beside(target)
+            try:
+                with tmp.open("wb") as fh:
+                    np.save(fh, values, allow_pickle=False)
+                commit_temp(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        atomic_write_json(prefix.with_name(prefix.name + ".json"), {"format": STATE_FORMAT, "rows": len(frame), "categories": categories})
 
-def _arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    out = {}
-    for name in frame.columns:
-        if name in CATEGORIES:
-            cat = frame[name].astype("category")
-            out[f"{name}.codes"] = cat.cat.codes.to_numpy().astype(np.int32)
-            out[f"{name}.names"] = np.array([str(c) for c in cat.cat.categories], dtype=str)
-        else:
-            out[name] = frame[name].to_numpy()
-    return out
 
-
-def _column(z, name: str):
+def _column(prefix: Path, name: str, categories: dict):
+    values = np.load(prefix.with_name(f"{prefix.name}.{name}.npy"), mmap_mode="r", allow_pickle=False)
     if name in CATEGORIES:
-        return pd.Categorical.from_codes(z[f"{name}.codes"], categories=[str(c) for c in z[f"{name}.names"]])
-    return z[name]
+        return pd.Categorical.from_codes(np.asarray(values), categories=pd.Index(categories[name], dtype=object))
+    return values

@@ -1,0 +1,162 @@
+"""A fast path for the lines serve.py and ab_test.py write: fixed-width rows read with numpy.
+
+The writers lay out every batch as lines of one width from one template
+(:func:`retraining.ab.predlog.layout`): only the request id, the entity hash and the score
+differ from line to line. :func:`spans` cuts a block of the log into runs of consecutive
+lines of equal length that match their first line (the template) outside those three
+values; each run is then a matrix of bytes, decoded column-wise without a JSON parser.
+
+Only what is certain is taken: the template must match :data:`TEMPLATE` exactly (every
+field of the log in the writers' order, strings without escapes, the score as ``D.DDD…``),
+every varying byte must lie in the three values and be a valid byte there (hex for the
+entity, digits for the score, printable ASCII other than ``"`` and ``\\`` in the request
+id). Lines that are not certain (other writers, hand edits, damage) go to pyarrow's JSON
+reader, which gives the same values for the lines the fast path takes, or the error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_RUN = 64  # shorter runs go to the JSON reader (the per-run cost is not worth it)
+_STR = rb'"[^"\\\x00-\x1f]*"'
+_NUMBER = rb"null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?"
+TEMPLATE = re.compile(
+    rb'\{"request_id":"([!#-\[\]-~]*)","time":"(\d{4}-\d{2}-\d{2})[^"\\\x00-\x1f]*","experiment":(' + _STR + rb'),"share":(' + _NUMBER + rb"),"
+    rb'"entity":"([0-9a-f]{16})","variant":(' + _STR + rb') *,"model_version":(' + _STR + rb') *,"model_sha256":(' + _STR + rb"),"
+    rb'"score":(\d\.\d{1,15}),"served":(true |false)\}\n\Z'
+)
+_HEX = np.full(256, 255, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
+_EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass
+class Run:
+    """Lines ``rows`` (a bytes matrix) taken by the fast path, and the template's constant values."""
+
+    rows: np.ndarray
+    request_id: tuple[int, int]  # the varying values' byte spans in a row
+    entity: tuple[int, int]
+    score: tuple[int, int]
+    constants: dict  # experiment, variant, model_version, model_sha256 (text), served (bool), day (int)
+
+    def entities(self) -> np.ndarray:
+        a, b = self.entity
+        nibbles = _HEX[self.rows[:, a:b]]
+        packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+        return np.ascontiguousarray(packed).view(">u8").ravel().astype(np.uint64)
+
+    def scores(self) -> np.ndarray:
+        """The scores as pyarrow's JSON reader gives them: the decimal digits as an integer over a power of ten (one rounding)."""
+        a, b = self.score
+        whole = np.zeros(len(self.rows), dtype=np.int64)
+        for k in range(a, b):
+            if k != a + 1:  # the decimal point
+                whole = whole * 10 + (self.rows[:, k].astype(np.int64) - 48)
+        return whole / float(10 ** (b - a - 2))
+
+    def request_ids(self) -> np.ndarray:
+        a, b = self.request_id
+        return np.ascontiguousarray(self.rows[:, a:b]).view(f"S{max(b - a, 1)}").ravel() if b > a else np.full(len(self.rows), b"", dtype="S1")
+
+
+def spans(arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[tuple[int, int, Run | None]]:
+    """The lines ``[i, j)`` of a block in order, each span a :class:`Run` or None (for the JSON reader)."""
+    out: list[tuple[int, int, Run | None]] = []
+    change = np.flatnonzero(np.diff(lengths)) + 1
+    bounds = np.concatenate([[0], change, [len(lengths)]])
+    for i, j in itertools.pairwise(bounds):
+        i, j = int(i), int(j)
+        while i < j:
+            if j - i < MIN_RUN:
+                out.append((i, j, None))
+                break
+            width = int(lengths[i])
+            rows = arr[starts[i] : starts[i] + (j - i) * width].reshape(j - i, width)
+            run = _run(rows)
+            if run is None:  # not the writers' layout: the JSON reader takes the rest of these lines
+                out.append((i, j, None))
+                break
+            n = len(run.rows)
+            out.append((i, i + n, run) if n >= MIN_RUN else (i, i + n, None))
+            i += n
+    return _merged(out)
+
+
+def _merged(spans_: list) -> list:
+    """Consecutive spans for the JSON reader as one."""
+    out: list = []
+    for i, j, run in spans_:
+        if run is None and out and out[-1][2] is None and out[-1][1] == i:
+            out[-1] = (out[-1][0], j, None)
+        else:
+            out.append((i, j, run))
+    return out
+
+
+def _run(rows: np.ndarray) -> Run | None:
+    """The leading rows that match the first one's template (None if the first row is no template)."""
+    template = rows[0].tobytes()
+    m = TEMPLATE.match(template)
+    if m is None:
+        return None
+    try:
+        texts = [m.group(g).decode("utf-8") for g in (3, 6, 7, 8)]
+        day = (dt.date.fromisoformat(m.group(2).decode()) - _EPOCH).days
+    except ValueError:
+        return None
+    rid, ent, sc = m.span(1), m.span(5), m.span(9)
+    fixed = np.ones(rows.shape[1], dtype=bool)
+    for a, b in (rid, ent, sc):
+        fixed[a:b] = False
+    fixed[sc[0] + 1] = True  # the decimal point stays put
+    rows = rows[: _matching(rows, fixed)]
+    if not _valid(rows, rid, ent, sc):
+        return None
+    constants = dict(zip(("experiment", "variant", "model_version", "model_sha256"), (t[1:-1] for t in texts), strict=True))
+    constants.update(served=m.group(10) == b"true ", day=day)
+    return Run(rows, rid, ent, sc, constants)
+
+
+def _matching(rows: np.ndarray, fixed: np.ndarray) -> int:
+    """How many leading rows equal the first one at the ``fixed`` columns.
+
+    Eight rows at a time as 64-bit words (eight rows of width ``w`` are ``w`` words), so the
+    check costs a few passes over the bytes at word speed.
+    """
+    n, width = rows.shape
+    groups = n // 8
+    template = np.tile(rows[0], 8).view(np.uint64)
+    mask = np.tile(np.where(fixed, 255, 0).astype(np.uint8), 8).view(np.uint64)
+    if groups:
+        words = rows[: groups * 8].reshape(-1).view(np.uint64).reshape(groups, width)
+        diff = np.bitwise_xor(words, template)
+        np.bitwise_and(diff, mask, out=diff)
+        bad = np.flatnonzero(diff.any(axis=1))
+        first = int(bad[0]) * 8 if len(bad) else groups * 8
+    else:
+        first = 0
+    tail = rows[first : first + 8] if first < groups * 8 else rows[first:]
+    same = (tail[:, fixed] == rows[0, fixed]).all(axis=1)
+    return first + (int(np.argmin(same)) if not same.all() else len(tail))
+
+
+_ID_OK = np.zeros(256, dtype=bool)
+_ID_OK[0x21:0x7F] = True
+_ID_OK[[0x22, 0x5C]] = False
+
+
+def _valid(rows: np.ndarray, rid: tuple[int, int], ent: tuple[int, int], sc: tuple[int, int]) -> bool:
+    """Every row's varying bytes are what their value allows."""
+    if (_HEX[rows[:, ent[0] : ent[1]]] == 255).any():
+        return False
+    digits = np.delete(rows[:, sc[0] : sc[1]], 1, axis=1)
+    if ((digits < 48) | (digits > 57)).any():
+        return False
+    return bool(_ID_OK[rows[:, rid[0] : rid[1]]].all())
