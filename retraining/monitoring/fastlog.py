@@ -38,32 +38,13 @@ _EPOCH = dt.date(1970, 1, 1)
 
 @dataclass
 class Run:
-    """Lines ``rows`` (a bytes matrix) taken by the fast path, and the template's constant values."""
+    """Lines taken by the fast path: their varying values, decoded, and the template's constant values."""
 
-    rows: np.ndarray
-    request_id: tuple[int, int]  # the varying values' byte spans in a row
-    entity: tuple[int, int]
-    score: tuple[int, int]
+    n: int
+    entities: np.ndarray  # uint64
+    scores: np.ndarray  # float64, as pyarrow's JSON reader gives them
+    request_ids: np.ndarray  # bytes (S)
     constants: dict  # experiment, variant, model_version, model_sha256 (text), served (bool), day (int)
-
-    def entities(self) -> np.ndarray:
-        a, b = self.entity
-        nibbles = _HEX[self.rows[:, a:b]]
-        packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
-        return np.ascontiguousarray(packed).view(">u8").ravel().astype(np.uint64)
-
-    def scores(self) -> np.ndarray:
-        """The scores as pyarrow's JSON reader gives them: the decimal digits as an integer over a power of ten (one rounding)."""
-        a, b = self.score
-        whole = np.zeros(len(self.rows), dtype=np.int64)
-        for k in range(a, b):
-            if k != a + 1:  # the decimal point
-                whole = whole * 10 + (self.rows[:, k].astype(np.int64) - 48)
-        return whole / float(10 ** (b - a - 2))
-
-    def request_ids(self) -> np.ndarray:
-        a, b = self.request_id
-        return np.ascontiguousarray(self.rows[:, a:b]).view(f"S{max(b - a, 1)}").ravel() if b > a else np.full(len(self.rows), b"", dtype="S1")
 
 
 def spans(arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[tuple[int, int, Run | None]]:
@@ -83,7 +64,7 @@ def spans(arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[tupl
             if run is None:  # not the writers' layout: the JSON reader takes the rest of these lines
                 out.append((i, j, None))
                 break
-            n = len(run.rows)
+            n = run.n
             out.append((i, i + n, run) if n >= MIN_RUN else (i, i + n, None))
             i += n
     return _merged(out)
@@ -117,11 +98,35 @@ def _run(rows: np.ndarray) -> Run | None:
         fixed[a:b] = False
     fixed[sc[0] + 1] = True  # the decimal point stays put
     rows = rows[: _matching(rows, fixed)]
-    if not _valid(rows, rid, ent, sc):
+    values = _decoded(rows, rid, ent, sc)
+    if values is None:
         return None
     constants = dict(zip(("experiment", "variant", "model_version", "model_sha256"), (t[1:-1] for t in texts), strict=True))
     constants.update(served=m.group(10) == b"true ", day=day)
-    return Run(rows, rid, ent, sc, constants)
+    return Run(len(rows), *values, constants)
+
+
+def _decoded(rows: np.ndarray, rid: tuple[int, int], ent: tuple[int, int], sc: tuple[int, int]) -> tuple | None:
+    """The entities, scores and request ids of the rows; None if a varying byte is not what its value allows.
+
+    A score ``D.DDD`` (f decimals) is its digits as an integer over ``10**f``: both exact in a
+    double, so the one division rounds as a correct decimal parse does.
+    """
+    nibbles = _HEX[rows[:, ent[0] : ent[1]]]
+    if (nibbles == 255).any():
+        return None
+    packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    entities = np.ascontiguousarray(packed).view(">u8").ravel().astype(np.uint64)
+    digits = rows[:, [sc[0], *range(sc[0] + 2, sc[1])]] - np.uint8(48)
+    if (digits > 9).any():
+        return None
+    powers = 10.0 ** np.arange(digits.shape[1] - 1, -1, -1)
+    scores = (digits.astype(np.float64) @ powers) / 10.0 ** (digits.shape[1] - 1)
+    ids = rows[:, rid[0] : rid[1]]
+    if not _ID_OK[ids].all():
+        return None
+    request_ids = np.ascontiguousarray(ids).view(f"S{ids.shape[1]}").ravel() if ids.shape[1] else np.full(len(rows), b"", dtype="S1")
+    return entities, scores, request_ids
 
 
 def _matching(rows: np.ndarray, fixed: np.ndarray) -> int:
@@ -150,13 +155,3 @@ def _matching(rows: np.ndarray, fixed: np.ndarray) -> int:
 _ID_OK = np.zeros(256, dtype=bool)
 _ID_OK[0x21:0x7F] = True
 _ID_OK[[0x22, 0x5C]] = False
-
-
-def _valid(rows: np.ndarray, rid: tuple[int, int], ent: tuple[int, int], sc: tuple[int, int]) -> bool:
-    """Every row's varying bytes are what their value allows."""
-    if (_HEX[rows[:, ent[0] : ent[1]]] == 255).any():
-        return False
-    digits = np.delete(rows[:, sc[0] : sc[1]], 1, axis=1)
-    if ((digits < 48) | (digits > 57)).any():
-        return False
-    return bool(_ID_OK[rows[:, rid[0] : rid[1]]].all())

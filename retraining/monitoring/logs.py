@@ -103,16 +103,16 @@ def read_new(planned: list[LogFile]) -> pd.DataFrame:
     frames = []
     for f in planned:
         with f.path.open("rb") as fh:
-            fh.seek(f.start)
-            left = f.end - f.start
-            carry = b""
-            while left > 0:
-                block = carry + fh.read(min(PIECE_BYTES, left))
-                left = f.end - fh.tell()
+            at = f.start
+            while at < f.end:  # pieces of whole lines; the next piece starts after the last newline (no copy of the rest)
+                fh.seek(at)
+                block = fh.read(min(PIECE_BYTES, f.end - at))
                 cut = block.rfind(b"\n") + 1
-                block, carry = block[:cut], block[cut:]
-                if block:
-                    frames.append(compact(decode(block, f.path), f.path))
+                if cut == 0:  # one line longer than a piece
+                    block += fh.read(f.end - fh.tell())
+                    cut = len(block)
+                frames.append(compact(decode(memoryview(block)[:cut], f.path), f.path))
+                at += cut
     return stack(frames) if frames else empty()
 
 
@@ -156,7 +156,7 @@ class Lines:
 _CATS = ("experiment", "variant", "model_version", "model_sha256")
 
 
-def decode(block: bytes, path: Path) -> Lines:
+def decode(block, path: Path) -> Lines:
     """A block of whole lines as :class:`Lines`: the writers' fixed-width runs by :mod:`.fastlog`, the rest by pyarrow's JSON reader."""
     arr = np.frombuffer(block, dtype=np.uint8)
     ends = np.flatnonzero(arr == 10) + 1
@@ -171,9 +171,9 @@ def decode(block: bytes, path: Path) -> Lines:
 
 
 def _of_run(run: fastlog.Run) -> Lines:
-    n, c = len(run.rows), run.constants
+    n, c = run.n, run.constants
     cats = {k: pd.Categorical.from_codes(np.zeros(n, np.int8), categories=pd.Index([c[k]], dtype=object)) for k in _CATS}
-    return Lines(np.full(n, c["served"]), cats, run.entities(), np.full(n, c["day"], np.int32), run.scores(), [run.request_ids()])
+    return Lines(np.full(n, c["served"]), cats, run.entities, np.full(n, c["day"], np.int32), run.scores, [run.request_ids])
 
 
 def _of_table(table, path: Path) -> Lines:
