@@ -84,6 +84,8 @@ def test_an_incremental_rerun_gives_the_numbers_of_a_fresh_run(two_versions: Pat
     incremental = json.loads(ran.stdout)
     assert len(json.loads((project / "models" / "monitoring" / "state.json").read_text())["parts"]) == 2  # it did read only the new lines
 
+    kept = project / "models" / "monitoring"
+    shutil.copytree(kept, project / "kept")
     assert_same(incremental, fresh_report(project))
     # and one number by scikit-learn: the outcome of every logged row of an entity in the outcomes
     y = np.concatenate([live["target"].to_numpy()[:1200], live["target"].to_numpy()[1200:1800], live["target"].to_numpy()[:300]])
@@ -92,6 +94,16 @@ def test_an_incremental_rerun_gives_the_numbers_of_a_fresh_run(two_versions: Pat
     assert v["rows"] == 2700 and v["rows_with_outcome"] == 2100
     assert v["realized_auc"] == pytest.approx(roc_auc_score(y, np.round(written, 9).astype(np.float32)), abs=1e-12)
     assert incremental["bake"]["shadowed_rows"] == 2700 and incremental["bake"]["rows_with_outcome"] == 2100
+
+    # more lines, the same outcomes: the kept join is reused and only the new lines are joined
+    shutil.rmtree(kept)
+    shutil.copytree(project / "kept", kept)
+    write_log(log, project, live.iloc[1000:1500], "v1.1.0", previous="v1.0.0", day="2026-12-04")
+    ran = monitor(project, *FLAGS)
+    assert ran.returncode == 0, ran.stderr
+    state = json.loads((kept / "state.json").read_text())
+    assert len(state["parts"]) == 3 and (kept / state["joined"]).is_file()
+    assert_same(json.loads(ran.stdout), fresh_report(project))
 
 
 def test_a_state_of_format_1_is_read_and_its_sums_computed_once(one_version: Path) -> None:

@@ -41,6 +41,7 @@ class Joined:
     counts: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     y: np.ndarray | None = None  # the outcome of every row joined (1, 0, -1 for none yet)
+    matched: np.ndarray | None = None  # which outcomes matched a row
 
 
 def labels_of(outcomes: pd.DataFrame, id_column: str, label_column: str, positive_class: str | None, where: str) -> tuple[pd.DataFrame, dict, list[str]]:
@@ -67,21 +68,28 @@ def labels_of(outcomes: pd.DataFrame, id_column: str, label_column: str, positiv
     return frame[~dup.to_numpy()], counts, notes
 
 
-def join(entity: np.ndarray, experiment: tuple[np.ndarray, list[str]], labels: pd.DataFrame, counts: dict, salt: str | None, where: str) -> Joined:
+def join(entity: np.ndarray, experiment: tuple, labels: pd.DataFrame, counts: dict, salt: str | None, where: str, known: dict | None = None) -> Joined:
     """Each prediction's outcome (``y``, one per row of ``entity``); the match rate of the outcomes.
 
     ``experiment`` is each row's experiment as integer codes and their names. ``Joined.frame``
-    is left empty: the caller gathers the labelled rows it needs (``y >= 0``).
+    is left empty: the caller gathers the labelled rows it needs (``y >= 0``). ``known``
+    continues an earlier join of the same outcomes over other rows: ``hashes`` (salt -> the
+    outcome ids' hashes, filled in here), ``matched`` (outcomes that matched there), ``rows``.
     """
+    known = known if known is not None else {}
+    hashes = known.setdefault("hashes", {})
     y = np.full(len(entity), -1, dtype=np.int8)
-    matched = np.zeros(len(labels), dtype=bool)
+    matched = np.array(known["matched"], dtype=bool) if known.get("matched") is not None else np.zeros(len(labels), dtype=bool)
     codes, names = experiment
     label_y = labels["y"].to_numpy()
     for code, exp in enumerate(names):
         rows = np.flatnonzero(codes == code) if len(names) > 1 or (codes != 0).any() else None
         if rows is not None and not len(rows):
             continue
-        index = pd.Index(hashes_of_ids(labels["id"], production_salt(exp) or salt or exp))
+        key = production_salt(exp) or salt or exp
+        if key not in hashes:
+            hashes[key] = hashes_of_ids(labels["id"], key)
+        index = pd.Index(hashes[key])
         at = index.get_indexer(entity if rows is None else entity[rows])
         hit = at >= 0
         y[np.flatnonzero(hit) if rows is None else rows[hit]] = label_y[at[hit]]
@@ -89,14 +97,33 @@ def join(entity: np.ndarray, experiment: tuple[np.ndarray, list[str]], labels: p
     counts = {**counts, "labelled": len(labels), "matched": int(matched.sum()), "unknown_ids": int((~matched).sum())}
     counts["match_rate"] = round(counts["matched"] / len(labels), 6) if len(labels) else None
     notes = []
-    if len(entity) and len(labels) and not matched.any():
+    if len(entity) + known.get("rows", 0) and len(labels) and not matched.any():
         raise DataError(
             f"{where}: none of the {len(labels)} outcome ids matches a logged prediction (match rate 0 %); "
             "check --id-column, --salt for A/B logs, and that --log is this registry's log."
         )
     if counts["unknown_ids"]:
         notes.append(f"{where}: {counts['unknown_ids']} of {len(labels)} outcome ids match no logged prediction (match rate {counts['match_rate']:.1%}).")
-    return Joined(pd.DataFrame(), counts, notes, y)
+    return Joined(pd.DataFrame(), counts, notes, y, matched)
+
+
+def fingerprint(labels: pd.DataFrame, salt: str | None) -> str | None:
+    """A digest of the outcomes (ids as text or numbers, and labels) and the salt; None for ids of mixed types."""
+    import pyarrow as pa
+
+    ids = labels["id"].to_numpy()
+    digest = hashlib.blake2b(repr((salt, str(ids.dtype), len(ids))).encode(), digest_size=16)
+    if ids.dtype.kind in "iuf":
+        digest.update(np.ascontiguousarray(ids).tobytes())
+    else:
+        try:
+            text = pa.array(ids, type=pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+        for buffer in text.buffers()[1:]:
+            digest.update(memoryview(buffer))
+    digest.update(np.ascontiguousarray(labels["y"].to_numpy(), dtype=np.int8).tobytes())
+    return digest.hexdigest()
 
 
 def hashes_of_ids(ids: pd.Series, salt: str) -> np.ndarray:

@@ -29,6 +29,7 @@ class Kept:
 
     def __init__(self, store: Store, state: State, new: pd.DataFrame) -> None:
         self.store, self.state, self.new = store, state, new
+        self.cache: dict | None = None  # this run's join, for the next run (Store.save)
 
     def frames(self, columns: list[str]):
         """Each part's ``columns``, oldest first, then the new rows'."""
@@ -49,19 +50,35 @@ class Kept:
         return kept.merge(aggregates.of_frame(self.new, edges))
 
     def join(self, labels: pd.DataFrame | None, counts: dict, salt: str | None, where: str) -> tuple[analysis.Joined, pd.DataFrame]:
-        """The join's counts and notes, and the rows with an outcome (``LABELLED`` columns and ``y``), in log order."""
-        keys = list(self.frames(["entity", "experiment"]))
-        sizes = [len(k) for k in keys]
+        """The join's counts and notes, and the rows with an outcome (``LABELLED`` columns and ``y``), in log order.
+
+        When the outcomes are those of the last run (same fingerprint), the kept parts' outcomes
+        come from its join (:meth:`Store.joined`) and only the new rows are joined.
+        """
         if labels is None:
             return analysis.Joined(pd.DataFrame(), {}, []), stack([self.new[LABELLED].iloc[:0].assign(y=np.int8(-1))])
-        experiment = union([k["experiment"] for k in keys])
-        entity = np.concatenate([k["entity"].to_numpy() for k in keys])
-        del keys
-        joined = analysis.join(entity, (experiment.codes, [str(c) for c in experiment.categories]), labels, counts, salt, where)
+        sizes = [self.store.rows(name) for name in self.state.parts] + [len(self.new)]
+        last = self.store.joined(self.state)
+        fp = analysis.fingerprint(labels, salt)
+        if fp is not None and last is not None and last["fingerprint"] == fp and len(last["y"]) == sum(sizes[:-1]):
+            known = {"hashes": last["hashes"], "matched": last["matched"], "rows": len(last["y"])}
+            joined = analysis.join(self.new["entity"].to_numpy(), _codes(union([self.new["experiment"]])), labels, counts, salt, where, known)
+            y = np.concatenate([last["y"], joined.y])
+        else:
+            keys = list(self.frames(["entity", "experiment"]))
+            entity = np.concatenate([k["entity"].to_numpy() for k in keys])
+            known = {}
+            joined = analysis.join(entity, _codes(union([k["experiment"] for k in keys])), labels, counts, salt, where, known)
+            y = joined.y
+        self.cache = {"fingerprint": fp, "y": y, "matched": joined.matched, "hashes": known["hashes"]} if fp is not None else None
         ends = np.cumsum(sizes)
         labelled = []
-        for frame, end, size in zip(self.frames(LABELLED), ends, sizes, strict=True):
-            y = joined.y[end - size : end]
-            hit = np.flatnonzero(y >= 0)
-            labelled.append(frame.iloc[hit].reset_index(drop=True).assign(y=y[hit]))
+        for name, end, size in zip([*self.state.parts, None], ends, sizes, strict=True):
+            hit = np.flatnonzero(y[end - size : end] >= 0)
+            frame = self.store.part(name, LABELLED) if name is not None else self.new[LABELLED]
+            labelled.append(frame.iloc[hit].reset_index(drop=True).assign(y=y[end - size : end][hit]))
         return joined, stack(labelled)
+
+
+def _codes(cat: pd.Categorical) -> tuple[np.ndarray, list[str]]:
+    return np.asarray(cat.codes), [str(c) for c in cat.categories]

@@ -73,7 +73,7 @@ def run(registry, req: Request) -> dict:
         state.files[f.head] = str(f.path)
     state.memo = live.memo.used
     state.last = {k: report[k] for k in ("production", "versions", "findings", "actions", "retrain_recommended", "reasons")}
-    store.save(state, new, agg)
+    store.save(state, new, agg, kept.cache)
     if req.page:
         from retraining.monitoring.page import write_page
 

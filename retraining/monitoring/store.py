@@ -53,11 +53,12 @@ class State:
     last: dict = field(default_factory=dict)  # the last run's versions, findings, actions
     aggregates: str | None = None  # the aggregates file over every part (None: compute it from the parts)
     memo: dict = field(default_factory=dict)  # realized numbers by a fingerprint of their rows (analysis.Memo)
+    joined: str | None = None  # the last run's join of the outcomes to every kept row (Store.joined)
     format: int = STATE_FORMAT
 
     def to_json(self) -> dict:
         out = {"format": self.format, "offsets": self.offsets, "files": self.files, "parts": self.parts, "aggregates": self.aggregates}
-        return {**out, "memo": self.memo, "last": self.last}
+        return {**out, "joined": self.joined, "memo": self.memo, "last": self.last}
 
     @classmethod
     def from_json(cls, raw: dict, where: str) -> State:
@@ -67,6 +68,7 @@ class State:
         state = cls(dict(raw.get("offsets", {})), dict(raw.get("files", {})), list(raw.get("parts", [])), dict(raw.get("last", {})))
         state.aggregates = raw.get("aggregates") if fmt >= 2 else None
         state.memo = dict(raw.get("memo") or {}) if fmt >= 2 else {}
+        state.joined = raw.get("joined") if fmt >= 2 else None
         if fmt < STATE_FORMAT and state.parts:
             log.warning("%s: state format %d (an older monitor.py) keeps no sums; computing them once from its %d kept parts.", where, fmt, len(state.parts))
         return state
@@ -100,6 +102,38 @@ class Store:
         except (OSError, ValueError, KeyError) as exc:
             raise StateError(f"{path}: a predictions file is missing or damaged ({exc}); move {self.folder} aside and rerun.") from exc
 
+    def rows(self, name: str) -> int:
+        """How many predictions a kept part holds."""
+        path = self.folder / name
+        try:
+            if name.endswith(".parquet"):
+                import pyarrow.parquet as pq
+
+                return int(pq.ParquetFile(path).metadata.num_rows)
+            return int(json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8"))["rows"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise StateError(f"{path}: a predictions file is missing or damaged ({exc}); move {self.folder} aside and rerun.") from exc
+
+    def joined(self, state: State) -> dict | None:
+        """The last run's join (outcomes' fingerprint, ``y`` of every kept row, ``matched``, ``hashes`` per salt); None if none or unreadable.
+
+        Only a cache: a damaged or missing file means a full join, never a wrong one (the fingerprint must match).
+        """
+        if not state.joined:
+            return None
+        try:
+            with np.load(self.folder / state.joined, allow_pickle=False) as z:
+                salts = [str(s) for s in z["salts"]]
+                return {
+                    "fingerprint": str(z["fingerprint"]),
+                    "y": z["y"],
+                    "matched": z["matched"],
+                    "hashes": {s: z[f"hashes_{i}"] for i, s in enumerate(salts)},
+                }
+        except (OSError, ValueError, KeyError):
+            log.warning("%s: the last join is unreadable; joining the outcomes to every kept prediction.", self.folder / state.joined)
+            return None
+
     def aggregates(self, state: State) -> Aggregates | None:
         """The kept aggregates over every part (None when the state keeps none: compute them from the parts)."""
         if not state.parts:
@@ -113,8 +147,8 @@ class Store:
             where = self.folder / state.aggregates
             raise StateError(f"{where}: the aggregates file is missing or damaged ({exc}); move {self.folder} aside and rerun.") from exc
 
-    def save(self, state: State, new: pd.DataFrame, aggregates: Aggregates) -> None:
-        """Write the new predictions (if any) and the aggregates, then the state that names them."""
+    def save(self, state: State, new: pd.DataFrame, aggregates: Aggregates, joined: dict | None = None) -> None:
+        """Write the new predictions (if any), the aggregates and the join, then the state that names them."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if len(new):
             name = f"predictions/part-{len(state.parts) + 1:06d}"
@@ -124,10 +158,22 @@ class Store:
         replaced = state.aggregates
         state.aggregates = f"aggregates-{len(state.parts):06d}.npz"
         self._write_npz(self.folder / state.aggregates, aggregates.to_arrays())
+        replaced_join, state.joined = state.joined, None
+        if joined is not None:
+            state.joined = f"joined-{len(state.parts):06d}.npz"
+            hashes = {f"hashes_{i}": h for i, h in enumerate(joined["hashes"].values())}
+            arrays = {
+                "fingerprint": np.array(joined["fingerprint"]),
+                "y": joined["y"],
+                "matched": joined["matched"],
+                "salts": np.array(list(joined["hashes"]), dtype=str),
+            }
+            self._write_npz(self.folder / state.joined, {**arrays, **hashes})
         state.format = STATE_FORMAT
         atomic_write_json(self.state_path, state.to_json())
-        if replaced and replaced != state.aggregates:
-            (self.folder / replaced).unlink(missing_ok=True)
+        for old, now in ((replaced, state.aggregates), (replaced_join, state.joined)):
+            if old and old != now:
+                (self.folder / old).unlink(missing_ok=True)
 
     @staticmethod
     def _write_npz(target: Path, arrays: dict[str, np.ndarray]) -> None:
