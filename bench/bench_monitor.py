@@ -8,7 +8,9 @@
 production log of LINES lines written by serve.py's writer (``lay_out_production``, spread
 over 10 days, every fifth row with a bake shadow), OUTCOMES labelled ids, all under a
 temporary folder (never committed); ``python monitor.py`` is timed as a user runs it, then
-again after 10,000 more lines (incremental: only those are parsed).
+again after 10,000 more lines (incremental: only those are parsed, the outcomes are those of the
+last run), then after 10,000 more lines and 10 % more outcomes (every kept prediction is joined
+again). Each timing gives the wall time, the CPU time of monitor.py and the 1-minute load average.
 
 ``alarms``: per seed, a registry with v1.0.0 and v1.1.0 trained on the same clean data
 (v1.1.0 promoted over v1.0.0), a clean live stream from the same distribution scored by
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -85,22 +88,41 @@ def speed(lines: int, outcomes: int) -> None:
         more = rng.integers(0, ids_total, size=10_000)
         append_predictions(log, lay_out_production(entity_hashes(more, "production"), version="v1.0.0", sha=entry["sha256"]), rng.random(10_000))
         again = _timed(argv, folder)
+        ids = np.arange(outcomes + outcomes // 10)  # 10 % more outcomes: the join runs over every kept prediction
+        pd.DataFrame({"id": ids, "label": (rng.random(len(ids)) < 0.3).astype(int)}).to_csv(folder / "outcomes.csv", index=False)
+        append_predictions(log, lay_out_production(entity_hashes(more, "production"), version="v1.0.0", sha=entry["sha256"]), rng.random(10_000))
+        labelled = _timed(argv, folder)
         print(f"log: {lines:,} lines, {log.stat().st_size / 2**30:.2f} GiB (written in {written:.1f} s); outcomes: {outcomes:,}")
-        print(f"first run: {first:.1f} s; incremental rerun (+10,000 lines): {again:.1f} s")
+        print(f"first run: {first}; incremental rerun (+10,000 lines): {again}; rerun (+10,000 lines, +10 % outcomes): {labelled}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _timed(argv: list[str], cwd: Path) -> float:
-    t0 = time.perf_counter()
+def _timed(argv: list[str], cwd: Path) -> str:
+    """Run monitor.py; its wall time, CPU time (user + system, where the OS tells) and the load average around it."""
+    cpu0, load0, t0 = _cpu(), _load(), time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
-    took = time.perf_counter() - t0
+    took, cpu = time.perf_counter() - t0, _cpu() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"monitor.py failed: {proc.stderr[-2000:]}")
     report = json.loads(proc.stdout)
     v = report["versions"][0]
-    print(f"  rows {v['rows']:,}, with outcome {v['rows_with_outcome']:,}, realized AUC {v['realized_auc']:.4f} ({took:.1f} s)")
-    return took
+    what = f"{took:.1f} s wall, {cpu:.1f} s CPU, load {load0} -> {_load()}"
+    print(f"  rows {v['rows']:,}, with outcome {v['rows_with_outcome']:,}, realized AUC {v['realized_auc']:.4f} ({what})", flush=True)
+    return what
+
+
+def _cpu() -> float:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return float("nan")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
 
 
 def alarms(streams: int, steps: int = 5) -> None:
