@@ -17,7 +17,6 @@ reader, which gives the same values for the lines the fast path takes, or the er
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import re
 from dataclasses import dataclass
 
@@ -47,26 +46,33 @@ class Run:
     constants: dict  # experiment, variant, model_version, model_sha256 (text), served (bool), day (int)
 
 
-def spans(arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[tuple[int, int, Run | None]]:
-    """The lines ``[i, j)`` of a block in order, each span a :class:`Run` or None (for the JSON reader)."""
+def spans(block) -> list[tuple[int, int, Run | None]]:
+    """The block's whole lines in order as byte spans ``[a, b)``, each a :class:`Run` or None (for the JSON reader).
+
+    No scan for every newline: a run's rows are the first line's width apart, so only their
+    last bytes are checked (a row that matches the template has no newline inside).
+    """
+    raw = block if isinstance(block, bytes) else bytes(block)
+    arr = np.frombuffer(raw, dtype=np.uint8)
     out: list[tuple[int, int, Run | None]] = []
-    change = np.flatnonzero(np.diff(lengths)) + 1
-    bounds = np.concatenate([[0], change, [len(lengths)]])
-    for i, j in itertools.pairwise(bounds):
-        i, j = int(i), int(j)
-        while i < j:
-            if j - i < MIN_RUN:
-                out.append((i, j, None))
+    at, size = 0, len(raw)
+    while at < size:
+        width = raw.find(b"\n", at) + 1 - at
+        ends = arr[at + width - 1 :: width] == 10
+        k = int(np.argmin(ends)) if not ends.all() else len(ends)
+        run = _run(arr[at : at + k * width].reshape(k, width)) if k >= MIN_RUN else None
+        if run is not None and run.n >= MIN_RUN:
+            out.append((at, at + run.n * width, run))
+            at += run.n * width
+            continue
+        stop = at
+        for _ in range(MIN_RUN):  # these lines to the JSON reader, then look for a run again
+            stop = raw.find(b"\n", stop) + 1
+            if stop == 0 or stop >= size:
+                stop = size
                 break
-            width = int(lengths[i])
-            rows = arr[starts[i] : starts[i] + (j - i) * width].reshape(j - i, width)
-            run = _run(rows)
-            if run is None:  # not the writers' layout: the JSON reader takes the rest of these lines
-                out.append((i, j, None))
-                break
-            n = run.n
-            out.append((i, i + n, run) if n >= MIN_RUN else (i, i + n, None))
-            i += n
+        out.append((at, stop, None))
+        at = stop
     return _merged(out)
 
 
@@ -117,15 +123,16 @@ def _decoded(rows: np.ndarray, rid: tuple[int, int], ent: tuple[int, int], sc: t
         return None
     packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
     entities = np.ascontiguousarray(packed).view(">u8").ravel().astype(np.uint64)
-    digits = rows[:, [sc[0], *range(sc[0] + 2, sc[1])]] - np.uint8(48)
-    if (digits > 9).any():
+    digits = rows[:, sc[0] : sc[1]] - np.uint8(48)  # the decimal point (fixed, checked) weighs nothing
+    if (digits[:, :1] > 9).any() or (digits[:, 2:] > 9).any():
         return None
-    powers = 10.0 ** np.arange(digits.shape[1] - 1, -1, -1)
-    scores = (digits.astype(np.float64) @ powers) / 10.0 ** (digits.shape[1] - 1)
-    ids = rows[:, rid[0] : rid[1]]
-    if not _ID_OK[ids].all():
+    places = sc[1] - sc[0] - 2
+    powers = np.concatenate([[10.0**places, 0.0], 10.0 ** np.arange(places - 1, -1, -1)])
+    scores = (digits.astype(np.float64) @ powers) / 10.0**places
+    ids = np.ascontiguousarray(rows[:, rid[0] : rid[1]])
+    if not ((ids - np.uint8(0x21)) < 0x5E).all() or (ids == 0x22).any() or (ids == 0x5C).any():  # printable ASCII, no quote or backslash
         return None
-    request_ids = np.ascontiguousarray(ids).view(f"S{ids.shape[1]}").ravel() if ids.shape[1] else np.full(len(rows), b"", dtype="S1")
+    request_ids = ids.view(f"S{ids.shape[1]}").ravel() if ids.shape[1] else np.full(len(rows), b"", dtype="S1")
     return entities, scores, request_ids
 
 
@@ -150,8 +157,3 @@ def _matching(rows: np.ndarray, fixed: np.ndarray) -> int:
     tail = rows[first : first + 8] if first < groups * 8 else rows[first:]
     same = (tail[:, fixed] == rows[0, fixed]).all(axis=1)
     return first + (int(np.argmin(same)) if not same.all() else len(tail))
-
-
-_ID_OK = np.zeros(256, dtype=bool)
-_ID_OK[0x21:0x7F] = True
-_ID_OK[[0x22, 0x5C]] = False

@@ -158,15 +158,9 @@ _CATS = ("experiment", "variant", "model_version", "model_sha256")
 
 def decode(block, path: Path) -> Lines:
     """A block of whole lines as :class:`Lines`: the writers' fixed-width runs by :mod:`.fastlog`, the rest by pyarrow's JSON reader."""
-    arr = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(arr == 10) + 1
-    starts = np.concatenate([[0], ends[:-1]])
     pieces = []
-    for i, j, run in fastlog.spans(arr, starts, ends - starts):
-        if run is None:
-            pieces.append(_of_table(_parse(memoryview(block)[starts[i] : ends[j - 1]], path), path))
-        else:
-            pieces.append(_of_run(run))
+    for a, b, run in fastlog.spans(block):
+        pieces.append(_of_table(_parse(memoryview(block)[a:b], path), path) if run is None else _of_run(run))
     return Lines.of_runs(pieces)
 
 
