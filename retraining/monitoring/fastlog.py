@@ -46,16 +46,16 @@ class Run:
     constants: dict  # experiment, variant, model_version, model_sha256 (text), served (bool), day (int)
 
 
-def spans(block) -> list[tuple[int, int, Run | None]]:
-    """The block's whole lines in order as byte spans ``[a, b)``, each a :class:`Run` or None (for the JSON reader).
+def spans(raw: bytes, size: int | None = None) -> list[tuple[int, int, Run | None]]:
+    """The whole lines of ``raw[:size]`` in order as byte spans ``[a, b)``, each a :class:`Run` or None (for the JSON reader).
 
     No scan for every newline: a run's rows are the first line's width apart, so only their
     last bytes are checked (a row that matches the template has no newline inside).
     """
-    raw = block if isinstance(block, bytes) else bytes(block)
-    arr = np.frombuffer(raw, dtype=np.uint8)
+    size = len(raw) if size is None else size  # the lines are raw[:size]
+    arr = np.frombuffer(raw, dtype=np.uint8, count=size)
     out: list[tuple[int, int, Run | None]] = []
-    at, size = 0, len(raw)
+    at = 0
     while at < size:
         width = raw.find(b"\n", at) + 1 - at
         ends = arr[at + width - 1 :: width] == 10

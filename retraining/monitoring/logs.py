@@ -111,7 +111,7 @@ def read_new(planned: list[LogFile]) -> pd.DataFrame:
                 if cut == 0:  # one line longer than a piece
                     block += fh.read(f.end - fh.tell())
                     cut = len(block)
-                frames.append(compact(decode(memoryview(block)[:cut], f.path), f.path))
+                frames.append(compact(decode(block, f.path, cut), f.path))
                 at += cut
     return stack(frames) if frames else empty()
 
@@ -156,10 +156,10 @@ class Lines:
 _CATS = ("experiment", "variant", "model_version", "model_sha256")
 
 
-def decode(block, path: Path) -> Lines:
-    """A block of whole lines as :class:`Lines`: the writers' fixed-width runs by :mod:`.fastlog`, the rest by pyarrow's JSON reader."""
+def decode(block: bytes, path: Path, size: int | None = None) -> Lines:
+    """The whole lines ``block[:size]`` as :class:`Lines`: the writers' fixed-width runs by :mod:`.fastlog`, the rest by pyarrow's JSON reader."""
     pieces = []
-    for a, b, run in fastlog.spans(block):
+    for a, b, run in fastlog.spans(block, size):
         pieces.append(_of_table(_parse(memoryview(block)[a:b], path), path) if run is None else _of_run(run))
     return Lines.of_runs(pieces)
 
