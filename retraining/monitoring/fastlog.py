@@ -46,7 +46,7 @@ class Run:
     constants: dict  # experiment, variant, model_version, model_sha256 (text), served (bool), day (int)
 
 
-def spans(raw: bytes, size: int | None = None) -> list[tuple[int, int, Run | None]]:
+def spans(raw: bytes | bytearray, size: int | None = None) -> list[tuple[int, int, Run | None]]:
     """The whole lines of ``raw[:size]`` in order as byte spans ``[a, b)``, each a :class:`Run` or None (for the JSON reader).
 
     No scan for every newline: a run's rows are the first line's width apart, so only their
@@ -57,7 +57,7 @@ def spans(raw: bytes, size: int | None = None) -> list[tuple[int, int, Run | Non
     out: list[tuple[int, int, Run | None]] = []
     at = 0
     while at < size:
-        width = raw.find(b"\n", at) + 1 - at
+        width = raw.find(b"\n", at, size) + 1 - at
         ends = arr[at + width - 1 :: width] == 10
         k = int(np.argmin(ends)) if not ends.all() else len(ends)
         run = _run(arr[at : at + k * width].reshape(k, width)) if k >= MIN_RUN else None
@@ -67,7 +67,7 @@ def spans(raw: bytes, size: int | None = None) -> list[tuple[int, int, Run | Non
             continue
         stop = at
         for _ in range(MIN_RUN):  # these lines to the JSON reader, then look for a run again
-            stop = raw.find(b"\n", stop) + 1
+            stop = raw.find(b"\n", stop, size) + 1
             if stop == 0 or stop >= size:
                 stop = size
                 break

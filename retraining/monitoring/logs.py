@@ -101,17 +101,19 @@ def _size_between_appends(path: Path) -> int:
 def read_new(planned: list[LogFile]) -> pd.DataFrame:
     """The new production lines of every planned file, one compact frame (see :func:`compact`)."""
     frames = []
+    buffer = bytearray(min(PIECE_BYTES, max((f.end - f.start for f in planned), default=0)))  # one buffer for every piece
     for f in planned:
         with f.path.open("rb") as fh:
             at = f.start
-            while at < f.end:  # pieces of whole lines; the next piece starts after the last newline (no copy of the rest)
+            while at < f.end:  # pieces of whole lines; the next piece starts after the last newline
                 fh.seek(at)
-                block = fh.read(min(PIECE_BYTES, f.end - at))
-                cut = block.rfind(b"\n") + 1
+                size = fh.readinto(memoryview(buffer)[: min(len(buffer), f.end - at)])
+                block = buffer
+                cut = buffer.rfind(b"\n", 0, size) + 1
                 if cut == 0:  # one line longer than a piece
-                    block += fh.read(f.end - fh.tell())
+                    block = bytes(buffer[:size]) + fh.read(f.end - fh.tell())
                     cut = len(block)
-                frames.append(compact(decode(block, f.path, cut), f.path))
+                frames.append(compact(decode(block, f.path, cut), f.path))  # nothing of the buffer outlives compact()
                 at += cut
     return stack(frames) if frames else empty()
 
@@ -156,7 +158,7 @@ class Lines:
 _CATS = ("experiment", "variant", "model_version", "model_sha256")
 
 
-def decode(block: bytes, path: Path, size: int | None = None) -> Lines:
+def decode(block: bytes | bytearray, path: Path, size: int | None = None) -> Lines:
     """The whole lines ``block[:size]`` as :class:`Lines`: the writers' fixed-width runs by :mod:`.fastlog`, the rest by pyarrow's JSON reader."""
     pieces = []
     for a, b, run in fastlog.spans(block, size):
