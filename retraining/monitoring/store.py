@@ -12,7 +12,7 @@
 
 A part holds the columns of :func:`retraining.monitoring.logs.compact`: ``entity``, ``score``,
 ``day``, ``previous_score`` as arrays, and each categorical column as integer codes (-1 for
-none) whose names are in the part's JSON file. A rerun maps only the columns it needs (the
+none) whose names are in the part's JSON file. A rerun reads only the columns it needs (the
 entity and experiment of every row for the join; the rest for the labelled rows).
 
 A run writes its new part (the JSON file last) and its aggregates file first, then ``state.json`` that names both
@@ -208,7 +208,7 @@ class Store:
 
 
 def _column(prefix: Path, name: str, categories: dict):
-    values = np.load(prefix.with_name(f"{prefix.name}.{name}.npy"), mmap_mode="r", allow_pickle=False)
+    values = np.load(prefix.with_name(f"{prefix.name}.{name}.npy"), allow_pickle=False)  # read, not mapped: no file stays open (Windows)
     if name in CATEGORIES:
         return pd.Categorical.from_codes(np.asarray(values), categories=pd.Index(categories[name], dtype=object))
     return values
