@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import make_frame, retrainer, run_main, write_csv
 from sklearn.metrics import roc_auc_score
@@ -78,7 +79,9 @@ def test_an_incremental_rerun_gives_the_numbers_of_a_fresh_run(two_versions: Pat
     assert monitor(project, *FLAGS).returncode == 0
     day2 = write_log(log, project, live.iloc[1200:], "v1.1.0", previous="v1.0.0", day="2026-12-02")
     day3 = write_log(log, project, live.iloc[:300], "v1.1.0", previous="v1.0.0", day="2026-12-03")  # entities seen before come back
-    write_csv(project / "outcomes.csv", live.iloc[:1800][["customer_id", "target"]])  # more outcomes, for old predictions too
+    unknown = traffic(n=3, start_id=900_000)  # ids never logged, and five ids twice: counted and noted
+    outcomes = pd.concat([live.iloc[:1800], unknown, live.iloc[:5]])[["customer_id", "target"]]
+    write_csv(project / "outcomes.csv", outcomes)  # more outcomes, for old predictions too
     ran = monitor(project, *FLAGS)
     assert ran.returncode == 0, ran.stderr
     incremental = json.loads(ran.stdout)
@@ -94,6 +97,7 @@ def test_an_incremental_rerun_gives_the_numbers_of_a_fresh_run(two_versions: Pat
     assert v["rows"] == 2700 and v["rows_with_outcome"] == 2100
     assert v["realized_auc"] == pytest.approx(roc_auc_score(y, np.round(written, 9).astype(np.float32)), abs=1e-12)
     assert incremental["bake"]["shadowed_rows"] == 2700 and incremental["bake"]["rows_with_outcome"] == 2100
+    assert incremental["counts"]["duplicate_ids"] == 5 and incremental["counts"]["unknown_ids"] == 3 and len(incremental["notes"]) == 2
 
     # more lines, the same outcomes: the kept join is reused and only the new lines are joined
     shutil.rmtree(kept)

@@ -107,23 +107,42 @@ def join(entity: np.ndarray, experiment: tuple, labels: pd.DataFrame, counts: di
     return Joined(pd.DataFrame(), counts, notes, y, matched)
 
 
-def fingerprint(labels: pd.DataFrame, salt: str | None) -> str | None:
-    """A digest of the outcomes (ids as text or numbers, and labels) and the salt; None for ids of mixed types."""
-    import pyarrow as pa
+@dataclass
+class Outcomes:
+    """The outcome table as a run was given it; :meth:`labels` (:func:`labels_of`) is computed on first use."""
 
-    ids = labels["id"].to_numpy()
-    digest = hashlib.blake2b(repr((salt, str(ids.dtype), len(ids))).encode(), digest_size=16)
-    if ids.dtype.kind in "iuf":
-        digest.update(np.ascontiguousarray(ids).tobytes())
-    else:
-        try:
-            text = pa.array(ids, type=pa.string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+    table: pd.DataFrame
+    id_column: str
+    label_column: str
+    positive_class: str | None
+    salt: str | None
+    where: str
+
+    def labels(self) -> tuple[pd.DataFrame, dict, list[str]]:
+        if not hasattr(self, "_labels"):
+            self._labels = labels_of(self.table, self.id_column, self.label_column, self.positive_class, self.where)
+        return self._labels
+
+    def fingerprint(self) -> str | None:
+        """A digest of the id and label columns (types, values, missing ones) and of what reads them; None if Arrow cannot take them.
+
+        Equal digests mean equal labels and equal joins, so a rerun may take the last run's.
+        """
+        import pyarrow as pa
+
+        if self.id_column not in self.table.columns or self.label_column not in self.table.columns:
             return None
-        for buffer in text.buffers()[1:]:
-            digest.update(memoryview(buffer))
-    digest.update(np.ascontiguousarray(labels["y"].to_numpy(), dtype=np.int8).tobytes())
-    return digest.hexdigest()
+        try:
+            columns = pa.Table.from_pandas(self.table[[self.id_column, self.label_column]], preserve_index=False).combine_chunks()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+            return None
+        head = (self.id_column, self.label_column, self.positive_class, self.salt, self.where, str(columns.schema), columns.num_rows)
+        digest = hashlib.blake2b(repr(head).encode(), digest_size=16)
+        for column in columns.columns:
+            for chunk in column.chunks:
+                for buffer in chunk.buffers():
+                    digest.update(b"-" if buffer is None else memoryview(buffer))
+        return digest.hexdigest()
 
 
 def hashes_of_ids(ids: pd.Series, salt: str) -> np.ndarray:

@@ -49,35 +49,40 @@ class Kept:
                 kept = kept.merge(aggregates.of_frame(self.store.part(name, SUMMED), edges))
         return kept.merge(aggregates.of_frame(self.new, edges))
 
-    def join(self, labels: pd.DataFrame | None, counts: dict, salt: str | None, where: str) -> tuple[analysis.Joined, pd.DataFrame]:
-        """The join's counts and notes, and the rows with an outcome (``LABELLED`` columns and ``y``), in log order.
+    def join(self, outcomes: analysis.Outcomes | None) -> tuple[analysis.Joined, pd.DataFrame, list[str]]:
+        """The join's counts, the rows with an outcome (``LABELLED`` columns and ``y``, in log order) and the notes.
 
         When the outcomes are those of the last run (same fingerprint), the kept parts' outcomes
         come from its join (:meth:`Store.joined`) and only the new rows are joined.
         """
-        if labels is None:
-            return analysis.Joined(pd.DataFrame(), {}, []), stack([self.new[LABELLED].iloc[:0].assign(y=np.int8(-1))])
+        if outcomes is None:
+            return analysis.Joined(pd.DataFrame(), {}, []), stack([self.new[LABELLED].iloc[:0].assign(y=np.int8(-1))]), []
         sizes = [self.store.rows(name) for name in self.state.parts] + [len(self.new)]
-        last = self.store.joined(self.state)
-        fp = analysis.fingerprint(labels, salt)
-        if fp is not None and last is not None and last["fingerprint"] == fp and len(last["y"]) == sum(sizes[:-1]):
+        experiment = union([self.new["experiment"]])
+        last, fp = self.store.joined(self.state), outcomes.fingerprint()
+        salts = {analysis.production_salt(e) or outcomes.salt or e for e in experiment.categories}
+        if fp is not None and last is not None and last["fingerprint"] == fp and len(last["y"]) == sum(sizes[:-1]) and salts <= set(last["hashes"]):
+            labels, counts, notes = pd.DataFrame({"y": last["label_y"]}), last["counts"], last["notes"]
             known = {"hashes": last["hashes"], "matched": last["matched"], "rows": len(last["y"])}
-            joined = analysis.join(self.new["entity"].to_numpy(), _codes(union([self.new["experiment"]])), labels, counts, salt, where, known)
+            joined = analysis.join(self.new["entity"].to_numpy(), _codes(experiment), labels, counts, outcomes.salt, outcomes.where, known)
             y = np.concatenate([last["y"], joined.y])
         else:
+            labels, counts, notes = outcomes.labels()
             keys = list(self.frames(["entity", "experiment"]))
             entity = np.concatenate([k["entity"].to_numpy() for k in keys])
             known = {}
-            joined = analysis.join(entity, _codes(union([k["experiment"] for k in keys])), labels, counts, salt, where, known)
+            joined = analysis.join(entity, _codes(union([k["experiment"] for k in keys])), labels, counts, outcomes.salt, outcomes.where, known)
             y = joined.y
-        self.cache = {"fingerprint": fp, "y": y, "matched": joined.matched, "hashes": known["hashes"]} if fp is not None else None
+        if fp is not None:
+            self.cache = {"fingerprint": fp, "y": y, "matched": joined.matched, "hashes": known["hashes"], "label_y": labels["y"].to_numpy()}
+            self.cache.update(counts=counts, notes=notes)
         ends = np.cumsum(sizes)
         labelled = []
         for name, end, size in zip([*self.state.parts, None], ends, sizes, strict=True):
             hit = np.flatnonzero(y[end - size : end] >= 0)
             frame = self.store.part(name, LABELLED) if name is not None else self.new[LABELLED]
             labelled.append(frame.iloc[hit].reset_index(drop=True).assign(y=y[end - size : end][hit]))
-        return joined, stack(labelled)
+        return joined, stack(labelled), notes
 
 
 def _codes(cat: pd.Categorical) -> tuple[np.ndarray, list[str]]:

@@ -51,13 +51,11 @@ def run(registry, req: Request) -> dict:
     new = logs.read_new(planned)
     data = registry.whole_log(registry.read_log())
     check_versions(new, registry, data)
-    labels, counts, notes = (
-        analysis.labels_of(req.outcomes, req.id_column, req.label_column, req.positive_class, req.where) if req.outcomes is not None else (None, {}, [])
-    )
+    outcomes = None if req.outcomes is None else analysis.Outcomes(req.outcomes, req.id_column, req.label_column, req.positive_class, req.salt, req.where)
     holdout = Holdouts(registry, data)
     kept = Kept(store, state, new)
     agg = kept.sums(holdout.edges)
-    joined, labelled = kept.join(labels, counts, req.salt, req.where)
+    joined, labelled, notes = kept.join(outcomes)
     live = Live(labelled, agg, {v: holdout.reference_counts(v) for v in agg.versions()}, analysis.Memo(state.memo))
     versions = analysis.summarize(labelled, agg, {v: holdout[v]["summary"] for v in agg.versions()}, live.references, live.memo)
     report = {"format": REPORT_FORMAT, "production": data.get("production"), "versions": versions, "counts": joined.counts, "notes": notes + joined.notes}

@@ -115,7 +115,10 @@ class Store:
             raise StateError(f"{path}: a predictions file is missing or damaged ({exc}); move {self.folder} aside and rerun.") from exc
 
     def joined(self, state: State) -> dict | None:
-        """The last run's join (outcomes' fingerprint, ``y`` of every kept row, ``matched``, ``hashes`` per salt); None if none or unreadable.
+        """The last run's join, None if none or unreadable.
+
+        The outcomes' fingerprint, ``y`` of every kept row, ``matched``, ``hashes`` per salt, and
+        the labels' ``label_y``, ``counts`` and ``notes`` (what :func:`.analysis.labels_of` gave).
 
         Only a cache: a damaged or missing file means a full join, never a wrong one (the fingerprint must match).
         """
@@ -129,6 +132,8 @@ class Store:
                     "y": z["y"],
                     "matched": z["matched"],
                     "hashes": {s: z[f"hashes_{i}"] for i, s in enumerate(salts)},
+                    "label_y": z["label_y"],
+                    **json.loads(str(z["found"])),
                 }
         except (OSError, ValueError, KeyError):
             log.warning("%s: the last join is unreadable; joining the outcomes to every kept prediction.", self.folder / state.joined)
@@ -167,6 +172,8 @@ class Store:
                 "y": joined["y"],
                 "matched": joined["matched"],
                 "salts": np.array(list(joined["hashes"]), dtype=str),
+                "label_y": joined["label_y"],
+                "found": np.array(json.dumps({"counts": joined["counts"], "notes": joined["notes"]})),
             }
             self._write_npz(self.folder / state.joined, {**arrays, **hashes})
         state.format = STATE_FORMAT
