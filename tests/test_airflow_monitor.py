@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import make_frame, write_csv
+from helpers import ROOT, make_frame, write_csv
 from test_airflow import airflow_env, airflow_python  # noqa: F401 - the fixture that builds Airflow's own environment
 
 from retraining.ab.predlog import append_predictions, entity_hashes, lay_out_production
@@ -119,3 +119,22 @@ def test_the_monitor_dag_rolls_back_skips_in_the_cooldown_and_retrains_when_reco
     assert versions(project)[1] == ["v1.0.0", "v1.1.0", "v1.2.0"]
     again = variable(airflow, env)
     assert again["by"] == "catboost_monitor" and again["at"] > earlier and again["reasons"] == ["1500 labelled rows of v1.0.0 (retrain_after_rows 100)"]
+
+
+def test_the_cooldown_rule_at_its_edges(airflow_python, tmp_path):  # noqa: F811
+    """retrain_verdict, the rule decide applies, run in Airflow's environment (the DAG file imports airflow)."""
+    script = (
+        "import json, sys; from datetime import datetime, timedelta, timezone\n"
+        f"sys.path.insert(0, {str(ROOT / 'deploy' / 'airflow')!r}); from retrain_dag import retrain_verdict\n"
+        "now = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)\n"
+        "yes = {'retrain_recommended': True, 'reasons': ['decay']}\n"
+        "at = lambda h: {'at': (now - timedelta(hours=h)).isoformat(), 'by': 'catboost_monitor'}\n"
+        "cases = [(yes, None, 6), (yes, at(5.99), 6), (yes, at(6), 6), (yes, at(1), 0), ({'retrain_recommended': False}, None, 6),\n"
+        "         (yes, {'at': '2026-12-06T09:00:00', 'by': 'x'}, 6)]\n"
+        "print(json.dumps([retrain_verdict(a, last, h, now)['retrain'] for a, last, h in cases]))\n"
+    )
+    env = airflow_env(tmp_path / "home", tmp_path, "")
+    proc = subprocess.run([str(airflow_python), "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # none yet: go; 5.99 h ago: wait; exactly 6 h: go; cooldown 0: go; not recommended: never; a naive time is UTC (3 h ago: wait)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [True, False, True, True, False, False]
