@@ -132,9 +132,18 @@ def test_the_cooldown_rule_at_its_edges(airflow_python, tmp_path):  # noqa: F811
         "cases = [(yes, None, 6), (yes, at(5.99), 6), (yes, at(6), 6), (yes, at(1), 0), ({'retrain_recommended': False}, None, 6),\n"
         "         (yes, {'at': '2026-12-06T09:00:00', 'by': 'x'}, 6)]\n"
         "print(json.dumps([retrain_verdict(a, last, h, now)['retrain'] for a, last, h in cases]))\n"
+        "from retrain_dag import cooldown_hours\n"
+        "for bad in ('six', -1, None):\n"
+        "    try: cooldown_hours({'monitor_cooldown_hours': bad})\n"
+        "    except Exception as exc: print(type(exc).__name__, exc)\n"
+        "print(cooldown_hours({'monitor_cooldown_hours': '2.5'}))\n"
     )
     env = airflow_env(tmp_path / "home", tmp_path, "")
     proc = subprocess.run([str(airflow_python), "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # none yet: go; 5.99 h ago: wait; exactly 6 h: go; cooldown 0: go; not recommended: never; a naive time is UTC (3 h ago: wait)
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [True, False, True, True, False, False]
+    lines = proc.stdout.strip().splitlines()
+    assert json.loads(lines[-5]) == [True, False, True, True, False, False]
+    for line, bad in zip(lines[-4:-1], ("'six'", "-1", "None"), strict=True):  # a setting that is not a number of hours: one line, no retry
+        assert line.startswith("AirflowFailException monitor_cooldown_hours must be a number of hours >= 0") and line.endswith(f"not {bad}")
+    assert lines[-1] == "2.5"

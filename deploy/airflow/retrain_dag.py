@@ -91,21 +91,13 @@ def settings() -> dict:
     monitor = conf.get("monitor_args")
     if monitor is None:
         monitor = shlex.split(os.environ.get("RETRAIN_MONITOR_ARGS", ""))
-    cooldown = conf.get("monitor_cooldown_hours", os.environ.get("RETRAIN_MONITOR_COOLDOWN_HOURS", 6))
-    try:
-        cooldown = float(cooldown)
-    except (TypeError, ValueError):
-        cooldown = -1.0
-    if not cooldown >= 0:
-        where = "the Variable catboost_retrain or $RETRAIN_MONITOR_COOLDOWN_HOURS"
-        raise AirflowFailException(f"monitor_cooldown_hours must be a number of hours >= 0 ({where}), not {conf.get('monitor_cooldown_hours')!r}")
     return {
         "project_dir": str(project),
         "work_dir": str(work),
         "python": python,
         "args": [str(a) for a in args],
         "monitor_args": [str(a) for a in monitor],
-        "monitor_cooldown_hours": cooldown,
+        "monitor_cooldown_hours": conf.get("monitor_cooldown_hours", os.environ.get("RETRAIN_MONITOR_COOLDOWN_HOURS", 6)),  # see cooldown_hours
     }
 
 
@@ -148,10 +140,31 @@ def run_monitor() -> dict:
     return run_script("monitor.py", [*argv, "--json", "--quiet"], cfg["monitor_args"])
 
 
+def cooldown_hours(cfg: dict) -> float:
+    """The monitor's cooldown, checked only where it is used (a bad value never stops the nightly retrain)."""
+    try:
+        hours = float(cfg["monitor_cooldown_hours"])
+    except (TypeError, ValueError):
+        hours = -1.0
+    if not hours >= 0:
+        where = "the Variable catboost_retrain or $RETRAIN_MONITOR_COOLDOWN_HOURS"
+        raise AirflowFailException(f"monitor_cooldown_hours must be a number of hours >= 0 ({where}), not {cfg['monitor_cooldown_hours']!r}")
+    return hours
+
+
 def last_retrain_start() -> dict | None:
     """The Variable catboost_retrain_last_start ({"at", "by", "reasons"}), or None before the first retrain."""
     state = Variable.get(LAST_START, default=None, deserialize_json=True)
-    return state if isinstance(state, dict) and state.get("at") else None
+    if state is None:
+        return None
+    try:
+        datetime.fromisoformat(state["at"])
+    except (TypeError, KeyError, ValueError) as exc:
+        raise AirflowFailException(
+            f'the Airflow Variable {LAST_START} must be {{"at": "ISO time", ...}}, it holds {state!r}; '
+            f"delete it (airflow variables delete {LAST_START}) and the next recommendation retrains"
+        ) from exc
+    return state
 
 
 def mark_retrain_start(by: str, reasons: list[str]) -> None:
@@ -366,7 +379,7 @@ def catboost_monitor():
     def decide(answer: dict) -> str:
         """Retrain when recommended and outside the cooldown (then the cooldown starts now)."""
         cfg = settings()
-        verdict = retrain_verdict(answer, last_retrain_start(), cfg["monitor_cooldown_hours"], datetime.now(timezone.utc))
+        verdict = retrain_verdict(answer, last_retrain_start(), cooldown_hours(cfg), datetime.now(timezone.utc))
         print(("retrain: " if verdict["retrain"] else "no retrain: ") + verdict["why"])
         get_current_context()["ti"].xcom_push(key="verdict", value=verdict)
         if verdict["retrain"]:
