@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, make_frame, write_csv
 from test_airflow import airflow_env, airflow_python  # noqa: F401 - the fixture that builds Airflow's own environment
+from test_notify import Receiver
 
 from retraining.ab.predlog import append_predictions, entity_hashes, lay_out_production
 from retraining.registry import Registry
@@ -64,14 +65,20 @@ def test_the_monitor_dag_rolls_back_skips_in_the_cooldown_and_retrains_when_reco
     write_csv(project / "data.csv", make_frame(600))
     (project / "settings.json").write_text(json.dumps({"monitor": {}}))
     env = airflow_env(tmp_path / "home", project, "--data data.csv --iterations 40 --no-report")
-    env["RETRAIN_MONITOR_ARGS"] = MONITOR.replace("outcomes.csv", "missing.csv")
     airflow = [str(airflow_python), "-m", "airflow"]
     assert subprocess.run([*airflow, "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
 
-    # 1. bad input: the monitor task fails at once (exit 2, no retry), with monitor.py's one line
-    out = dags_test(airflow, "catboost_monitor", "2026-11-28", env)
+    # 1. bad input: the monitor task fails at once (exit 2, no retry), with monitor.py's one line, and says so through --notify
+    receiver = Receiver()
+    try:
+        env["RETRAIN_MONITOR_ARGS"] = MONITOR.replace("outcomes.csv", "missing.csv") + f" --notify {receiver.url('hook/T')}"
+        out = dags_test(airflow, "catboost_monitor", "2026-11-28", env)
+    finally:
+        receiver.close()
     assert "monitor.py failed (bad input): error: missing.csv: no such file or folder" in out, out[-4000:]
     assert "up_for_retry" not in out and "DagRun Finished" in out and "state=failed" in out
+    failed = [p["body"]["message"] for p in receiver.posts if p["body"]["message"].startswith("monitor.py (Airflow catboost_monitor.monitor) failed")]
+    assert len(failed) == 1 and "(exit code 2, bad input)" in failed[0] and "missing.csv" in failed[0], [p["body"] for p in receiver.posts]
     env["RETRAIN_MONITOR_ARGS"] = MONITOR
 
     # 2. the nightly DAG deploys v1.0.0 and starts the cooldown's clock
