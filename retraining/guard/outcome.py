@@ -25,7 +25,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from retraining.evaluation import brier, compare_auc, log_loss, roc_auc
+from retraining.evaluation import LossComparison, compare_auc, compare_losses, roc_auc
 from retraining.guard.findings import BLOCK, WARN, CheckSettings, Finding
 
 MAX_VALUES = 20
@@ -78,10 +78,14 @@ def slice_gate(
     return [Finding("slice_regression", WARN, sorted({w["column"] for w in worse}), numbers, message)], table
 
 
-def calibration_check(y: np.ndarray, cand: np.ndarray, champ: np.ndarray, s: CheckSettings) -> list[Finding]:
-    """A warning when the candidate's Brier score or log loss is ``calibration_ratio`` times the champion's or worse."""
-    b_cand, b_champ = brier(y, cand), brier(y, champ)
-    l_cand, l_champ = log_loss(y, cand), log_loss(y, champ)
+def calibration_check(y: np.ndarray, cand: np.ndarray, champ: np.ndarray, s: CheckSettings, losses: LossComparison | None = None) -> list[Finding]:
+    """A warning when the candidate's Brier score or log loss is ``calibration_ratio`` times the champion's or worse.
+
+    ``losses`` is the run's :func:`~retraining.evaluation.compare_losses` of the same scores
+    (the deploy rule's log-loss test), computed here when not given.
+    """
+    c = losses or compare_losses(y, cand, champ)
+    b_cand, b_champ, l_cand, l_champ = c.brier_new, c.brier_old, c.log_loss_new, c.log_loss_old
     ratios = {"brier": b_cand / b_champ if b_champ > 0 else math.inf, "log_loss": l_cand / l_champ if l_champ > 0 else math.inf}
     if max(ratios.values()) < s.calibration_ratio:
         return []
