@@ -26,14 +26,16 @@ rows, any doctor visit; ``pip install statsmodels``):
   column);                                                   right call: both columns named
 - ``after_blocked``: a night blocked (every label negative), then its labels fixed
   upstream and the next, smaller night's rows 40 % flipped;  right call: not deployed
-- ``slice_regression``: a candidate that wins overall and collapses on a segment. Production
-  is an old model trained on little data (the first 2 % of the rows, at least 500); tonight's
-  file has all the rows, but upstream one segment's outcomes (the value of the
-  ``--slice-columns`` column whose share is closest to a quarter) were booked to the wrong
-  customers: on the training side, its conversions now sit on the rows least like buyers
-  (by a reference model on the clean rows), its base rate unchanged; the holdout is right.
-  The candidate learns the segment backwards but still wins overall;  right call: not
-  deployed silently (kept, or deployed with a ``slice_regression`` finding)
+- ``slice_regression``: a candidate that wins overall and collapses on a segment.
+  Production is a weak old model (5 trees of depth 2 on the first 2 % of the rows, at
+  least 500 and about 60 positives: on the public datasets little data alone does not
+  make a weak model); tonight's file has all the rows, but upstream one segment's
+  outcomes (the value of the ``--slice-columns`` column whose share is closest to a
+  quarter) were booked to the wrong customers: on the training side its conversions now
+  sit on the rows least like buyers (by a reference model on the clean rows), its base
+  rate unchanged; the holdout is right. The candidate learns the segment backwards but
+  still wins overall;                                        right call: not deployed
+  silently (kept, or deployed with a ``slice_regression`` finding)
 
 plus a second clean night after the first one. Clean nights must not be blocked. A
 column counts as named when a finding or the run's drift line names it. The findings of
@@ -55,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import shutil
 import subprocess
 import sys
@@ -80,6 +83,7 @@ FAILURES = ["label_flip", "labels_missing", "unit_change", "renamed_category", "
 FAILURES += ["leaked_label", "swapped_similar", "after_blocked", "slice_regression"]  # issue #21
 LABEL_FAILURES = {"label_flip", "labels_missing", "after_blocked"}
 NOT_DEPLOYED = {*LABEL_FAILURES, "resent_batch", "leaked_label"}  # the right call: not deployed (by a blocking finding)
+MISBOOKED = float(__import__('os').environ.get('MISBOOKED', 0.5))  # slice_regression: the share of the segment's conversions booked to the wrong customers
 SLICE_COLUMN = {"bank": "job", "fair": "occupation", "randhie": "health"}  # --slice-columns of every night of the dataset
 
 
@@ -174,8 +178,12 @@ def misbooked_segment(frame: pd.DataFrame, column: str, tmp: Path) -> tuple[pd.D
     rows = np.flatnonzero((frame[column] == value).to_numpy() & ~ds.holdout)
     likeness = training.predict(reference, ds.X.iloc[rows], ds.cat_features)
     out = frame.copy()
-    target = np.zeros(len(rows), dtype=int)
-    target[np.argsort(likeness, kind="stable")[: int(out.loc[rows, "target"].sum())]] = 1
+    truth = out.loc[rows, "target"].to_numpy().astype(int)
+    moved = np.flatnonzero(truth == 1)[: round(MISBOOKED * truth.sum())]  # these conversions go to the wrong customers
+    target = truth.copy()
+    target[moved] = 0
+    unlike = [i for i in np.argsort(likeness, kind="stable") if truth[i] == 0][: len(moved)]  # the negatives least like buyers
+    target[unlike] = 1
     out.loc[rows, "target"] = target
     return out, [column]
 
@@ -242,7 +250,7 @@ class RealRunner:
         self.folder, self.iterations, self.data_checks, self.check_settings = folder, iterations, data_checks, check_settings
         self.slice_columns: list[str] = []
 
-    def night(self, state: Path, frame: pd.DataFrame) -> dict:
+    def night(self, state: Path, frame: pd.DataFrame, **overrides) -> dict:
         from retrain_model import ModelRetrainer
 
         frame.to_csv(state / "data.csv", index=False)
@@ -250,7 +258,8 @@ class RealRunner:
             data_path=state / "data.csv",
             models_dir=state / "models",
             production_path=state / "catboost_model.cbm",
-            iterations=self.iterations,
+            iterations=overrides.get("iterations", self.iterations),
+            depth=overrides.get("depth"),
             thread_count=2,
             progress_every=0,
             report=False,
@@ -260,7 +269,9 @@ class RealRunner:
             **({"slice_columns": self.slice_columns} if "slice_columns" in inspect.signature(ModelRetrainer).parameters else {}),
         )
         result = r.retrain(force=True)
-        return {"status": str(result.status), "checks": list(result.checks), "drift": result.drift or ""}
+        meta = state / "models" / "metadata" / f"{result.version}.json"
+        slices = (json.loads(meta.read_text()).get("metrics") or {}).get("slices") or [] if result.version and meta.is_file() else []
+        return {"status": str(result.status), "checks": list(result.checks), "drift": result.drift or "", "reason": result.reason, "slices": slices}
 
 
 class DirectRunner:
@@ -268,9 +279,7 @@ class DirectRunner:
 
     slice_columns: list[str] = []  # noqa: RUF012 (the slice gate needs trained models: not judged here)
 
-    def night(self, state: Path, frame: pd.DataFrame) -> dict:
-        import json
-
+    def night(self, state: Path, frame: pd.DataFrame, **overrides) -> dict:  # overrides (iterations, depth): no training here
         from retraining.data.dataset import load_dataset
         from retraining.guard.checks import run_checks
         from retraining.guard.drift import profile
@@ -329,6 +338,10 @@ def run(
                 outcome, expected = _failure_night(runner, state, failure, data, first, night, day1, rng)
                 cases.append(Case(name, failure, *_call(failure, outcome, expected), expected, _shown(outcome)))
                 print(f"{name:28s} {failure:17s} {'right' if cases[-1].right else 'WRONG'}  {outcome['status']:16s} {cases[-1].findings}", flush=True)
+                if failure == "slice_regression" and outcome.get("reason"):  # the overall AUCs: did the candidate win overall?
+                    print(f"{'':28s} {'':17s} why: {outcome['reason'][:300]}", flush=True)
+                    worst = min(outcome.get("slices") or [{}], key=lambda r: r.get("candidate", 1) - r.get("champion", 0))
+                    print(f"{'':28s} {'':17s} worst slice: {worst}", flush=True)
     return cases, time.perf_counter() - started
 
 
@@ -345,7 +358,8 @@ def _failure_night(runner, state: Path, failure: str, data: pd.DataFrame, first:
     if failure == "slice_regression":  # its own models folder: an old champion trained on little data
         fresh = state / "slice"
         fresh.mkdir()
-        runner.night(fresh, data.iloc[: max(500, len(data) // 50)])
+        old = data.iloc[: max(500, len(data) // 50, round(60 / data["target"].mean()))]  # >= 60 positives: a fair holdout
+        runner.night(fresh, old)
         frame, expected = misbooked_segment(data.reset_index(drop=True), runner.slice_columns[0], fresh)
         return runner.night(fresh, frame), expected
     if failure != "clean":

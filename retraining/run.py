@@ -234,7 +234,8 @@ def _outcome_checks(r: Settings, p: Plan, g: Guard, ev: Evaluation, mask) -> lis
     found = outcome.calibration_check(ev.y, ev.candidate_scores, ev.champion_scores, s, ev.losses)
     columns = slice_columns(r)
     if columns:
-        more, ev.metrics["slices"] = outcome.slice_gate(ds.X.loc[mask], ev.y, ev.candidate_scores, ev.champion_scores, columns, ds.cat_features, s)
+        deploys = judge(r.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note, ev.losses).deploy  # within noise too
+        more, ev.metrics["slices"] = outcome.slice_gate(ds.X.loc[mask], ev.y, ev.candidate_scores, ev.champion_scores, columns, ds.cat_features, s, deploys)
         found += more
     changed = set(ds.features) - set((p.champ_entry or {}).get("features") or ds.features)
     changed |= {n for n, f in (g.drift.get("features") or {}).items() if (f.get("psi_new") or 0) > s.drift_psi}

@@ -79,7 +79,10 @@ def test_the_why_line_gives_both_measures():
     assert kept.reason == expected + "paired one-sided p = 0.25; more than x1.1: kept for review"
     deployed = judge(DeployRule(), 0.8506, 0.8524, delong(0.28), losses=losses(0.3012, 0.2998, 0.41))
     loss = f"log loss 0.3012 vs 0.2998 (x{0.3012 / 0.2998:.3f}), paired one-sided p = 0.41, <= x1.1"
-    assert deployed.reason == f"ROC-AUC 0.8506 vs 0.8524: equal within noise (DeLong one-sided p = 0.28, drop 0.0018 <= 0.005; {loss}; the fresher model wins): deployed"
+    assert (
+        deployed.reason
+        == f"ROC-AUC 0.8506 vs 0.8524: equal within noise (DeLong one-sided p = 0.28, drop 0.0018 <= 0.005; {loss}; the fresher model wins): deployed"
+    )
 
 
 def test_the_log_loss_is_asked_only_of_a_deploy_within_noise():
