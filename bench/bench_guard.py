@@ -27,14 +27,14 @@ rows, any doctor visit; ``pip install statsmodels``):
 - ``after_blocked``: a night blocked (every label negative), then its labels fixed
   upstream and the next, smaller night's rows 40 % flipped;  right call: not deployed
 - ``slice_regression``: a candidate that wins overall and collapses on a segment.
-  Production is a weak old model (5 trees of depth 2 on the first 2 % of the rows, at
-  least 500 and about 60 positives: on the public datasets little data alone does not
-  make a weak model); tonight's file has all the rows, but upstream one segment's
-  outcomes (the value of the ``--slice-columns`` column whose share is closest to a
-  quarter) were booked to the wrong customers: on the training side its conversions now
-  sit on the rows least like buyers (by a reference model on the clean rows), its base
-  rate unchanged; the holdout is right. The candidate learns the segment backwards but
-  still wins overall;                                        right call: not deployed
+  Production is an old model trained on little data (the first 2 % of the rows, at least
+  500 and about 60 positives); tonight's file has all the rows, but upstream half of one
+  segment's outcomes (``SEGMENT``: bank ``job`` = management, 21 % of the rows; fair
+  ``occupation`` = occ4, 29 %; randhie ``health`` = fair, 8 %, the smallest the gate can
+  judge) were booked to the wrong customers: on the training side, half its conversions
+  now sit on the rows least like buyers (by a reference model on the clean rows), its
+  base rate unchanged; the holdout is right. The candidate learns the segment backwards
+  and, where more data buys enough, still wins overall;     right call: not deployed
   silently (kept, or deployed with a ``slice_regression`` finding)
 
 plus a second clean night after the first one. Clean nights must not be blocked. A
@@ -83,8 +83,9 @@ FAILURES = ["label_flip", "labels_missing", "unit_change", "renamed_category", "
 FAILURES += ["leaked_label", "swapped_similar", "after_blocked", "slice_regression"]  # issue #21
 LABEL_FAILURES = {"label_flip", "labels_missing", "after_blocked"}
 NOT_DEPLOYED = {*LABEL_FAILURES, "resent_batch", "leaked_label"}  # the right call: not deployed (by a blocking finding)
-MISBOOKED = float(__import__('os').environ.get('MISBOOKED', 0.5))  # slice_regression: the share of the segment's conversions booked to the wrong customers
+MISBOOKED = float(__import__("os").environ.get("MISBOOKED", 0.5))  # slice_regression: the share of the segment's conversions booked to the wrong customers
 SLICE_COLUMN = {"bank": "job", "fair": "occupation", "randhie": "health"}  # --slice-columns of every night of the dataset
+SEGMENT = {"bank": "management", "fair": "occ4", "randhie": "fair"}  # slice_regression's segment: 21 %, 29 %, 8 % of the rows
 
 
 def public_dataset(name: str, seed: int) -> pd.DataFrame:
@@ -156,22 +157,20 @@ def similar_pair(old: pd.DataFrame, numeric: list[str]) -> tuple[str, str]:
     return pair
 
 
-def misbooked_segment(frame: pd.DataFrame, column: str, tmp: Path) -> tuple[pd.DataFrame, list[str]]:
+def misbooked_segment(frame: pd.DataFrame, column: str, value: str, tmp: Path) -> tuple[pd.DataFrame, list[str]]:
     """One segment's outcomes booked to the wrong customers, on the training side: the segment learned backwards.
 
-    The segment is the value of ``column`` whose share is closest to a quarter. Its training
-    rows (the holdout found as the run finds it: the stable hash of each row's key) keep
-    their number of positives, but the positives move to the rows a reference model (30
-    iterations on the clean training rows) finds least like buyers. The holdout stays right,
-    so the candidate is judged on the truth. (Inverting the segment's labels instead moved
-    its base rate too and cost the candidate the overall win; shuffling them within the
+    The segment is ``column == value``. Its training rows (the holdout found as the run
+    finds it: the stable hash of each row's key) keep their number of positives, but
+    ``MISBOOKED`` of the positives move to the negatives a reference model (30 iterations
+    on the clean training rows) finds least like buyers. The holdout stays right, so the
+    candidate is judged on the truth. (Inverting the segment's labels moved its base rate
+    too and cost the candidate the overall win everywhere; shuffling them within the
     segment did not hurt it at all: CatBoost carried the other segments' pattern over.)
     """
     from retraining import training
     from retraining.data.dataset import load_dataset
 
-    shares = frame[column].value_counts(normalize=True)
-    value = shares.index[int(np.argmin(np.abs(shares.to_numpy() - 0.25)))]
     frame.to_csv(tmp / "segment.csv", index=False)
     ds = load_dataset(tmp / "segment.csv")
     reference, _ = training.train(ds, training.TrainParams(iterations=30, seed=0, thread_count=2, progress_every=0))
@@ -249,6 +248,7 @@ class RealRunner:
     def __init__(self, folder: Path, iterations: int, data_checks: str = "block", check_settings: dict | None = None):
         self.folder, self.iterations, self.data_checks, self.check_settings = folder, iterations, data_checks, check_settings
         self.slice_columns: list[str] = []
+        self.segment = ""
 
     def night(self, state: Path, frame: pd.DataFrame, **overrides) -> dict:
         from retrain_model import ModelRetrainer
@@ -278,6 +278,7 @@ class DirectRunner:
     """Only the ledger and the checks; the previous version is always "deployed"."""
 
     slice_columns: list[str] = []  # noqa: RUF012 (the slice gate needs trained models: not judged here)
+    segment = ""
 
     def night(self, state: Path, frame: pd.DataFrame, **overrides) -> dict:  # overrides (iterations, depth): no training here
         from retraining.data.dataset import load_dataset
@@ -327,6 +328,7 @@ def run(
             (base / "state").mkdir(parents=True)
             runner = DirectRunner() if direct else RealRunner(Path(tmp), iterations, data_checks, check_settings)
             runner.slice_columns = [SLICE_COLUMN["bank" if not isinstance(spec, str) else spec]]
+            runner.segment = SEGMENT["bank" if not isinstance(spec, str) else spec]
             runner.night(base / "state", data.iloc[:first])
             day1 = slice(first, first + night)
             clean1 = runner.night(base / "state", data.iloc[: first + night])
@@ -358,9 +360,8 @@ def _failure_night(runner, state: Path, failure: str, data: pd.DataFrame, first:
     if failure == "slice_regression":  # its own models folder: an old champion trained on little data
         fresh = state / "slice"
         fresh.mkdir()
-        old = data.iloc[: max(500, len(data) // 50, round(60 / data["target"].mean()))]  # >= 60 positives: a fair holdout
-        runner.night(fresh, old)
-        frame, expected = misbooked_segment(data.reset_index(drop=True), runner.slice_columns[0], fresh)
+        runner.night(fresh, data.iloc[: max(500, len(data) // 50, round(60 / data["target"].mean()))])  # >= 60 positives: a fair holdout
+        frame, expected = misbooked_segment(data.reset_index(drop=True), runner.slice_columns[0], runner.segment, fresh)
         return runner.night(fresh, frame), expected
     if failure != "clean":
         frame, expected = inject(failure, frame, today, day1, rng)
