@@ -106,7 +106,7 @@ def _rule_arguments(rule: argparse._ArgumentGroup) -> None:
         type=float,
         default=0.1,
         metavar="SHARE",
-        help="noise rule: a deploy within noise is held when its log loss is significantly more than (1 + SHARE) x the champion's (default: %(default)s)",
+        help="noise rule: a deploy within noise also needs a log loss not significantly higher and at most (1 + SHARE) x the champion's (default: %(default)s)",
     )
     rule.add_argument("--min-improvement", type=float, default=0.0, metavar="DELTA", help="deploy only if AUC gain >= DELTA")
     rule.add_argument("--require-significance", action="store_true", help="deploy only if one-sided DeLong p < --alpha")
