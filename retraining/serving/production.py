@@ -51,10 +51,14 @@ class Bake:
 
 
 def bake_event(registry: Registry, version: str) -> Event | None:
-    """The newest event of the version log that made ``version`` production (deploy, promotion or rollback)."""
+    """The newest event of the version log that made ``version`` production (deploy, promotion or rollback).
+
+    A promotion of the version already in production (``from`` == ``to``) changed no model and
+    is passed over: the bake window runs from the event that brought the version in.
+    """
     data = registry.read_log()
     for raw in reversed(registry.whole_log(data)["events"]):
-        if raw.get("to") == version:
+        if raw.get("to") == version and raw.get("from") != version:
             return Event.from_json(raw)
     return None
 
