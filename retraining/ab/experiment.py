@@ -65,6 +65,7 @@ class ABTest:
         self.log_path = Path(log_path) if log_path else None
         self.durable = durable
         self._models: dict = {}
+        self._book = None  # the arms' KeySpecs (retraining.ab.rowkeys.KeyBook), read at the first logged batch
 
     def model(self, arm: str):
         if arm not in self._models:
@@ -109,7 +110,7 @@ class ABTest:
         n = len(frame)
         if len(ids) != n:
             raise UsageError(f"{len(ids)} ids for {n} rows.")
-        prepared = _InThread(self._prepare, ids) if n >= PARALLEL_ROWS else _Done(self._prepare(ids))
+        prepared = _InThread(self._prepare, ids, frame) if n >= PARALLEL_ROWS else _Done(self._prepare(ids, frame))
         try:
             pool = self._pool(frame) if self._same_inputs() else None  # one Pool for both models; the arms are slices of it
         finally:
@@ -172,14 +173,30 @@ class ABTest:
         )
 
     # -- the prediction log ---------------------------------------------------------------
-    def _prepare(self, ids: np.ndarray) -> tuple[np.ndarray, list | None]:
-        """Arm codes (1 = challenger) and, with a log, its lines with the scores left blank."""
+    def _prepare(self, ids: np.ndarray, frame: pd.DataFrame | None = None) -> tuple[np.ndarray, list | None]:
+        """Arm codes (1 = challenger) and, with a log, its lines with the scores left blank (and each row's ledger keys)."""
         hashes = entity_hashes(ids, self.salt)
         codes = np.zeros(len(ids), np.int8) if self.shadow else assign_arms(hashes, self.share)
-        return codes, self._layout(hashes, codes) if self.log_path is not None else None
+        if self.log_path is None:
+            return codes, None
+        return codes, self._layout(hashes, codes, None if frame is None else self.row_keys(frame))
 
-    def _layout(self, hashes: np.ndarray, codes: np.ndarray) -> list:
-        return lay_out_predictions(hashes, codes, experiment=self.experiment_id, share=self.share, versions=self.versions, shas=self.sha, shadow=self.shadow)
+    def row_keys(self, frame: pd.DataFrame) -> dict:
+        """Each arm's ledger key of every row of ``frame`` (:func:`retraining.ab.rowkeys.frame_keys`), warning once when some have none."""
+        from retraining.ab.rowkeys import KeyBook, frame_keys
+
+        self._book = self._book or KeyBook(self.registry)
+        keys = {}
+        for arm, version in self.versions.items():
+            spec = self._book.spec(version)
+            keys[arm] = frame_keys(spec, frame)
+            self._book.warn_unkeyed(spec, frame.columns, keys[arm][1])
+        return keys
+
+    def _layout(self, hashes: np.ndarray, codes: np.ndarray, keys: dict | None = None) -> list:
+        return lay_out_predictions(
+            hashes, codes, experiment=self.experiment_id, share=self.share, versions=self.versions, shas=self.sha, shadow=self.shadow, keys=keys
+        )
 
     def _append(self, lines: list | None, *scores: np.ndarray) -> None:
         if lines is not None:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from retraining.ab.predlog import PRODUCTION, append_predictions, entity_hashes, lay_out_production, production_experiment, production_salt
+from retraining.ab.rowkeys import KeyBook, frame_keys
 from retraining.errors import DataError, StateError
 from retraining.registry import Registry
 
@@ -41,6 +42,11 @@ def score_production(
     hashes = entity_hashes(ids, production_salt(production_experiment(salt)))  # checks every row has an id, before scoring
     scores = predict(model, frame[names], cats)
     if log_path is not None:
-        append_predictions(Path(log_path), lay_out_production(hashes, version=version, sha=entry["sha256"], salt=salt), scores, durable=durable)
+        book = KeyBook(registry)
+        spec = book.spec(version)
+        keys = frame_keys(spec, frame)  # each row's ledger key under this version
+        book.warn_unkeyed(spec, frame.columns, keys[1])
+        lines = lay_out_production(hashes, version=version, sha=entry["sha256"], salt=salt, keys={PRODUCTION: keys})
+        append_predictions(Path(log_path), lines, scores, durable=durable)
     out = pd.DataFrame({"id": ids, "variant": PRODUCTION, "model_version": version, "score": scores})
     return out, version

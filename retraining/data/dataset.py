@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retraining.data.keys import content_hashes, id_text, key_columns, key_info, row_keys
+from retraining.data.keys import content_hashes, id_text, key_columns, key_info, key_kinds, row_keys
 from retraining.errors import DataError
 from retraining.sources import SourceSpec, column_list, read_table, suggest
 
@@ -63,6 +63,7 @@ class Dataset:
     keys: np.ndarray | None = None  # uint64 row key per row (retraining.data.keys.row_keys); never includes the label
     times: np.ndarray | None = None  # the --time-column as int64 ns since the epoch (dates) or float64 (numbers)
     source_notes: list[str] = field(default_factory=list)  # how the source was read (retraining.sources.base.Table.notes)
+    key_kinds: dict = field(default_factory=dict)  # content keys: how each key column was read (retraining.data.keys.key_kinds)
 
     @property
     def features(self) -> list[str]:
@@ -131,7 +132,6 @@ def load_dataset(
     for name in drop_columns:
         dropped[name] = "dropped with --drop-columns"
     check_holdout(y, holdout, where)
-    na = frame.isna().sum()
     return Dataset(
         path=table.display,
         sha256=sha256 or table.fingerprint,
@@ -142,11 +142,12 @@ def load_dataset(
         positive_class=positive,
         dropped=dropped,
         split=split,
-        missing={str(k): int(v) for k, v in na.items() if v},
+        missing={str(k): int(v) for k, v in frame.isna().sum().items() if v},
         infinite=infinite,
         keys=keys,
         times=times,
         source_notes=list(table.notes),
+        key_kinds=key_kinds(frame, split["key"].get("columns", [])),
     )
 
 

@@ -71,6 +71,7 @@ class Ledger:
     max_time: int | float | None = None
     time_kind: str | None = None  # "datetime" (int64 ns since the epoch, UTC) or "number"
     format: int = LEDGER_FORMAT
+    kinds: dict = field(default_factory=dict)  # content keys: how training read each key column (retraining.data.keys.key_kinds)
 
     @property
     def rows(self) -> int:
@@ -83,6 +84,7 @@ class Ledger:
             "key": self.key,
             "max_time": self.max_time,
             "time_kind": self.time_kind,
+            "key_kinds": self.kinds,
             "train_rows": len(self.train),
             "holdout_rows": len(self.holdout),
         }
@@ -95,7 +97,8 @@ def make_ledger(version: str, ds: Dataset) -> Ledger:
     if ds.times is not None and len(ds.times):
         kind = "datetime" if ds.times.dtype.kind in "iu" else "number"
         max_time = int(ds.times.max()) if kind == "datetime" else float(ds.times.max())
-    return Ledger(version, np.sort(keys[~ds.holdout]), np.sort(keys[ds.holdout]), dict(ds.split.get("key", {})), max_time, kind)
+    key = dict(ds.split.get("key", {}))
+    return Ledger(version, np.sort(keys[~ds.holdout]), np.sort(keys[ds.holdout]), key, max_time, kind, kinds=dict(getattr(ds, "key_kinds", None) or {}))
 
 
 def save_ledger(ledger: Ledger, path: Path) -> None:
@@ -125,7 +128,8 @@ def load_ledger(path: Path) -> Ledger | None:
         raise StateError(f"{path}: the row ledger is damaged ({why}); delete it (that version's rows then count as unknown) or restore it.") from exc
     if meta.get("format", 0) > LEDGER_FORMAT:
         raise StateError(f"{path}: ledger format {meta.get('format')} is newer than this program reads ({LEDGER_FORMAT}); upgrade the tool.")
-    return Ledger(version, train, holdout, meta.get("key", {}), meta.get("max_time"), meta.get("time_kind"), meta.get("format", 1))
+    kinds = meta.get("key_kinds") or {}  # ledgers written before the kinds were recorded have none
+    return Ledger(version, train, holdout, meta.get("key", {}), meta.get("max_time"), meta.get("time_kind"), meta.get("format", 1), kinds)
 
 
 # -- using it ----------------------------------------------------------------------------
