@@ -48,11 +48,14 @@ def read_lines(path: Path) -> list[dict]:
 
 
 def test_batch_scoring_logs_the_key_training_stored_for_each_row(content_keyed, tmp_path):
-    """Shadow mode scores every row with both versions: the keys of each version's lines are its ledger's keys, row for row."""
+    """Shadow mode scores every row with both versions: the keys of each version's lines are its ledger's keys, row for row.
+
+    The file holds the training file 8 times (4,800 rows: the keys are computed on a thread of their own while the models score).
+    """
     from ab_test import main
 
     frame = pd.read_csv(content_keyed / "data.csv").drop(columns=["target"])
-    write_csv(tmp_path / "in.csv", frame)
+    write_csv(tmp_path / "in.csv", pd.concat([frame] * 8, ignore_index=True))
     for name in ("models", "catboost_model.cbm"):
         os.symlink(content_keyed / name, tmp_path / name)
     ran = run_main(main, "score", "in.csv", "--id-column", "customer_id", "--shadow", "--out", "out.csv", "--log", "p.jsonl", *MODELS, cwd=tmp_path)
@@ -62,7 +65,7 @@ def test_batch_scoring_logs_the_key_training_stored_for_each_row(content_keyed, 
     for version in ("v1.0.0", "v1.1.0"):
         stored = ledger_file(content_keyed, version)
         assert stored["meta"]["key"]["method"] == "features" and "customer_id" in stored["meta"]["key"]["columns"]
-        expected = np.sort(np.concatenate([stored["train"], stored["holdout"]]))
+        expected = np.sort(np.concatenate([stored["train"], stored["holdout"]] * 8))
         assert np.array_equal(logged_keys(lines, version), expected)  # every row of the training file: the very keys training stored
 
 

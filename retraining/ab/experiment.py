@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retraining.ab.predlog import CHALLENGER, CHAMPION, append_predictions, entity_hashes, lay_out_predictions
+from retraining.ab.predlog import CHALLENGER, CHAMPION, append_predictions, entity_hashes, fill_keys, lay_out_predictions
 from retraining.errors import DataError, StateError, UsageError, VersionNotFoundError
 from retraining.registry import Registry, parse_version
 
@@ -110,11 +110,13 @@ class ABTest:
         n = len(frame)
         if len(ids) != n:
             raise UsageError(f"{len(ids)} ids for {n} rows.")
-        prepared = _InThread(self._prepare, ids, frame) if n >= PARALLEL_ROWS else _Done(self._prepare(ids, frame))
+        keyed = self._keys_of(frame)  # each arm's ledger keys, while the models score
+        prepared = _InThread(self._prepare, ids) if n >= PARALLEL_ROWS else _Done(self._prepare(ids))
         try:
             pool = self._pool(frame) if self._same_inputs() else None  # one Pool for both models; the arms are slices of it
         finally:
             codes, lines = prepared.result()
+        lines = _Keyed(lines, codes, keyed, self.shadow) if lines is not None else None
         if self.shadow:
             return self._predict_shadow(frame, ids, pool, lines)
         return self._predict_split(frame, ids, pool, codes, lines)
@@ -173,23 +175,29 @@ class ABTest:
         )
 
     # -- the prediction log ---------------------------------------------------------------
-    def _prepare(self, ids: np.ndarray, frame: pd.DataFrame | None = None) -> tuple[np.ndarray, list | None]:
-        """Arm codes (1 = challenger) and, with a log, its lines with the scores left blank (and each row's ledger keys)."""
+    def _prepare(self, ids: np.ndarray) -> tuple[np.ndarray, list | None]:
+        """Arm codes (1 = challenger) and, with a log, its lines with the scores (and keys) left blank."""
         hashes = entity_hashes(ids, self.salt)
         codes = np.zeros(len(ids), np.int8) if self.shadow else assign_arms(hashes, self.share)
+        return codes, self._layout(hashes, codes) if self.log_path is not None else None
+
+    def _keys_of(self, frame: pd.DataFrame):
+        """:meth:`row_keys` on a third thread (big batches), or now; None without a log."""
         if self.log_path is None:
-            return codes, None
-        return codes, self._layout(hashes, codes, None if frame is None else self.row_keys(frame))
+            return None
+        return _InThread(self.row_keys, frame) if len(frame) >= PARALLEL_ROWS else _Done(self.row_keys(frame))
 
     def row_keys(self, frame: pd.DataFrame) -> dict:
         """Each arm's ledger key of every row of ``frame`` (:func:`retraining.ab.rowkeys.frame_keys`), warning once when some have none."""
         from retraining.ab.rowkeys import KeyBook, frame_keys
 
         self._book = self._book or KeyBook(self.registry)
-        keys = {}
+        keys, done = {}, {}
         for arm, version in self.versions.items():
             spec = self._book.spec(version)
-            keys[arm] = frame_keys(spec, frame)
+            if spec.rule not in done:  # both versions usually key rows alike: hashed once
+                done[spec.rule] = frame_keys(spec, frame)
+            keys[arm] = done[spec.rule]
             self._book.warn_unkeyed(spec, frame.columns, keys[arm][1])
         return keys
 
@@ -198,7 +206,9 @@ class ABTest:
             hashes, codes, experiment=self.experiment_id, share=self.share, versions=self.versions, shas=self.sha, shadow=self.shadow, keys=keys
         )
 
-    def _append(self, lines: list | None, *scores: np.ndarray) -> None:
+    def _append(self, lines, *scores: np.ndarray) -> None:
+        if isinstance(lines, _Keyed):
+            lines = lines.blocks()
         if lines is not None:
             append_predictions(self.log_path, lines, *scores, durable=self.durable)
 
@@ -254,6 +264,27 @@ class _InThread:
         if self._exc is not None:
             raise self._exc
         return self._out
+
+
+class _Keyed:
+    """Laid-out blocks of lines whose ledger keys are written in once, when first appended (the keys come from another thread)."""
+
+    def __init__(self, lines: list, codes: np.ndarray, keyed, shadow: bool, part: slice = slice(None), parent: _Keyed | None = None) -> None:
+        self.lines, self.codes, self.keyed, self.shadow, self.part = lines, codes, keyed, shadow, part
+        self.parent = parent or self
+        self.filled = False
+
+    def __getitem__(self, part: slice) -> _Keyed:
+        return _Keyed(self.lines, self.codes, self.keyed, self.shadow, part, self.parent)
+
+    def blocks(self) -> list:
+        """This part's blocks, with every block's keys filled in (by the first call)."""
+        parent = self.parent
+        if not parent.filled:
+            codes = [self.codes] if not self.shadow else [self.codes, np.ones_like(self.codes)]
+            fill_keys(self.lines, self.keyed.result(), [[CHAMPION, CHALLENGER]] * len(codes), codes)
+            parent.filled = True
+        return self.lines[self.part]
 
 
 class _Done:

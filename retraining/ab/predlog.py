@@ -115,6 +115,16 @@ def _pick(keys: dict | None, arms: list, codes: np.ndarray) -> tuple | None:
     return values, known
 
 
+def fill_keys(lines: list, keys: dict, arms: list, codes: list) -> None:
+    """Write each arm's ledger keys into laid-out blocks of lines (whose key :func:`layout` left null).
+
+    ``arms`` and ``codes``: per block, the arm names its codes index and the rows' codes.
+    """
+    for (rows, _), block_arms, block_codes in zip(lines, arms, codes, strict=True):
+        if len(rows):
+            _fill_keys(rows, rows[0].tobytes().index(b'"key":') + 6, _pick(keys, block_arms, block_codes))
+
+
 def _fill_keys(rows: np.ndarray, k: int, keys) -> None:
     """The key column: ``"<16 hex>"`` where the key is known, ``null`` padded with spaces where not."""
     null = np.frombuffer(b"null" + b" " * 14, dtype=np.uint8)

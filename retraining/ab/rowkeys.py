@@ -58,6 +58,11 @@ class KeySpec:
     def kind(self, column: str) -> str:
         return dict(self.kinds).get(column, AUTO)
 
+    @property
+    def rule(self) -> tuple:
+        """What the keys depend on: two versions with one rule give a row the same key (computed once)."""
+        return (self.method, self.columns, self.kinds) if self.method else (None, self.version)
+
 
 def spec_from(version: str, ledger, entry: dict | None) -> KeySpec:
     """The :class:`KeySpec` of ``version`` from its ledger (None: it has none) and its log entry."""
@@ -195,6 +200,9 @@ def read_column(col: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray]:
         return col.astype("float64"), np.ones(len(col), bool)
     if kind == AUTO and typed:
         return col.astype("float64"), np.ones(len(col), bool)
+    fast = _as_read(col, kind)
+    if fast is not None:
+        return fast, np.ones(len(col), bool)
     read = {"number": _number, "bool": _bool, "datetime": _datetime, "text": _text}.get(kind)
     if read is None:  # AUTO, not all numbers: numbers as numbers only when every present value is one
         values = [v for v in col.tolist() if v is not None and v is not _ABSENT]
@@ -209,6 +217,23 @@ def read_column(col: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray]:
     if read is _number:
         return pd.Series(np.array([math.nan if v is None else v for v in out], dtype="float64"), index=col.index), ok
     return pd.Series(out, index=col.index, dtype=object), ok
+
+
+def _as_read(col: pd.Series, kind: str) -> pd.Series | None:
+    """``col`` as it is when every value already has the type ``kind`` reads (the common case, no loop); None otherwise."""
+    if kind == "text" and pd.api.types.is_string_dtype(col) and col.dtype != object:
+        return col  # pandas' text dtype: text or missing, as the reader gave training
+    inferred = pd.api.types.infer_dtype(col, skipna=True) if col.dtype == object else None
+    if kind in ("text", AUTO) and inferred in ("string", "empty"):
+        return col
+    if kind == "bool" and (pd.api.types.is_bool_dtype(col) or inferred == "boolean"):
+        return col
+    if kind in ("number", AUTO) and inferred in ("integer", "floating", "mixed-integer-float"):
+        try:
+            return col.astype("float64")
+        except (OverflowError, TypeError, ValueError):  # an integer beyond a float: value by value
+            return None
+    return None
 
 
 def _is_number(v) -> bool:

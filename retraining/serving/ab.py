@@ -193,10 +193,11 @@ class PredictionLog:
         done: dict = {}
         for version in set(versions.values()):
             spec = self.keys.spec(version)
-            done[version] = table_keys(spec, tables)
-            if not done[version][1].all():
-                self.keys.warn_unkeyed(spec, set().union(*(t.names() for t in tables)), done[version][1])
-        return {arm: done[version] for arm, version in versions.items()}
+            if spec.rule not in done:  # both versions usually key rows alike: hashed once
+                done[spec.rule] = table_keys(spec, tables)
+            if not done[spec.rule][1].all():
+                self.keys.warn_unkeyed(spec, set().union(*(t.names() for t in tables)), done[spec.rule][1])
+        return {arm: done[self.keys.spec(version).rule] for arm, version in versions.items()}
 
 
 class LiveAB:
