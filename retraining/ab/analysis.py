@@ -101,7 +101,7 @@ def _join(outcomes: pd.DataFrame, served: pd.DataFrame, id_column: str, label_co
     counts = {"outcome_rows": len(outcomes), "missing_labels": int(no_label.sum())}
     labels = labels.assign(entity=entity_hashes(labels[text], salt))
     labels, counts["conflicting_ids"] = _without_conflicts(labels, label_column)
-    labels = labels.drop_duplicates("entity", keep="last")[[id_column, label_column, "entity"]]
+    labels = labels.drop_duplicates("entity", keep="last")[list(dict.fromkeys([id_column, label_column, "entity", text]))]
     known = np.isin(labels["entity"].to_numpy(), served["entity"].to_numpy())
     counts["unknown_ids"] = int((~known).sum())
     counts["predictions_without_outcome"] = int((~np.isin(served["entity"].to_numpy(), labels["entity"].to_numpy())).sum())
@@ -173,7 +173,8 @@ def _trained_ids(labels: pd.DataFrame, id_column: str, ledger, version: str) -> 
 
     if ledger.key.get("column") != id_column:
         log.info("%s was trained with --id-column %r; matching its ids to the outcomes' %r by value.", version, ledger.key.get("column"), id_column)
-    return np.isin(id_hashes(labels[id_column]), ledger.train)
+    as_written = ledger.ids == "text" and "_id_text" in labels.columns  # an older ledger holds the ids as the CSV reader parsed them
+    return np.isin(id_hashes(labels["_id_text" if as_written else id_column]), ledger.train)
 
 
 def _compare_shadow(preds: pd.DataFrame, labels: pd.DataFrame, joined: pd.DataFrame, y: np.ndarray, counts: dict) -> dict:

@@ -98,8 +98,10 @@ class ABTest:
 
         return predict(self.model(arm), *self.features(frame, arm))
 
-    def predict(self, frame: pd.DataFrame, ids) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, ids, key_frame: pd.DataFrame | None = None) -> pd.DataFrame:
         """Score ``frame``; return id, variant, model_version, score (+ shadow columns); log it.
+
+        ``key_frame``: the rows as the log's keys read them (a CSV's id column as written), if not ``frame``.
 
         While this thread turns the frame into a CatBoost Pool, a second one hashes the ids,
         assigns the arms and lays out the log lines; once the models have scored, only the
@@ -110,7 +112,7 @@ class ABTest:
         n = len(frame)
         if len(ids) != n:
             raise UsageError(f"{len(ids)} ids for {n} rows.")
-        keyed = self._keys_of(frame)  # each arm's ledger keys, while the models score
+        keyed = self._keys_of(frame if key_frame is None else key_frame)  # each arm's ledger keys, while the models score
         prepared = _InThread(self._prepare, ids) if n >= PARALLEL_ROWS else _Done(self._prepare(ids))
         try:
             pool = self._pool(frame) if self._same_inputs() else None  # one Pool for both models; the arms are slices of it

@@ -19,9 +19,19 @@ from retraining.registry import Registry
 
 
 def score_production(
-    registry: Registry, frame: pd.DataFrame, ids, log_path: Path | None, *, version: str | None = None, salt: str | None = None, durable: bool = False
+    registry: Registry,
+    frame: pd.DataFrame,
+    ids,
+    log_path: Path | None,
+    *,
+    version: str | None = None,
+    salt: str | None = None,
+    durable: bool = False,
+    key_frame: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Score ``frame`` with ``version`` (default: production); append its lines to ``log_path``.
+
+    ``key_frame``: the rows as the lines' keys read them (a CSV's id column as written), if not ``frame``.
 
     Returns id, variant, model_version, score per row, and the version that scored.
     """
@@ -44,8 +54,9 @@ def score_production(
     if log_path is not None:
         book = KeyBook(registry)
         spec = book.spec(version)
-        keys = frame_keys(spec, frame)  # each row's ledger key under this version
-        book.warn_unkeyed(spec, frame.columns, keys[1])
+        keyed = frame if key_frame is None else key_frame
+        keys = frame_keys(spec, keyed)  # each row's ledger key under this version
+        book.warn_unkeyed(spec, keyed.columns, keys[1])
         lines = lay_out_production(hashes, version=version, sha=entry["sha256"], salt=salt, keys={PRODUCTION: keys})
         append_predictions(Path(log_path), lines, scores, durable=durable)
     out = pd.DataFrame({"id": ids, "variant": PRODUCTION, "model_version": version, "score": scores})

@@ -20,6 +20,11 @@ row lacks one of the key columns, or a value is one training could not have read
 object in a number column, a missing id): its line says ``"key":null``, and the analysis
 says why (:attr:`KeySpec.why`, :func:`missing_columns`).
 
+Ids: a ledger records that its ids were keyed by their text as written ("00042" stays
+"00042"; ``ids: text``). A ledger written before holds the ids as the CSV reader parsed
+them, so for it an id that is a number written as text is keyed as that number ("00042"
+as 42, "42.0" as 42): the rule of :func:`retraining.guard.ledger.keys_for`.
+
 Ledgers written before the kinds were recorded: a model feature's kind comes from the
 version's schema (categorical: text, numeric: number), a column training dropped from the
 features as "unique in every row, like an ID" is text and "a running row number" a number;
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from dataclasses import dataclass
 
@@ -54,6 +60,7 @@ class KeySpec:
     columns: tuple[str, ...] = ()
     kinds: tuple[tuple[str, str], ...] = ()
     why: str = ""
+    parsed_ids: bool = False  # id keys of a ledger written before ids were read as text: numbers-as-text keyed as numbers
 
     def kind(self, column: str) -> str:
         return dict(self.kinds).get(column, AUTO)
@@ -61,7 +68,7 @@ class KeySpec:
     @property
     def rule(self) -> tuple:
         """What the keys depend on: two versions with one rule give a row the same key (computed once)."""
-        return (self.method, self.columns, self.kinds) if self.method else (None, self.version)
+        return (self.method, self.columns, self.kinds, self.parsed_ids) if self.method else (None, self.version)
 
 
 def spec_from(version: str, ledger, entry: dict | None) -> KeySpec:
@@ -70,7 +77,7 @@ def spec_from(version: str, ledger, entry: dict | None) -> KeySpec:
         return KeySpec(version, None, why=f"{version} has no training ledger (made before ledgers, or it was deleted)")
     key = ledger.key or {}
     if key.get("method") == "id" and key.get("column"):
-        return KeySpec(version, "id", (str(key["column"]),))
+        return KeySpec(version, "id", (str(key["column"]),), parsed_ids=getattr(ledger, "ids", None) != "text")
     columns = tuple(str(c) for c in key.get("columns") or ())
     if key.get("method") != "features" or not columns:
         return KeySpec(version, None, why=f"the ledger of {version} does not say how its rows were keyed ({key or 'no key'})")
@@ -157,7 +164,7 @@ def frame_keys(spec: KeySpec, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
     if spec.method is None or missing_columns(spec, frame.columns):
         return np.zeros(n, np.uint64), np.zeros(n, bool)
     if spec.method == "id":
-        typed, ok = _ids(frame[spec.columns[0]])
+        typed, ok = _ids(frame[spec.columns[0]], spec.parsed_ids)
         hash_rows = id_hashes
     else:
         typed, ok = {}, np.ones(n, bool)
@@ -284,10 +291,29 @@ def _datetime(v):
     raise TypeError(type(v).__name__)
 
 
-def _ids(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Ids as training keyed them: every row needs one; a number or text (anything else has no key)."""
-    if col.dtype != object:
+def _ids(col: pd.Series, parsed: bool = False) -> tuple[pd.Series, np.ndarray]:
+    """Ids as training keyed them: every row needs one; a number or text (anything else has no key).
+
+    ``parsed``: for a ledger written before ids were read as text, an id written as a number
+    ("00042", "42.0") is that number, as the CSV reader parsed it then.
+    """
+    if col.dtype != object and not parsed:
         ok = col.notna().to_numpy()
         return col.where(ok, 0) if not ok.all() else col, ok
-    ok = np.array([v is not _ABSENT and (isinstance(v, str) or _is_number(v)) and not _missing(v) for v in col.tolist()], dtype=bool)
-    return col.where(ok, ""), ok
+    values = col.tolist()
+    ok = np.array([v is not _ABSENT and (isinstance(v, str) or _is_number(v)) and not _missing(v) for v in values], dtype=bool)
+    values = [_as_parsed(v) if parsed or not isinstance(v, str) else v for v in values]  # 42.0 is the id "42" (keys.written_id_text)
+    return pd.Series([v if good else "" for v, good in zip(values, ok, strict=True)], index=col.index, dtype=object), ok
+
+
+_NUMBER_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _as_parsed(v):
+    """An id as the CSV reader parsed it: a number written as text is the number (whole ones as integers)."""
+    if isinstance(v, str) and _NUMBER_TEXT.match(v.strip()):
+        f = float(v.strip())
+        return int(f) if math.isfinite(f) and f == math.floor(f) and abs(f) < 2.0**63 else f
+    if isinstance(v, (float, np.floating)) and math.isfinite(v) and v == math.floor(v) and abs(v) < 2.0**63:
+        return int(v)
+    return v

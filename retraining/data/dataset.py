@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retraining.data.keys import content_hashes, id_text, key_columns, key_info, key_kinds, row_keys
+from retraining.data.keys import content_hashes, id_hashes, id_text, key_columns, key_info, key_kinds, row_keys, written_id_text
 from retraining.errors import DataError
 from retraining.sources import SourceSpec, column_list, read_table, suggest
 
@@ -64,6 +64,7 @@ class Dataset:
     times: np.ndarray | None = None  # the --time-column as int64 ns since the epoch (dates) or float64 (numbers)
     source_notes: list[str] = field(default_factory=list)  # how the source was read (retraining.sources.base.Table.notes)
     key_kinds: dict = field(default_factory=dict)  # content keys: how each key column was read (retraining.data.keys.key_kinds)
+    legacy_keys: np.ndarray | None = None  # keys of the CSV ids as parsed (for older ledgers), where they differ from ``keys``
 
     @property
     def features(self) -> list[str]:
@@ -110,20 +111,9 @@ def load_dataset(
 ) -> Dataset:
     """Read ``source`` (a path, a database URL or a :class:`SourceSpec`) into a :class:`Dataset`; raise :class:`DataError` if unusable."""
     table = read_table(source)
-    frame = table.frame
     where = table.display
-    columns = list(frame.columns)
-    if target not in columns:
-        hint = suggest(target, columns) or _two_valued(frame)
-        raise DataError(f"{where}: no target column {target!r}.{hint} Columns are {_names(columns)}. Name the outcome column with --target NAME.")
-    for flag, name in (("--id-column", id_column), ("--time-column", time_column)):
-        if name is not None and name not in columns:
-            raise DataError(f"{where}: {flag} {name!r} is not a column.{suggest(name, columns)} Columns are {_names(columns)}.")
-    for name in drop_columns:
-        if name not in columns:
-            raise DataError(f"{where}: --drop-columns names {name!r}, which is not a column.{suggest(name, columns)} Columns are {_names(columns)}.")
-    if target in drop_columns or target in (id_column, time_column):
-        raise DataError(f"{where}: the target column {target!r} cannot also be dropped or used as id/time column.")
+    _check_columns(table.frame, target, id_column, time_column, drop_columns, where)
+    frame, parsed_ids = ids_as_written(table, source, id_column)
     y, positive = encode_target(frame[target], target, positive_class, where)
     holdout, split, keys, times = stable_holdout(frame, target, id_column, time_column, drop_columns, where)
 
@@ -148,7 +138,63 @@ def load_dataset(
         times=times,
         source_notes=list(table.notes),
         key_kinds=key_kinds(frame, split["key"].get("columns", [])),
+        legacy_keys=_legacy_keys(parsed_ids, frame, id_column, keys),
     )
+
+
+def _check_columns(frame: pd.DataFrame, target: str, id_column: str | None, time_column: str | None, drop_columns, where: str) -> None:
+    """The named columns exist and do not overlap; a :class:`DataError` naming the first that does not."""
+    columns = list(frame.columns)
+    if target not in columns:
+        hint = suggest(target, columns) or _two_valued(frame)
+        raise DataError(f"{where}: no target column {target!r}.{hint} Columns are {_names(columns)}. Name the outcome column with --target NAME.")
+    for flag, name in (("--id-column", id_column), ("--time-column", time_column)):
+        if name is not None and name not in columns:
+            raise DataError(f"{where}: {flag} {name!r} is not a column.{suggest(name, columns)} Columns are {_names(columns)}.")
+    for name in drop_columns:
+        if name not in columns:
+            raise DataError(f"{where}: --drop-columns names {name!r}, which is not a column.{suggest(name, columns)} Columns are {_names(columns)}.")
+    if target in drop_columns or target in (id_column, time_column):
+        raise DataError(f"{where}: the target column {target!r} cannot also be dropped or used as id/time column.")
+
+
+def ids_as_written(table, source: str | Path | SourceSpec, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The frame with a CSV's ``id_column`` as written ("00042" stays "00042"), and the ids as the reader parsed them.
+
+    Ids are text (:func:`retraining.data.keys.written_id_text`: the canonical text every writer
+    shares), so the ledger, the server and the A/B and monitor joins agree on them. Other
+    sources keep their values (text or numbers; a number's text is its decimal). Returns the
+    frame unchanged and ``None`` when there is nothing to re-read.
+    """
+    if not id_column or table.kind != "csv":
+        return table.frame, None
+    from retraining.sources.csvfile import read_text_column
+
+    spec = source if isinstance(source, SourceSpec) else SourceSpec(str(source))
+    cells = read_text_column(Path(spec.location), id_column, spec.delimiter, spec.encoding)
+    if len(cells) != len(table.frame):  # the two readers disagree on the rows: keep the parsed ids
+        log.warning("%s: could not read %r as written (%d rows vs %d); ids are keyed as parsed", table.display, id_column, len(cells), len(table.frame))
+        return table.frame, None
+    text = written_id_text(cells)
+    parsed = table.frame[id_column]
+    text = text.set_axis(parsed.index).where(parsed.notna().to_numpy() & (text != "").to_numpy(), None)  # missing where the reader found none
+    return table.frame.assign(**{id_column: text.astype(object)}), parsed
+
+
+def _legacy_keys(parsed_ids: pd.Series | None, frame: pd.DataFrame, id_column: str | None, keys: np.ndarray) -> np.ndarray | None:
+    """The row keys of the ids as the CSV reader parsed them, where any differ from the keys of the ids as written.
+
+    Ledgers written before ids were read as text hold those (:func:`retraining.guard.ledger.keys_for`).
+    Only the rows whose parsed text differs ("00042" parsed as 42) are hashed again.
+    """
+    if parsed_ids is None or parsed_ids.isna().any():
+        return None
+    differ = (id_text(parsed_ids) != id_text(frame[id_column])).to_numpy()
+    if not differ.any():
+        return None
+    legacy = np.asarray(keys, dtype=np.uint64).copy()
+    legacy[differ] = id_hashes(parsed_ids[differ])
+    return legacy
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:

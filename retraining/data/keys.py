@@ -62,8 +62,8 @@ def key_kinds(frame: pd.DataFrame, columns) -> dict[str, str]:
 
 def integral_floats_as_int(values: pd.Series) -> pd.Series:
     """Floats that are all whole numbers as nullable integers, so that 42.0 reads as "42" (ids, labels)."""
-    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
-        return values.astype("Int64")
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all() and (values.dropna().abs() < 2.0**63).all():
+        return values.astype("Int64")  # (a whole float of 2**63 or more has no int64: it stays a float)
     return values
 
 
@@ -81,6 +81,8 @@ def written_id_text(cells: pd.Series) -> pd.Series:
     ("42.0", what a float column exports) is that number. Surrounding spaces never count.
     """
     text = cells.astype(str).str.strip()
+    if not text.str.contains(".", regex=False).any():  # no fraction anywhere (most id columns): nothing to rewrite
+        return text
     whole = text.str.fullmatch(r"-?\d+\.0*")
     return text.where(~whole, text.str.replace(r"\.0*$", "", regex=True))
 
