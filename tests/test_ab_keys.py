@@ -141,7 +141,7 @@ def test_promote_winner_refuses_with_one_line_when_a_key_cannot_be_computed(proj
     ran = analyze(project, "--promote-winner")
     refusal = ran.stderr.strip().splitlines()[-1]  # after the analysis' warnings, one line of refusal
     assert ran.returncode == 2 and ran.stderr.count("--promote-winner refused") == 1
-    assert refusal.startswith("error: --promote-winner refused") and "written before prediction-log format 2" in refusal
+    assert refusal.startswith("error: --promote-winner refused") and "joined lines of it were written before the row key (prediction-log format 1)" in refusal
 
     path.unlink()
     score_and_outcomes(project, new, "--share", "0.5")
@@ -163,7 +163,8 @@ def test_rows_that_lack_a_key_column_log_a_null_key_and_say_which(project, caplo
     assert all(x["key"] is None for x in read_lines(project / "p.jsonl"))
     argv = ("analyze", "--log", "p.jsonl", "--outcomes", "outcomes.csv", "--id-column", "account", "--label-column", "target", *MODELS, "--promote-winner")
     ran = run_main(main, *argv, cwd=project)
-    assert ran.returncode == 2 and "carry no row key" in ran.stderr and "--promote-winner refused" in ran.stderr
+    assert ran.returncode == 2 and "carry no row key (it keys rows by its feature values" in ran.stderr and "--promote-winner refused" in ran.stderr
+    assert "written before the row key" not in ran.stderr
 
 
 def test_json_values_are_keyed_as_the_csv_reader_read_the_same_row(tmp_path):

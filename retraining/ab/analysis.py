@@ -142,7 +142,8 @@ def _without_training_rows(labels: pd.DataFrame, preds: pd.DataFrame, id_column:
             trained |= _trained_ids(labels, id_column, ledger, version)
             continue
         elif not known.all():
-            unknown[version] = _why_no_keys(int((~known).sum()), len(known), bool(known.any()), ledger)
+            old = ~known & (mine["format"].to_numpy() < 2)
+            unknown[version] = _why_no_keys(int(old.sum()), int((~known & ~old).sum()), len(known), ledger)
         if ledger is not None:
             for other in (v for v in names if ledgers[v] is not None and (v == version or _same_keys(ledger, ledgers[v]))):
                 hit = mine.loc[known & np.isin(mine["key"].to_numpy(), ledgers[other].train), "entity"].to_numpy()
@@ -152,14 +153,18 @@ def _without_training_rows(labels: pd.DataFrame, preds: pd.DataFrame, id_column:
     return labels[~trained], int(trained.sum()), unknown
 
 
-def _why_no_keys(missing: int, total: int, some: bool, ledger) -> str:
-    if not some:
-        return "the log's lines of it carry no row key (written before prediction-log format 2); score its rows again to log keys"
-    how = f"by its id column {ledger.key.get('column')!r}" if ledger.key.get("method") == "id" else "by its feature values"
-    return (
-        f"{missing} of the {total} joined lines of it carry no row key (it keys rows {how}: the rows sent lacked a column "
-        "its key covers, or held a value its training could not have read; see the scorer's warning)"
-    )
+def _why_no_keys(old: int, null: int, total: int, ledger) -> str:
+    """Why some joined lines of a version have no key: written before keys, or a null key (and what that means)."""
+    why = []
+    if old:
+        why.append(f"{old} of the {total} joined lines of it were written before the row key (prediction-log format 1); score its rows again to log keys")
+    if null:
+        how = f"by its id column {ledger.key.get('column')!r}" if ledger.key.get("method") == "id" else "by its feature values"
+        why.append(
+            f"{null} of the {total} joined lines of it carry no row key (it keys rows {how}: the rows sent lacked a column "
+            "its key covers, or held a value its training could not have read; see the scorer's warning)"
+        )
+    return "; ".join(why)
 
 
 def _same_keys(a, b) -> bool:

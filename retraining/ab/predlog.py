@@ -324,27 +324,29 @@ def read_prediction_log(path: Path) -> pd.DataFrame:
     entity = parse_hex64(table.column("entity").combine_chunks(), path)
     frame = table.select([f for f in LOG_FIELDS if f != "entity"]).to_pandas()
     frame["entity"] = entity
-    frame["key"], frame["key_known"] = _read_keys(table, path)
+    frame["key"], frame["key_known"], frame["format"] = _read_keys(table, path)
     frame.attrs["skipped_lines"] = skipped  # torn or invalid lines left out (a killed writer, a full disk)
     return frame
 
 
-def _read_keys(table, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Each line's ledger ``key`` (uint64) and whether it has one (format 1 lines and null keys do not)."""
+def _read_keys(table, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each line's ledger ``key`` (uint64), whether it has one (format 1 lines and null keys do not), and its format."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     n = table.num_rows
+    formats = np.ones(n, np.int64)
     if "format" in table.column_names and pa.types.is_integer(table.column("format").type):
-        newest = pc.max(table.column("format")).as_py()
-        if newest is not None and newest > LOG_FORMAT:
+        formats = pc.fill_null(table.column("format"), 1).to_numpy().astype(np.int64)
+        newest = int(formats.max(initial=1))
+        if newest > LOG_FORMAT:
             raise DataError(f"{path}: prediction-log format {newest} is newer than this program reads ({LOG_FORMAT}); upgrade the tool.")
     values, known = np.zeros(n, np.uint64), np.zeros(n, bool)
     if "key" in table.column_names and not pa.types.is_null(table.column("key").type):
         column = table.column("key").combine_chunks()
         known = column.is_valid().to_numpy(zero_copy_only=False)
         values[known] = parse_hex64(column.filter(column.is_valid()), path)
-    return values, known
+    return values, known, formats
 
 
 def read_prediction_logs(path: Path) -> pd.DataFrame:
