@@ -64,7 +64,19 @@ class Dataset:
     times: np.ndarray | None = None  # the --time-column as int64 ns since the epoch (dates) or float64 (numbers)
     source_notes: list[str] = field(default_factory=list)  # how the source was read (retraining.sources.base.Table.notes)
     key_kinds: dict = field(default_factory=dict)  # content keys: how each key column was read (retraining.data.keys.key_kinds)
-    legacy_keys: np.ndarray | None = None  # keys of the CSV ids as parsed (for older ledgers), where they differ from ``keys``
+    parsed_ids: pd.Series | None = None  # a CSV's ids as the reader parsed them (read as text for ``keys``): see legacy_keys
+    _legacy: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    def legacy_keys(self) -> np.ndarray:
+        """The row keys of the ids as the CSV reader parsed them (42 for "00042"): what a ledger written
+        before ids were read as text holds (:func:`retraining.guard.ledger.keys_for`). Hashed at the
+        first call (only a run that meets such a ledger pays); ``keys`` when the ids were not re-read.
+        """
+        if self.parsed_ids is None or self.parsed_ids.isna().any():
+            return np.asarray(self.keys, dtype=np.uint64)
+        if self._legacy is None:
+            self._legacy = id_hashes(self.parsed_ids)
+        return self._legacy
 
     @property
     def features(self) -> list[str]:
@@ -138,7 +150,7 @@ def load_dataset(
         times=times,
         source_notes=list(table.notes),
         key_kinds=key_kinds(frame, split["key"].get("columns", [])),
-        legacy_keys=_legacy_keys(parsed_ids, frame, id_column, keys),
+        parsed_ids=parsed_ids,
     )
 
 
@@ -179,22 +191,6 @@ def ids_as_written(table, source: str | Path | SourceSpec, id_column: str | None
     parsed = table.frame[id_column]
     text = text.set_axis(parsed.index).where(parsed.notna().to_numpy() & (text != "").to_numpy(), None)  # missing where the reader found none
     return table.frame.assign(**{id_column: text.astype(object)}), parsed
-
-
-def _legacy_keys(parsed_ids: pd.Series | None, frame: pd.DataFrame, id_column: str | None, keys: np.ndarray) -> np.ndarray | None:
-    """The row keys of the ids as the CSV reader parsed them, where any differ from the keys of the ids as written.
-
-    Ledgers written before ids were read as text hold those (:func:`retraining.guard.ledger.keys_for`).
-    Only the rows whose parsed text differs ("00042" parsed as 42) are hashed again.
-    """
-    if parsed_ids is None or parsed_ids.isna().any():
-        return None
-    differ = (id_text(parsed_ids) != id_text(frame[id_column])).to_numpy()
-    if not differ.any():
-        return None
-    legacy = np.asarray(keys, dtype=np.uint64).copy()
-    legacy[differ] = id_hashes(parsed_ids[differ])
-    return legacy
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:

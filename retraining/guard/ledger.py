@@ -167,11 +167,10 @@ def keys_for(ds: Dataset, ledger: Ledger | None) -> np.ndarray:
     Ids are keyed by their text as written ("00042" stays "00042"); a ledger written before
     that (no ``ids`` in its meta) holds the keys of the ids as the CSV reader parsed them
     (42), so today's rows are matched to it by the keys of their parsed ids
-    (``Dataset.legacy_keys``, kept when any differ).
+    (:meth:`retraining.data.dataset.Dataset.legacy_keys`, hashed only when such a ledger is met).
     """
-    legacy = getattr(ds, "legacy_keys", None)
-    if legacy is not None and ledger is not None and ledger.key.get("method") == "id" and ledger.ids != "text":
-        return np.asarray(legacy, dtype=np.uint64)
+    if ledger is not None and ledger.key.get("method") == "id" and ledger.ids != "text" and getattr(ds, "parsed_ids", None) is not None:
+        return ds.legacy_keys()
     return np.asarray(ds.keys, dtype=np.uint64)
 
 
