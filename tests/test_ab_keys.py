@@ -227,3 +227,36 @@ def test_the_server_logs_the_key_training_stored_for_each_row(content_keyed, tmp
         is_new = np.isin(keys, everything, invert=True)
         assert is_new.sum() == len(fresh)  # the 40 new rows, and only they, are in no ledger
         assert np.array_equal(np.sort(keys[~is_new]), np.sort(everything))  # every training-file row: the key training stored
+
+
+def test_the_server_logs_a_null_key_and_warns_once_naming_the_column_a_request_lacked(content_keyed, tmp_path, caplog):
+    """In process, the server's log writer: a request without customer_id (a column the key covers) gets null keys and one warning."""
+    import orjson
+
+    from retraining.ab.rowkeys import KeyBook
+    from retraining.registry import Registry
+    from retraining.serving.ab import PredictionLog
+    from retraining.serving.inputs import decode, rows_for
+    from retraining.serving.models import load_version
+    from retraining.serving.production import ProductionLogger
+
+    reg = Registry(content_keyed / "models", content_keyed / "catboost_model.cbm")
+    model = load_version(reg, "v1.0.0")
+    plog = PredictionLog(tmp_path / "p.jsonl", lambda experiment: "production", keys=KeyBook(reg))
+    prod = ProductionLogger(reg, plog, id_column="account", bake_hours=0)
+    records = pd.read_csv(content_keyed / "data.csv").drop(columns=["target"]).iloc[:20].to_dict("records")
+    with_id = [{"account": r["customer_id"], **r} for r in records[:10]]
+    without = [{("account" if k == "customer_id" else k): v for k, v in r.items()} for r in records[10:]]  # the id under another name only
+    for sent in (with_id, without):
+        table = decode(orjson.dumps(sent))
+        rows = rows_for(table, model.features, model.cat_indices, model.nan_ok)
+        prod.record(model, table, rows, prod.ids(table), model.score(rows))
+    prod.close()
+    plog.close()
+    lines = read_lines(tmp_path / "p.jsonl")
+    stored = ledger_file(content_keyed, "v1.0.0")
+    known = [int(x["key"], 16) for x in lines[:10]]
+    assert np.isin(np.array(known, dtype=np.uint64), np.concatenate([stored["train"], stored["holdout"]])).all()
+    assert [x["key"] for x in lines[10:]] == [None] * 10
+    warnings = [r.getMessage() for r in caplog.records if "without a row key" in r.getMessage()]
+    assert len(warnings) == 1 and "the rows lack 'customer_id'" in warnings[0]

@@ -191,6 +191,12 @@ def table_keys(spec: KeySpec, tables: list) -> tuple[np.ndarray, np.ndarray]:
     return frame_keys(spec, pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()}, columns=list(spec.columns)))
 
 
+def columns_in_every_row(tables: list) -> set:
+    """The columns every row of every request has (a column some rows lack is "lacked", for :meth:`KeyBook.warn_unkeyed`)."""
+    sets = [set(t.columns) if t.records is None else set.intersection(*(set(r) for r in t.records)) for t in tables]
+    return set.intersection(*sets) if sets else set()
+
+
 def _column(table, name: str) -> list:
     if table.records is not None:
         return [rec.get(name, _ABSENT) for rec in table.records]

@@ -32,7 +32,7 @@ import numpy as np
 from retraining.ab.experiment import assign_arms  # the one assignment rule, shared with ab_test.py score
 from retraining.ab.logfiles import Rotation, rotate_if_due
 from retraining.ab.predlog import CHALLENGER, CHAMPION, append_atomically, entity_hashes, feature_lines, fill_scores, layout
-from retraining.ab.rowkeys import KeyBook, table_keys
+from retraining.ab.rowkeys import KeyBook, columns_in_every_row, table_keys
 from retraining.errors import RetrainError
 from retraining.serving.inputs import BadRequest, Table, rows_for
 from retraining.serving.models import LoadedModel, now_iso
@@ -196,7 +196,7 @@ class PredictionLog:
             if spec.rule not in done:  # both versions usually key rows alike: hashed once
                 done[spec.rule] = table_keys(spec, tables)
             if not done[spec.rule][1].all():
-                self.keys.warn_unkeyed(spec, set().union(*(t.names() for t in tables)), done[spec.rule][1])
+                self.keys.warn_unkeyed(spec, columns_in_every_row(tables), done[spec.rule][1])
         return {arm: done[self.keys.spec(version).rule] for arm, version in versions.items()}
 
 
