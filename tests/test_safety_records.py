@@ -231,7 +231,16 @@ def test_the_deploy_rules_reasons_word_for_word():
     )
     unscored = "ROC-AUC 0.8500 vs 0.8000 (n): --require-significance, but the champion could not be scored on the same holdout: kept for review"
     assert decide(sig, 0.85, 0.8, None, "n") == (False, unscored)
-    expected = {"min_improvement": 0.1, "require_significance": False, "alpha": 0.05, "min_auc": None, "rule": "noise", "margin": 0.005, "recent_versions": 5}
+    expected = {
+        "min_improvement": 0.1,
+        "require_significance": False,
+        "alpha": 0.05,
+        "min_auc": None,
+        "rule": "noise",
+        "margin": 0.005,
+        "recent_versions": 5,
+        "loss_tolerance": 0.1,
+    }
     assert DeployRule(min_improvement=0.1).to_dict() == expected
 
 

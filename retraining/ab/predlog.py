@@ -365,17 +365,24 @@ def read_feature_logs(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Returns two frames of the same rows: ``time``, ``model_version``, ``entity`` (uint64),
     and the features (one column per feature name; a feature a version lacks is missing).
+    A torn or invalid line (a writer killed mid-line, fenced off by the next append) is
+    skipped with a warning, as :func:`read_prediction_log` does; ``head.attrs["skipped_lines"]``
+    counts them.
     """
     import orjson
 
-    records = []
+    records, skipped = [], 0
     for f in log_files(path):
+        bad = []
         with f.open("rb") as fh:
             for number, raw in enumerate(fh, start=1):
                 try:
                     records.append(orjson.loads(raw))
-                except orjson.JSONDecodeError as exc:
-                    raise DataError(f"{f}: line {number} is not valid JSON: {raw[:60]!r}.") from exc
+                except orjson.JSONDecodeError:
+                    bad += [number] if raw.strip() else []
+        if bad:
+            log.warning("%s: skipped %d torn or invalid line(s) (first: line %d)", f, len(bad), bad[0])
+        skipped += len(bad)
     if not records:
         raise DataError(f"{path}: no feature log there (missing or empty); serve with `serve.py --id-column ID --log-features RATE` first.")
     try:
@@ -384,6 +391,7 @@ def read_feature_logs(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         features = pd.DataFrame.from_records([r["features"] for r in records])
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path}: not a feature log of serve.py (a line lacks time, model_version, entity or features).") from exc
+    head.attrs["skipped_lines"] = skipped
     return head, features
 
 

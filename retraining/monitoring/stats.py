@@ -97,14 +97,32 @@ def expected_auc(scores: np.ndarray, resolution: int = 10_000) -> float | None:
     p = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
     if len(p) < 2:
         return None
+    return expected_auc_of_bins(*cbpe_bins(p, resolution))
+
+
+CBPE_RESOLUTION = 10_000
+
+
+def cbpe_bins(p: np.ndarray, resolution: int = CBPE_RESOLUTION, groups: np.ndarray | None = None, n_groups: int = 1) -> np.ndarray:
+    """The CBPE sums of clipped scores ``p`` per bin: ``(3, bins)`` = sum p, sum (1 - p), sum p(1 - p).
+
+    With ``groups`` (0 to ``n_groups - 1`` per row), one such block per group: ``(n_groups, 3, bins)``.
+    Sums of blocks of disjoint rows are the block of their union (the monitor keeps them per day).
+    """
     q = 1.0 - p
     bins = np.rint(p * resolution).astype(np.int64)
-    pos = np.bincount(bins, weights=p, minlength=resolution + 1)
-    neg = np.bincount(bins, weights=q, minlength=resolution + 1)
-    both = np.bincount(bins, weights=p * q, minlength=resolution + 1)
+    size = resolution + 1
+    if groups is not None:
+        bins += groups.astype(np.int64) * size
+    out = np.stack([np.bincount(bins, weights=w, minlength=size * n_groups) for w in (p, q, p * q)])
+    return out if groups is None else out.reshape(3, n_groups, size).transpose(1, 0, 2)
+
+
+def expected_auc_of_bins(pos: np.ndarray, neg: np.ndarray, both: np.ndarray) -> float | None:
+    """CBPE from the per-bin sums of :func:`cbpe_bins` (see :func:`expected_auc`)."""
     below = np.cumsum(neg) - neg  # negatives' weight in lower bins
     num = float(np.sum(pos * below) + 0.5 * (np.sum(pos * neg) - np.sum(both)))
-    den = float(p.sum() * q.sum() - np.sum(p * q))
+    den = float(pos.sum() * neg.sum() - np.sum(both))
     return num / den if den > 0 else None
 
 
@@ -114,8 +132,28 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float | N
     cur = np.asarray(current, dtype=float)
     if len(ref) == 0 or len(cur) == 0:
         return None
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    a = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1) / len(ref)
-    b = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1) / len(cur)
+    edges = psi_edges(ref, bins)
+    return psi_of_counts(psi_counts(edges, ref), psi_counts(edges, cur))
+
+
+def psi_edges(reference: np.ndarray, bins: int = 10) -> np.ndarray:
+    """The inner decile edges of the reference scores (duplicates merged)."""
+    return np.unique(np.quantile(np.asarray(reference, dtype=float), np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def psi_counts(edges: np.ndarray, scores: np.ndarray, groups: np.ndarray | None = None, n_groups: int = 1) -> np.ndarray:
+    """Rows per bucket between ``edges`` (``len(edges) + 1`` buckets); per group with ``groups``: ``(n_groups, buckets)``."""
+    buckets = np.searchsorted(edges, np.asarray(scores, dtype=float), side="right")
+    if groups is None:
+        return np.bincount(buckets, minlength=len(edges) + 1)
+    size = len(edges) + 1
+    return np.bincount(groups.astype(np.int64) * size + buckets, minlength=size * n_groups).reshape(n_groups, size)
+
+
+def psi_of_counts(reference: np.ndarray, current: np.ndarray) -> float | None:
+    """PSI from the bucket counts of :func:`psi_counts` (None if either side is empty)."""
+    if reference.sum() == 0 or current.sum() == 0:
+        return None
+    a, b = reference / reference.sum(), current / current.sum()
     a, b = np.clip(a, 1e-4, None), np.clip(b, 1e-4, None)
     return float(np.sum((b - a) * np.log(b / a)))
