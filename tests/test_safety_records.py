@@ -105,10 +105,16 @@ def test_a_ledgers_meta_and_file_keep_every_field(tmp_path):
         "time_kind": "datetime",
         "train_rows": 3,
         "holdout_rows": 1,
+        "key_kinds": {},
+        "ids": None,
     }
     save_ledger(ledger, tmp_path / "sub" / "v1.2.0.npz")
     back = load_ledger(tmp_path / "sub" / "v1.2.0.npz")
     assert back.meta() == ledger.meta() and back.train.tolist() == [1, 5, 9] and back.holdout.tolist() == [3]
+    ledger.kinds, ledger.ids = {"age": "number", "job": "text"}, "text"  # how training read the key columns; ids as written
+    save_ledger(ledger, tmp_path / "v1.2.0.npz")
+    back = load_ledger(tmp_path / "v1.2.0.npz")
+    assert back.kinds == {"age": "number", "job": "text"} and back.ids == "text"
 
 
 def test_a_row_split_says_what_it_counted():

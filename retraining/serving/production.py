@@ -103,7 +103,7 @@ class ProductionLogger:
         """Log the rows ``model`` scored (on the request path: no hashing, no I/O here)."""
         features = (model.version, model.features, rows, self.features_rate) if self.features_rate > 0 else None
         plain = self._key(model, None)
-        entry = Entry(plain, now_iso(), ids, None, np.zeros(len(rows), np.int8), scores, fallback=plain, features=features)
+        entry = Entry(plain, now_iso(), ids, None, np.zeros(len(rows), np.int8), scores, fallback=plain, features=features, table=table)
         bake = self.baking(model)
         if bake is None:
             self.log.put(entry)
