@@ -7,11 +7,13 @@ requirements-airflow.txt the first time, then: a DagBag import check, and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,12 +25,16 @@ pytestmark = pytest.mark.skipif(os.name == "nt", reason="Airflow does not run on
 
 @pytest.fixture(scope="module")
 def airflow_python() -> Path:
+    from filelock import FileLock
+
     venv = Path(os.environ.get("AIRFLOW_VENV", ROOT / ".venv-airflow"))
     python = venv / "bin" / "python"
-    probe = subprocess.run([str(python), "-c", "import airflow.sdk"], capture_output=True) if python.exists() else None
-    if probe is None or probe.returncode != 0:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-airflow.txt")], check=True, timeout=1800)
+    lock = Path(tempfile.gettempdir()) / f"retrain-airflow-venv-{hashlib.sha256(str(venv.resolve()).encode()).hexdigest()[:12]}.lock"
+    with FileLock(str(lock)):  # three modules use it; under xdist the first worker builds it, the others wait
+        probe = subprocess.run([str(python), "-c", "import airflow.sdk"], capture_output=True) if python.exists() else None
+        if probe is None or probe.returncode != 0:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-airflow.txt")], check=True, timeout=1800)
     return python
 
 
