@@ -14,12 +14,16 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from retraining.cli.main import add_output_arguments, guarded_main, setup_logging
 from retraining.cli.notify import add_notify_arguments, notifier_from_args
 from retraining.cli.options import add_source_arguments, spec_from_args
 from retraining.cli.parser import OneLineParser
 from retraining.errors import ExitCode, UsageError, exit_code_epilog
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 EXIT_CODES = (
@@ -131,13 +135,9 @@ def program(args: argparse.Namespace) -> int:
 
     if "://" not in args.outcomes and not Path(args.outcomes).exists():
         raise UsageError(f"{args.outcomes}: no such file or folder; pass the outcomes with --outcomes SOURCE (a CSV or Parquet file, or a database URL).")
-    table = read_table(spec_from_args(args, location=args.outcomes))
+    table = read_table(spec_from_args(args, location=args.outcomes), text_columns=(args.id_column,))
     if table.kind == "csv" and args.id_column in table.frame.columns:  # ids as written ("00042" stays "00042"): docs/ab-testing.md
-        from retraining.data.keys import written_id_text
-        from retraining.sources.csvfile import read_text_column
-
-        cells = read_text_column(Path(args.outcomes), args.id_column, getattr(args, "csv_delimiter", None), getattr(args, "encoding", None))
-        table.frame[args.id_column] = written_id_text(cells).to_numpy()
+        table.frame[args.id_column] = written_ids(table.frame[args.id_column])
     req = Request(
         args.log or [Path("logs", "predictions.jsonl")],
         table.frame,
@@ -153,6 +153,31 @@ def program(args: argparse.Namespace) -> int:
     _notify(notifier, report)
     print(json.dumps(report, indent=2, default=float) if args.json else format_report(report))
     return ExitCode.OK
+
+
+def written_ids(cells: pd.Series) -> pd.Series:
+    """:func:`retraining.data.keys.written_id_text` of CSV id cells; only the cells it can change go through it.
+
+    A cell of ASCII letters and digits only has no surrounding space and no fraction to
+    drop, so it is its own canonical text (the common case, checked in Arrow at C speed);
+    every other cell (spaces, ``42.0``, ``-3``, empty, non-ASCII) takes the rule itself.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from retraining.data.keys import written_id_text
+
+    text = pa.array(cells, from_pandas=True)
+    if pa.types.is_string(text.type) or pa.types.is_large_string(text.type):
+        plain = pc.fill_null(pc.ascii_is_alnum(text), False)
+        if pc.all(plain).as_py():
+            return cells.astype("str")
+        rest = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
+        out = cells.astype("str")
+        out.iloc[rest] = written_id_text(cells.iloc[rest]).to_numpy()
+        return out
+    return written_id_text(cells)
 
 
 def _settings(args: argparse.Namespace):
