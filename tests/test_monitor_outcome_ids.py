@@ -84,3 +84,35 @@ def test_parquet_ids_keep_their_type(tmp_path: Path) -> None:
     path = tmp_path / "o.parquet"
     pd.DataFrame({"id": ["00042", "7"], "label": [1, 0]}).to_parquet(path)
     assert _ids(read_table(path, text_columns=("id",))) == ["00042", "7"]
+
+
+def _monitor(project: Path, *args: str):
+    argv = ["--log", "predictions.jsonl", "--outcomes", "outcomes.csv", "--id-column", "customer_id", "--label-column", "target", "--json", *args]
+    return run_main(main, *argv, cwd=project)
+
+
+def test_a_rerun_with_the_same_outcome_bytes_is_not_read_and_changed_bytes_are(deployed: Path) -> None:  # noqa: F811
+    """The same file: the last run's labels (same numbers, a note that it was not read). Labels flipped: read, the AUC of the new labels."""
+    from sklearn.metrics import roc_auc_score
+
+    live = traffic(n=600)
+    live["customer_id"] = [f"{i:07d}" for i in live["customer_id"]]
+    scores = write_log(deployed / "predictions.jsonl", deployed, live, "v1.0.0")
+    outcomes = live[["customer_id", "target"]].iloc[:400]
+    outcomes.to_csv(deployed / "outcomes.csv", index=False)
+    first = _monitor(deployed)
+    assert first.returncode == 0 and "without reading them again" not in first.stderr, first.stderr
+    again = _monitor(deployed)
+    assert again.returncode == 0 and "outcomes.csv: the same bytes" in again.stderr, again.stderr
+    v1, v2 = json.loads(first.stdout)["versions"][0], json.loads(again.stdout)["versions"][0]
+    assert v2 == v1
+    flipped = outcomes.assign(target=1 - outcomes["target"])  # same size, other bytes
+    flipped.to_csv(deployed / "outcomes.csv", index=False)
+    third = _monitor(deployed)
+    assert third.returncode == 0 and "without reading them again" not in third.stderr, third.stderr
+    realized = json.loads(third.stdout)["versions"][0]["realized_auc"]
+    expected = roc_auc_score(flipped["target"], np.round(scores[:400], 9).astype(np.float32))
+    assert realized == pytest.approx(expected, abs=1e-9) and abs(realized - v1["realized_auc"]) > 0.1
+    other = _monitor(deployed, "--positive-class", "0")  # the same bytes read another way: read again
+    assert other.returncode == 0 and "without reading them again" not in other.stderr, other.stderr
+    assert json.loads(other.stdout)["versions"][0]["realized_auc"] == pytest.approx(1 - expected, abs=1e-9)

@@ -131,28 +131,74 @@ def program(args: argparse.Namespace) -> int:
     settings = _settings(args)
     notifier = notifier_from_args(args, logger=log)
     from retraining.monitoring.monitor import Request, run
-    from retraining.sources import read_table
 
     if "://" not in args.outcomes and not Path(args.outcomes).exists():
         raise UsageError(f"{args.outcomes}: no such file or folder; pass the outcomes with --outcomes SOURCE (a CSV or Parquet file, or a database URL).")
-    table = read_table(spec_from_args(args, location=args.outcomes), text_columns=(args.id_column,))
-    if table.kind == "csv" and args.id_column in table.frame.columns:  # ids as written ("00042" stays "00042"): docs/ab-testing.md
-        table.frame[args.id_column] = written_ids(table.frame[args.id_column])
+    given, where, source = _outcomes(args)
     req = Request(
         args.log or [Path("logs", "predictions.jsonl")],
-        table.frame,
-        table.display,
+        given,
+        where,
         args.id_column,
         args.label_column,
         args.positive_class,
         args.salt,
         settings,
         not args.no_page,
+        source,
     )
     report = run(registry, req)
     _notify(notifier, report)
     print(json.dumps(report, indent=2, default=float) if args.json else format_report(report))
     return ExitCode.OK
+
+
+def _outcomes(args: argparse.Namespace) -> tuple:
+    """The outcome table (a database's, read now) or a function that reads the file when needed; where it is; :func:`outcome_source`."""
+    from retraining.errors import DataError
+    from retraining.sources import read_table
+
+    spec = spec_from_args(args, location=args.outcomes)
+    source = outcome_source(args, spec)
+
+    def read():
+        table = read_table(spec, text_columns=(args.id_column,))
+        if table.kind == "csv" and args.id_column in table.frame.columns:  # ids as written ("00042" stays "00042"): docs/ab-testing.md
+            table.frame[args.id_column] = written_ids(table.frame[args.id_column])
+        if source is not None and outcome_source(args, spec) != source:
+            raise DataError(f"{table.display}: changed while monitor.py read it; rerun when the outcomes are written.")
+        return table
+
+    if source is None:
+        table = read()
+        return table.frame, table.display, None
+    return (lambda: read().frame), str(Path(spec.location)), source
+
+
+OUTCOME_READ = 1  # bump when how the outcomes are read changes: a rerun must not take a join of outcomes read otherwise
+
+
+def outcome_source(args: argparse.Namespace, spec) -> str | None:
+    """A digest of the outcome file's (or folder's files') bytes and of every flag that reads them; None for a database.
+
+    Equal digests mean the same table, so a rerun with the same file takes the last run's
+    join without parsing it (:meth:`retraining.monitoring.analysis.Outcomes.fingerprint`).
+    A database's rows may change behind the same URL: it is always read.
+    """
+    import hashlib
+
+    from retraining.fsutil import sha256_file
+    from retraining.sources import is_url
+
+    if spec.is_sql or is_url(spec.location) or spec.location.startswith("env:"):
+        return None
+    path = Path(spec.location)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    head = (OUTCOME_READ, str(path), args.id_column, args.label_column, args.positive_class, args.salt, spec.delimiter, spec.decimal, spec.encoding)
+    digest = hashlib.blake2b(repr(head).encode(), digest_size=16)
+    for f in files:
+        digest.update(f"{f.relative_to(path) if f != path else f.name}:{sha256_file(f)}\n".encode())
+    return digest.hexdigest()
 
 
 def written_ids(cells: pd.Series) -> pd.Series:
