@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, make_frame, write_csv
-from test_airflow import airflow_env, airflow_python  # noqa: F401 - the fixture that builds Airflow's own environment
+from test_airflow import airflow_db, airflow_env, airflow_python, migrated  # noqa: F401 - the fixture that builds Airflow's own environment
 from test_notify import Receiver
 
 from retraining.ab.predlog import append_predictions, entity_hashes, lay_out_production
@@ -57,7 +57,7 @@ def versions(project: Path) -> tuple[str, list[str]]:
     return log["production"], [v["version"] for v in log["versions"]]
 
 
-def test_the_monitor_dag_rolls_back_skips_in_the_cooldown_and_retrains_when_recommended(airflow_python, tmp_path):  # noqa: F811
+def test_the_monitor_dag_rolls_back_skips_in_the_cooldown_and_retrains_when_recommended(airflow_python, airflow_db, tmp_path):  # noqa: F811
     from retrain_model import ModelRetrainer
 
     project = tmp_path / "project"
@@ -66,7 +66,7 @@ def test_the_monitor_dag_rolls_back_skips_in_the_cooldown_and_retrains_when_reco
     (project / "settings.json").write_text(json.dumps({"monitor": {}}))
     env = airflow_env(tmp_path / "home", project, "--data data.csv --iterations 40 --no-report")
     airflow = [str(airflow_python), "-m", "airflow"]
-    assert subprocess.run([*airflow, "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+    migrated(airflow_db, env)
 
     # 1. bad input: the monitor task fails at once (exit 2, no retry), with monitor.py's one line, and says so through --notify
     receiver = Receiver()

@@ -36,9 +36,9 @@ def current_deploy(data: dict) -> dict | None:
     """
     production = data.get("production")
     for event in reversed(data.get("events", [])):
-        if event.get("to") == production:
+        if event.get("to") == production and event.get("from") != production:  # a re-promotion of production changed nothing
             by_monitor = (event.get("details") or {}).get("by") == MONITOR
-            usable = event.get("event") in CHANGES and event.get("from") and event.get("from") != production and not by_monitor
+            usable = event.get("event") in CHANGES and event.get("from") and not by_monitor
             return event if usable else None
     return None
 

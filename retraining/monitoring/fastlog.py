@@ -1,8 +1,8 @@
 """A fast path for the lines serve.py and ab_test.py write: fixed-width rows read with numpy.
 
 The writers lay out every batch as lines of one width from one template
-(:func:`retraining.ab.predlog.layout`): only the request id, the entity hash and the score
-differ from line to line. :func:`spans` cuts a block of the log into runs of consecutive
+(:func:`retraining.ab.predlog.layout`): only the request id, the entity hash, the score and
+(format 2) the row's ledger key differ from line to line; the key is checked, not read. :func:`spans` cuts a block of the log into runs of consecutive
 lines of equal length that match their first line (the template) outside those three
 values; each run is then a matrix of bytes, decoded column-wise without a JSON parser.
 
@@ -25,11 +25,16 @@ import numpy as np
 MIN_RUN = 64  # shorter runs go to the JSON reader (the per-run cost is not worth it)
 _STR = rb'"[^"\\\x00-\x1f]*"'
 _NUMBER = rb"null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?"
-TEMPLATE = re.compile(
-    rb'\{"request_id":"([!#-\[\]-~]*)","time":"(\d{4}-\d{2}-\d{2})[^"\\\x00-\x1f]*","experiment":(' + _STR + rb'),"share":(' + _NUMBER + rb"),"
-    rb'"entity":"([0-9a-f]{16})","variant":(' + _STR + rb') *,"model_version":(' + _STR + rb') *,"model_sha256":(' + _STR + rb"),"
-    rb'"score":(\d\.\d{1,15}),"served":(true |false)\}\n\Z'
+TEMPLATE = re.compile(  # format 2 lines (retraining.ab.predlog.LOG_FORMAT) lead with "format" and carry "key" after the entity
+    rb'\{(?:"format":\d+,)?"request_id":"([!#-\[\]-~]*)","time":"(\d{4}-\d{2}-\d{2})[^"\\\x00-\x1f]*","experiment":('
+    + _STR
+    + rb'),"share":('
+    + _NUMBER
+    + rb"),"
+    rb'"entity":"([0-9a-f]{16})",(?:"key":("[0-9a-f]{16}"|null {14}),)?"variant":(' + _STR + rb') *,"model_version":(' + _STR + rb") *,"
+    rb'"model_sha256":(' + _STR + rb'),"score":(\d\.\d{1,15}),"served":(true |false)\}\n\Z'
 )
+_NULL_KEY = np.frombuffer(b"null" + b" " * 14, dtype=np.uint8)
 _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
 _EPOCH = dt.date(1970, 1, 1)
@@ -94,22 +99,31 @@ def _run(rows: np.ndarray) -> Run | None:
     if m is None:
         return None
     try:
-        texts = [m.group(g).decode("utf-8") for g in (3, 6, 7, 8)]
+        texts = [m.group(g).decode("utf-8") for g in (3, 7, 8, 9)]
         day = (dt.date.fromisoformat(m.group(2).decode()) - _EPOCH).days
     except ValueError:
         return None
-    rid, ent, sc = m.span(1), m.span(5), m.span(9)
+    rid, ent, sc, key = m.span(1), m.span(5), m.span(10), m.span(6)
     fixed = np.ones(rows.shape[1], dtype=bool)
-    for a, b in (rid, ent, sc):
+    for a, b in (rid, ent, sc, key if m.group(6) else (0, 0)):
         fixed[a:b] = False
     fixed[sc[0] + 1] = True  # the decimal point stays put
     rows = rows[: _matching(rows, fixed)]
     values = _decoded(rows, rid, ent, sc)
-    if values is None:
+    if values is None or (m.group(6) and not _keys_valid(rows[:, key[0] : key[1]])):
         return None
     constants = dict(zip(("experiment", "variant", "model_version", "model_sha256"), (t[1:-1] for t in texts), strict=True))
-    constants.update(served=m.group(10) == b"true ", day=day)
+    constants.update(served=m.group(11) == b"true ", day=day)
     return Run(len(rows), *values, constants)
+
+
+def _keys_valid(keys: np.ndarray) -> bool:
+    """Every row's ledger key (the monitor does not read it) is ``"<16 hex>"`` or ``null`` padded with spaces."""
+    quoted = keys[:, 0] == ord('"')
+    hexes = keys[quoted]
+    if len(hexes) and ((hexes[:, 17] != ord('"')).any() or (_HEX[hexes[:, 1:17]] == 255).any()):
+        return False
+    return bool((keys[~quoted] == _NULL_KEY).all())
 
 
 def _decoded(rows: np.ndarray, rid: tuple[int, int], ent: tuple[int, int], sc: tuple[int, int]) -> tuple | None:

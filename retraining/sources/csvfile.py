@@ -92,8 +92,13 @@ def read_text_column(path: Path, column: str, delimiter: str | None = None, enco
     enc = encoding or detect_encoding(head)[0]
     lines = head.decode("utf-8-sig" if enc == "utf-8" else enc, errors="replace").splitlines()[:50]
     sep = delimiter or detect_delimiter(lines)
+    fast = _arrow_text_column(path, column, sep, lines[0] if lines else "") if enc == "utf-8" else None
+    if fast is not None:
+        return fast
     try:
-        frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig" if enc == "utf-8" else enc, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(
+            path, sep=sep, encoding="utf-8-sig" if enc == "utf-8" else enc, dtype=str, keep_default_na=False, usecols=lambda name: str(name).strip() == column
+        )
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot be parsed as CSV ({first_line(exc)}).") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -111,6 +116,22 @@ def _as_written(col: pd.Series, path: Path, name: str, delimiter: str | None, en
     if len(again) != len(col):
         raise DataError(f"{path}: column {name!r} reads as {len(again)} cells as text but the table has {len(col)} rows; check quoting and blank lines.")
     return pd.Series(again.to_numpy(), index=col.index, name=name)
+
+
+def _arrow_text_column(path: Path, column: str, sep: str, header: str) -> pd.Series | None:
+    """:func:`read_text_column` with pyarrow's reader (the common case: UTF-8); None when it cannot (then pandas' C reader)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    raw = [name for name in next(csv.reader(io.StringIO(header), delimiter=sep), []) if name.strip() == column]
+    if len(raw) != 1:
+        return None
+    try:
+        options = pcsv.ConvertOptions(include_columns=raw, column_types={raw[0]: pa.string()}, strings_can_be_null=False)
+        table = pcsv.read_csv(path, parse_options=pcsv.ParseOptions(delimiter=sep), convert_options=options)
+    except (pa.ArrowInvalid, OSError, ValueError):  # quoted line breaks, ragged rows: the C reader copes or says why
+        return None
+    return table.column(0).to_pandas().rename(column)
 
 
 def _show(sep: str) -> str:
