@@ -10,8 +10,8 @@
 production log of LINES lines written by serve.py's writer (``lay_out_production``, spread
 over 10 days, every fifth row with a bake shadow), OUTCOMES labelled ids, all under a
 temporary folder (never committed); ``python monitor.py`` is timed as a user runs it, then
-again after 10,000 more lines (incremental: only those are parsed, the outcomes are those of the
-last run), then after 10,000 more lines and 10 % more outcomes (every kept prediction is joined
+again after 10,000 more lines (incremental: only those are parsed, the outcome file is that of the
+last run, so it is not read), then with nothing new, then after 10,000 more lines and 10 % more outcomes (every kept prediction is joined
 again). Each timing gives the wall time, the CPU time of monitor.py and the 1-minute load average.
 
 ``alarms``: per seed, a registry with v1.0.0 and v1.1.0 trained on the same clean data
@@ -103,12 +103,13 @@ def speed(lines: int, outcomes: int) -> None:
         more = rng.integers(0, ids_total, size=10_000)
         append_predictions(log, lay_out_production(entity_hashes(more, "production"), version="v1.0.0", sha=entry["sha256"]), rng.random(10_000))
         again = _timed(argv, folder)
+        idle = _timed(argv, folder)  # nothing new: no new lines, the same outcome file
         ids = np.arange(outcomes + outcomes // 10)  # 10 % more outcomes: the join runs over every kept prediction
         pd.DataFrame({"id": ids, "label": (rng.random(len(ids)) < 0.3).astype(int)}).to_csv(folder / "outcomes.csv", index=False)
         append_predictions(log, lay_out_production(entity_hashes(more, "production"), version="v1.0.0", sha=entry["sha256"]), rng.random(10_000))
         labelled = _timed(argv, folder)
         print(f"log: {lines:,} lines, {log.stat().st_size / 2**30:.2f} GiB (written in {written:.1f} s); outcomes: {outcomes:,}")
-        print(f"first run: {first}; incremental rerun (+10,000 lines): {again}; rerun (+10,000 lines, +10 % outcomes): {labelled}")
+        print(f"first run: {first}; incremental rerun (+10,000 lines): {again}; rerun (nothing new): {idle}; rerun (+10,000 lines, +10 % outcomes): {labelled}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

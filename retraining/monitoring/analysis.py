@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,27 +110,43 @@ def join(entity: np.ndarray, experiment: tuple, labels: pd.DataFrame, counts: di
 
 @dataclass
 class Outcomes:
-    """The outcome table as a run was given it; :meth:`labels` (:func:`labels_of`) is computed on first use."""
+    """The outcome table as a run was given it; :meth:`labels` (:func:`labels_of`) is computed on first use.
 
-    table: pd.DataFrame
+    ``given`` is the table, or a function that reads it (called at most once, only when needed).
+    ``source`` is a digest of the bytes it is read from and of how (None for a database):
+    when it equals the last run's, the table is that run's and need not be read at all.
+    """
+
+    given: pd.DataFrame | Callable[[], pd.DataFrame]
     id_column: str
     label_column: str
     positive_class: str | None
     salt: str | None
     where: str
+    source: str | None = None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        if callable(self.given):
+            self.given = self.given()
+        return self.given
 
     def labels(self) -> tuple[pd.DataFrame, dict, list[str]]:
         if not hasattr(self, "_labels"):
             self._labels = labels_of(self.table, self.id_column, self.label_column, self.positive_class, self.where)
         return self._labels
 
-    def fingerprint(self) -> str | None:
+    def fingerprint(self, last: dict | None = None) -> str | None:
         """A digest of the id and label columns (types, values, missing ones) and of what reads them; None if Arrow cannot take them.
 
         Equal digests mean equal labels and equal joins, so a rerun may take the last run's.
+        When ``last`` (the last run's join) was of the same ``source``, its digest, without reading the table.
         """
         import pyarrow as pa
 
+        if self.source is not None and last is not None and last.get("source") == self.source and last.get("fingerprint"):
+            log.info("%s: the same bytes, read the same way, as the last run's outcomes: their labels are taken without reading them again", self.where)
+            return str(last["fingerprint"])
         if self.id_column not in self.table.columns or self.label_column not in self.table.columns:
             return None
         try:

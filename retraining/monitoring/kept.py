@@ -59,7 +59,8 @@ class Kept:
             return analysis.Joined(pd.DataFrame(), {}, []), stack([self.new[LABELLED].iloc[:0].assign(y=np.int8(-1))]), []
         sizes = [self.store.rows(name) for name in self.state.parts] + [len(self.new)]
         experiment = union([self.new["experiment"]])
-        last, fp = self.store.joined(self.state), outcomes.fingerprint()
+        last = self.store.joined(self.state)
+        fp = outcomes.fingerprint(last)
         salts = {analysis.production_salt(e) or outcomes.salt or e for e in experiment.categories}
         if fp is not None and last is not None and last["fingerprint"] == fp and len(last["y"]) == sum(sizes[:-1]) and salts <= set(last["hashes"]):
             labels, counts, notes = pd.DataFrame({"y": last["label_y"]}), last["counts"], last["notes"]
@@ -75,7 +76,7 @@ class Kept:
             y = joined.y
         if fp is not None:
             self.cache = {"fingerprint": fp, "y": y, "matched": joined.matched, "hashes": known["hashes"], "label_y": labels["y"].to_numpy()}
-            self.cache.update(counts=counts, notes=notes)
+            self.cache.update(counts=counts, notes=notes, source=outcomes.source)
         ends = np.cumsum(sizes)
         labelled = []
         for name, end, size in zip([*self.state.parts, None], ends, sizes, strict=True):

@@ -181,10 +181,40 @@ def _of_table(table, path: Path) -> Lines:
     entity = np.zeros(len(served), np.uint64)
     entity[served] = parse_hex64(table.column("entity").filter(mask), path)
     day = np.zeros(len(served), np.int32)
-    days = pc.cast(pc.cast(pc.utf8_slice_codeunits(table.column("time").filter(mask), 0, 10), pa.date32()), pa.int32())
-    day[served] = days.to_numpy().astype(np.int32)
+    day[served] = _days(table.filter(mask), path)
     cats = {k: _category(table.column(k)) for k in _CATS}
     return Lines(served, cats, entity, day, table.column("score").to_numpy().astype(float), [table.column("request_id")])
+
+
+def _days(table, path: Path) -> np.ndarray:
+    """The day (days since 1970-01-01) of each line's ``time``; DataError naming the first line whose date is missing or impossible."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.utf8_slice_codeunits(table.column("time"), 0, 10)
+    try:
+        days = pc.cast(pc.cast(text, pa.date32()), pa.int32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        days = None
+    if days is None or days.null_count:
+        values = table.column("time").to_pylist()
+        bad = next((i for i, v in enumerate(values) if not _is_date(v)), 0)
+        request = table.column("request_id")[bad].as_py()
+        raise DataError(
+            f"{path}: the line with request_id {request!r} has time {values[bad]!r}, not a date (YYYY-MM-DD...); "
+            "the line is damaged or not written by serve.py or ab_test.py. Correct or delete that line."
+        )
+    return days.to_numpy(zero_copy_only=False).astype(np.int32)
+
+
+def _is_date(value) -> bool:
+    import datetime as dt
+    import re
+
+    try:
+        return re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value)[:10]) is not None and dt.date.fromisoformat(str(value)[:10]) is not None
+    except ValueError:
+        return False
 
 
 def _schema():
@@ -240,7 +270,18 @@ def compact(lines: Lines, path: Path) -> pd.DataFrame:
 def _shadow(out: pd.DataFrame, lines: Lines, rows: np.ndarray, shadow_rows: np.ndarray, path: Path) -> None:
     """The bake shadow's version, sha and score beside the production line with the same request id."""
     index = pd.Series(np.arange(len(out)), index=lines.request_ids(rows))
-    at = index.reindex(lines.request_ids(shadow_rows)).to_numpy()
+    wanted = lines.request_ids(shadow_rows)
+    if not index.index.is_unique:
+        repeated = index.index[index.index.duplicated()]
+        clash = pd.Index(wanted)[pd.Index(wanted).isin(repeated)]
+        if len(clash):
+            raise DataError(
+                f"{path}: {len(repeated)} production lines repeat another's request_id, and bake-shadow lines refer to them "
+                f"(first: {clash[0]!r}), so their shadow scores cannot be paired; the log holds repeated lines (a file appended twice?). "
+                "Remove the repeated lines, or leave that file out of --log."
+            )
+        index = index[~index.index.duplicated()]  # no shadow line refers to a repeated id: the pairing is the same without them
+    at = index.reindex(wanted).to_numpy()
     ok = ~np.isnan(at)
     if (~ok).any():
         log.warning("%s: %d bake-shadow lines have no production line with their request_id; left out.", path, int((~ok).sum()))

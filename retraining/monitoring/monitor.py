@@ -10,6 +10,7 @@ be wrong with the input is found before anything is written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class Request:
     """What one run is asked to do (the command line's flags, as values)."""
 
     logs: list[Path]
-    outcomes: pd.DataFrame | None
+    outcomes: pd.DataFrame | Callable[[], pd.DataFrame] | None  # the table, or a function that reads it (analysis.Outcomes)
     where: str = "outcomes"
     id_column: str = "id"
     label_column: str = "label"
@@ -41,6 +42,7 @@ class Request:
     salt: str | None = None
     settings: MonitorSettings = field(default_factory=MonitorSettings)
     page: bool = True
+    source: str | None = None  # a digest of the outcomes' bytes and how they are read (cli.outcome_source)
 
 
 def run(registry, req: Request) -> dict:
@@ -51,7 +53,9 @@ def run(registry, req: Request) -> dict:
     new = logs.read_new(planned)
     data = registry.whole_log(registry.read_log())
     check_versions(new, registry, data)
-    outcomes = None if req.outcomes is None else analysis.Outcomes(req.outcomes, req.id_column, req.label_column, req.positive_class, req.salt, req.where)
+    outcomes = None
+    if req.outcomes is not None:
+        outcomes = analysis.Outcomes(req.outcomes, req.id_column, req.label_column, req.positive_class, req.salt, req.where, req.source)
     holdout = Holdouts(registry, data)
     kept = Kept(store, state, new)
     agg = kept.sums(holdout.edges)
