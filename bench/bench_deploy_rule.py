@@ -84,6 +84,7 @@ def run_night(folder: Path, night_csv: Path, args: argparse.Namespace, **overrid
         "drop": (result.rule or {}).get("drop"),
         "reason": result.reason,
         "slide": (result.rule or {}).get("slide"),
+        "loss": (result.rule or {}).get("loss"),
     }
 
 

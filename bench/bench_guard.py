@@ -26,9 +26,15 @@ rows, any doctor visit; ``pip install statsmodels``):
   column);                                                   right call: both columns named
 - ``after_blocked``: a night blocked (every label negative), then its labels fixed
   upstream and the next, smaller night's rows 40 % flipped;  right call: not deployed
-- ``slice_regression``: the past outcomes of one segment (a value of the ``--slice-columns``
-  column with about a fifth of the rows) inverted on the training side (a bad backfill),
-  tonight's rows and the holdout right;                                      right call: not deployed
+- ``slice_regression``: a candidate that wins overall and collapses on a segment.
+  Production is an old model trained on little data (the first 2 % of the rows, at least
+  500 and about 60 positives); tonight's file has all the rows, but upstream half of one
+  segment's outcomes (``SEGMENT``: bank ``job`` = management, 21 % of the rows; fair
+  ``occupation`` = occ4, 29 %; randhie ``health`` = fair, 8 %, the smallest the gate can
+  judge) were booked to the wrong customers: on the training side, half its conversions
+  now sit on the rows least like buyers (by a reference model on the clean rows), its
+  base rate unchanged; the holdout is right. The candidate learns the segment backwards
+  and, where more data buys enough, still wins overall;     right call: not deployed
   silently (kept, or deployed with a ``slice_regression`` finding)
 
 plus a second clean night after the first one. Clean nights must not be blocked. A
@@ -41,6 +47,7 @@ only the ledger and the checks (no training), which is how the thresholds were t
     python bench/bench_guard.py --direct   # checks only (about a minute)
     python bench/bench_guard.py --datasets fair,randhie --failures leaked_label,after_blocked   # a subset
     python bench/bench_guard.py --data-checks off   # the same nights without the guard (the baseline)
+    python bench/bench_guard.py --failures slice_regression --slice-block   # the slice gate set to block
     python bench/bench_guard.py --cost 1000000   # seconds of the guard's steps, ledger bytes per row
     python bench/bench_guard.py --ratio          # real runs, --data-checks block vs off (500 iterations)
     python bench/bench_guard.py --ratio --rows 1000000 --repeats 1   # the same at 1M synthetic rows
@@ -50,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import shutil
 import subprocess
 import sys
@@ -75,7 +83,9 @@ FAILURES = ["label_flip", "labels_missing", "unit_change", "renamed_category", "
 FAILURES += ["leaked_label", "swapped_similar", "after_blocked", "slice_regression"]  # issue #21
 LABEL_FAILURES = {"label_flip", "labels_missing", "after_blocked"}
 NOT_DEPLOYED = {*LABEL_FAILURES, "resent_batch", "leaked_label"}  # the right call: not deployed (by a blocking finding)
+MISBOOKED = float(__import__("os").environ.get("MISBOOKED", 0.5))  # slice_regression: the share of the segment's conversions booked to the wrong customers
 SLICE_COLUMN = {"bank": "job", "fair": "occupation", "randhie": "health"}  # --slice-columns of every night of the dataset
+SEGMENT = {"bank": "management", "fair": "occ4", "randhie": "fair"}  # slice_regression's segment: 21 %, 29 %, 8 % of the rows
 
 
 def public_dataset(name: str, seed: int) -> pd.DataFrame:
@@ -147,23 +157,33 @@ def similar_pair(old: pd.DataFrame, numeric: list[str]) -> tuple[str, str]:
     return pair
 
 
-def broken_segment(frame: pd.DataFrame, column: str, tmp: Path, history: int) -> tuple[pd.DataFrame, list[str]]:
-    """The outcomes of one segment's history (a value of ``column`` with about a fifth of the rows) inverted on the training side.
+def misbooked_segment(frame: pd.DataFrame, column: str, value: str, tmp: Path) -> tuple[pd.DataFrame, list[str]]:
+    """One segment's outcomes booked to the wrong customers, on the training side: the segment learned backwards.
 
-    A backfill that rewrote one segment's past outcomes the wrong way round, in the rows the
-    candidate trains on (the first ``history`` rows, less the holdout, found as the run finds
-    it: the stable hash of each row's key); tonight's rows and the holdout stay right, so no
-    label check on the new rows can see it. The candidate learns the segment backwards.
+    The segment is ``column == value``. Its training rows (the holdout found as the run
+    finds it: the stable hash of each row's key) keep their number of positives, but
+    ``MISBOOKED`` of the positives move to the negatives a reference model (30 iterations
+    on the clean training rows) finds least like buyers. The holdout stays right, so the
+    candidate is judged on the truth. (Inverting the segment's labels moved its base rate
+    too and cost the candidate the overall win everywhere; shuffling them within the
+    segment did not hurt it at all: CatBoost carried the other segments' pattern over.)
     """
+    from retraining import training
     from retraining.data.dataset import load_dataset
 
-    shares = frame[column].value_counts(normalize=True)
-    value = shares.index[int(np.argmin(np.abs(shares.to_numpy() - 0.2)))]
     frame.to_csv(tmp / "segment.csv", index=False)
-    holdout = load_dataset(tmp / "segment.csv").holdout
-    rows = np.flatnonzero((frame[column] == value).to_numpy() & ~holdout & (np.arange(len(frame)) < history))
+    ds = load_dataset(tmp / "segment.csv")
+    reference, _ = training.train(ds, training.TrainParams(iterations=30, seed=0, thread_count=2, progress_every=0))
+    rows = np.flatnonzero((frame[column] == value).to_numpy() & ~ds.holdout)
+    likeness = training.predict(reference, ds.X.iloc[rows], ds.cat_features)
     out = frame.copy()
-    out.loc[rows, "target"] = 1 - out.loc[rows, "target"]
+    truth = out.loc[rows, "target"].to_numpy().astype(int)
+    moved = np.flatnonzero(truth == 1)[: round(MISBOOKED * truth.sum())]  # these conversions go to the wrong customers
+    target = truth.copy()
+    target[moved] = 0
+    unlike = [i for i in np.argsort(likeness, kind="stable") if truth[i] == 0][: len(moved)]  # the negatives least like buyers
+    target[unlike] = 1
+    out.loc[rows, "target"] = target
     return out, [column]
 
 
@@ -225,11 +245,12 @@ def inject(failure: str, frame: pd.DataFrame, new: slice, yesterday: slice, rng:
 class RealRunner:
     """Every night is a real ``ModelRetrainer`` run in its own working folder."""
 
-    def __init__(self, folder: Path, iterations: int, data_checks: str = "block"):
-        self.folder, self.iterations, self.data_checks = folder, iterations, data_checks
+    def __init__(self, folder: Path, iterations: int, data_checks: str = "block", check_settings: dict | None = None):
+        self.folder, self.iterations, self.data_checks, self.check_settings = folder, iterations, data_checks, check_settings
         self.slice_columns: list[str] = []
+        self.segment = ""
 
-    def night(self, state: Path, frame: pd.DataFrame) -> dict:
+    def night(self, state: Path, frame: pd.DataFrame, **overrides) -> dict:
         from retrain_model import ModelRetrainer
 
         frame.to_csv(state / "data.csv", index=False)
@@ -237,26 +258,29 @@ class RealRunner:
             data_path=state / "data.csv",
             models_dir=state / "models",
             production_path=state / "catboost_model.cbm",
-            iterations=self.iterations,
+            iterations=overrides.get("iterations", self.iterations),
+            depth=overrides.get("depth"),
             thread_count=2,
             progress_every=0,
             report=False,
             lock_timeout=5,
             data_checks=self.data_checks,
+            check_settings=self.check_settings,
             **({"slice_columns": self.slice_columns} if "slice_columns" in inspect.signature(ModelRetrainer).parameters else {}),
         )
         result = r.retrain(force=True)
-        return {"status": str(result.status), "checks": list(result.checks), "drift": result.drift or ""}
+        meta = state / "models" / "metadata" / f"{result.version}.json"
+        slices = (json.loads(meta.read_text()).get("metrics") or {}).get("slices") or [] if result.version and meta.is_file() else []
+        return {"status": str(result.status), "checks": list(result.checks), "drift": result.drift or "", "reason": result.reason, "slices": slices}
 
 
 class DirectRunner:
     """Only the ledger and the checks; the previous version is always "deployed"."""
 
     slice_columns: list[str] = []  # noqa: RUF012 (the slice gate needs trained models: not judged here)
+    segment = ""
 
-    def night(self, state: Path, frame: pd.DataFrame) -> dict:
-        import json
-
+    def night(self, state: Path, frame: pd.DataFrame, **overrides) -> dict:  # overrides (iterations, depth): no training here
         from retraining.data.dataset import load_dataset
         from retraining.guard.checks import run_checks
         from retraining.guard.drift import profile
@@ -290,7 +314,9 @@ def judge(failure: str, outcome: dict, expected: list[str]) -> tuple[bool, list[
     return set(expected) <= set(named), named
 
 
-def run(direct: bool, iterations: int, seed: int, data_checks: str = "block", datasets: list | None = None) -> tuple[list[Case], float]:
+def run(
+    direct: bool, iterations: int, seed: int, data_checks: str = "block", datasets: list | None = None, check_settings: dict | None = None
+) -> tuple[list[Case], float]:
     cases: list[Case] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_guard_") as tmp:
@@ -300,8 +326,9 @@ def run(direct: bool, iterations: int, seed: int, data_checks: str = "block", da
             first, night = len(data) // 2, max(600, len(data) // 20)
             base = Path(tmp) / name.replace(" ", "_").replace("%", "").replace(",", "")
             (base / "state").mkdir(parents=True)
-            runner = DirectRunner() if direct else RealRunner(Path(tmp), iterations, data_checks)
+            runner = DirectRunner() if direct else RealRunner(Path(tmp), iterations, data_checks, check_settings)
             runner.slice_columns = [SLICE_COLUMN["bank" if not isinstance(spec, str) else spec]]
+            runner.segment = SEGMENT["bank" if not isinstance(spec, str) else spec]
             runner.night(base / "state", data.iloc[:first])
             day1 = slice(first, first + night)
             clean1 = runner.night(base / "state", data.iloc[: first + night])
@@ -313,6 +340,10 @@ def run(direct: bool, iterations: int, seed: int, data_checks: str = "block", da
                 outcome, expected = _failure_night(runner, state, failure, data, first, night, day1, rng)
                 cases.append(Case(name, failure, *_call(failure, outcome, expected), expected, _shown(outcome)))
                 print(f"{name:28s} {failure:17s} {'right' if cases[-1].right else 'WRONG'}  {outcome['status']:16s} {cases[-1].findings}", flush=True)
+                if failure == "slice_regression" and outcome.get("reason"):  # the overall AUCs: did the candidate win overall?
+                    print(f"{'':28s} {'':17s} why: {outcome['reason'][:300]}", flush=True)
+                    worst = min(outcome.get("slices") or [{}], key=lambda r: r.get("candidate", 1) - r.get("champion", 0))
+                    print(f"{'':28s} {'':17s} worst slice: {worst}", flush=True)
     return cases, time.perf_counter() - started
 
 
@@ -326,10 +357,12 @@ def _failure_night(runner, state: Path, failure: str, data: pd.DataFrame, first:
         tonight = slice(today.stop, today.stop + max(200, night // 3))
         frame, _ = inject("label_flip", data.iloc[: tonight.stop], tonight, today, rng)
         return runner.night(state, frame), []
-    if failure == "slice_regression":
-        column = runner.slice_columns[0]
-        frame, expected = broken_segment(frame.reset_index(drop=True), column, state, first)
-        return runner.night(state, frame), expected
+    if failure == "slice_regression":  # its own models folder: an old champion trained on little data
+        fresh = state / "slice"
+        fresh.mkdir()
+        runner.night(fresh, data.iloc[: max(500, len(data) // 50, round(60 / data["target"].mean()))])  # >= 60 positives: a fair holdout
+        frame, expected = misbooked_segment(data.reset_index(drop=True), runner.slice_columns[0], runner.segment, fresh)
+        return runner.night(fresh, frame), expected
     if failure != "clean":
         frame, expected = inject(failure, frame, today, day1, rng)
     return runner.night(state, frame), expected
@@ -463,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, metavar="N", help="with --ratio: N synthetic rows (make_synthetic.py) instead of the shipped data")
     parser.add_argument("--data-checks", default="block", choices=["block", "warn", "off"], help="real runs with this setting (off: no guard)")
+    parser.add_argument("--slice-block", action="store_true", help="the slice gate blocks (check settings: slice_regression = block)")
     parser.add_argument("--datasets", default="", metavar="A,B", help="only these datasets: bank (the four bank datasets), fair, randhie")
     parser.add_argument("--failures", default="", metavar="A,B", help="only these failures (clean nights always run)")
     args = parser.parse_args(argv)
@@ -473,13 +507,15 @@ def main(argv: list[str] | None = None) -> int:
         return cost(args.cost, args.repeats)
     if args.ratio:
         return run_ratio(args.repeats, 500 if args.iterations == 30 else args.iterations, args.rows)
-    cases, seconds = run(args.direct, args.iterations, args.seed, args.data_checks, chosen)
+    settings = {"severity": {"slice_regression": "block"}} if args.slice_block else None
+    cases, seconds = run(args.direct, args.iterations, args.seed, args.data_checks, chosen, settings)
     failures = [c for c in cases if c.failure != "clean"]
     clean = [c for c in cases if c.failure == "clean"]
     right = sum(c.right for c in failures)
     clean_ok = sum(c.right for c in clean)
     print()
     how = "checks only (--direct)" if args.direct else f"real runs, {args.iterations} iterations, --data-checks {args.data_checks}"
+    how += ", slice_regression = block" if args.slice_block else ""
     print(f"{stamp()} | {machine()} | {how} | {seconds:.0f} s")
     print(table_head("failure", *[d if isinstance(d, str) else f"{int(d[0] * 100)} %/{d[1]}" for d in chosen]))
     for failure in [*FAILURES, "clean"]:

@@ -58,14 +58,24 @@ def pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def log_loss(y_true: np.ndarray, p: np.ndarray) -> float:
+def row_log_loss(y_true: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Each row's log loss (probabilities clipped to [1e-15, 1 - 1e-15])."""
     y = np.asarray(y_true, dtype=float)
     p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def row_brier(y_true: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Each row's squared error of the probability (the Brier score's terms)."""
+    return (np.asarray(p, dtype=float) - np.asarray(y_true, dtype=float)) ** 2
+
+
+def log_loss(y_true: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean(row_log_loss(y_true, p)))
 
 
 def brier(y_true: np.ndarray, p: np.ndarray) -> float:
-    return float(np.mean((np.asarray(p, dtype=float) - np.asarray(y_true, dtype=float)) ** 2))
+    return float(np.mean(row_brier(y_true, p)))
 
 
 def holdout_metrics(y_true: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -159,6 +169,53 @@ def compare_auc(y_true, scores_new, scores_old, confidence: float = 0.95) -> Auc
     )
 
 
+@dataclass(frozen=True)
+class LossComparison:
+    """Result of :func:`compare_losses`: both models' mean log loss and Brier score on the same rows, and the paired test.
+
+    ``p_worse`` is the one-sided p-value of "the candidate's mean log loss is higher than the
+    champion's": with each row's difference ``d = loss_new - loss_old``, ``z = mean(d) /
+    (sd(d) / sqrt(n))`` and ``p_worse = 1 - Phi(z)`` (the normal approximation of the paired
+    t-test; with no spread in ``d``, ``z`` is 0 or +-inf by the sign of the mean).
+    """
+
+    log_loss_new: float
+    log_loss_old: float
+    brier_new: float
+    brier_old: float
+    z: float
+    p_worse: float
+    rows: int
+
+    @property
+    def ratio(self) -> float:
+        """The candidate's mean log loss over the champion's (inf when the champion's is 0)."""
+        return self.log_loss_new / self.log_loss_old if self.log_loss_old > 0 else math.inf
+
+    def to_dict(self) -> dict:
+        out = {k: (round(v, 8) if isinstance(v, float) and math.isfinite(v) else v) for k, v in asdict(self).items()}
+        return {**out, "ratio": round(self.ratio, 6) if math.isfinite(self.ratio) else None}
+
+
+def compare_losses(y_true, scores_new, scores_old) -> LossComparison:
+    """Paired one-sided test of "the candidate's log loss is higher than the champion's" on the same rows (#27)."""
+    y = np.asarray(y_true)
+    new, old = row_log_loss(y, scores_new), row_log_loss(y, scores_old)
+    d = new - old
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    z = (0.0 if mean == 0 else math.copysign(math.inf, mean)) if sd <= 1e-12 else mean / (sd / math.sqrt(len(d)))
+    return LossComparison(
+        log_loss_new=float(new.mean()),
+        log_loss_old=float(old.mean()),
+        brier_new=brier(y, scores_new),
+        brier_old=brier(y, scores_old),
+        z=float(z),
+        p_worse=0.5 * math.erfc(z / math.sqrt(2.0)),
+        rows=len(d),
+    )
+
+
 def _normal_quantile(q: float) -> float:
     """Inverse of the standard normal CDF by bisection on erfc (no scipy needed)."""
     lo, hi = -10.0, 10.0
@@ -174,4 +231,16 @@ def _normal_quantile(q: float) -> float:
 # The deploy rule has no numpy in it and lives in retraining.rules; re-exported here.
 from retraining.rules import DeployRule, decide  # noqa: E402
 
-__all__ = ["AucComparison", "DeployRule", "compare_auc", "decide", "holdout_metrics", "pr_auc", "roc_auc", "structural_components", "threshold_counts"]
+__all__ = [
+    "AucComparison",
+    "DeployRule",
+    "LossComparison",
+    "compare_auc",
+    "compare_losses",
+    "decide",
+    "holdout_metrics",
+    "pr_auc",
+    "roc_auc",
+    "structural_components",
+    "threshold_counts",
+]

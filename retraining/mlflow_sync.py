@@ -239,11 +239,13 @@ def _metrics(entry: dict) -> dict[str, float]:
 
 
 def rule_tags(rule: dict) -> dict[str, str]:
-    """``retrain.rule``, ``retrain.rule.alpha``, ``.margin``, ``.verdict``, ``.p_worse``, ``.drop`` (what is recorded; old entries: fewer)."""
+    """``retrain.rule``, ``retrain.rule.alpha``, ``.margin``, ``.verdict``, ``.p_worse``, ``.drop``, ``.loss_tolerance``,
+    ``.loss_ratio``, ``.loss_p_worse`` (what is recorded; old entries: fewer)."""
     out = {"retrain.rule": str(rule["rule"])} if rule.get("rule") else {}
-    for key in ("alpha", "margin", "verdict", "p_worse", "drop"):
-        if rule.get(key) is not None:
-            out[f"retrain.rule.{key}"] = str(rule[key])
+    loss = rule.get("loss") or {}
+    values = {k: rule.get(k) for k in ("alpha", "margin", "verdict", "p_worse", "drop", "loss_tolerance")}
+    values |= {"loss_ratio": loss.get("ratio"), "loss_p_worse": loss.get("p_worse")}
+    out |= {f"retrain.rule.{key}": str(value) for key, value in values.items() if value is not None}
     return out
 
 

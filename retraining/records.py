@@ -9,7 +9,8 @@ JSON (``models/version_log.json`` and ``models/metadata/VERSION.json``), and
   ``models/metadata/VERSION.json``);
 - entries with ``checks``/``rows``/``ledger`` (data checks and the row ledger, #11);
 - ``rule`` with the deploy rule's name and numbers (``rule``, ``alpha``, ``margin``,
-  ``verdict``, ``p_worse``, ``drop``, ``slide``: #27); older entries hold only the
+  ``verdict``, ``p_worse``, ``drop``, ``slide``: #27; ``loss_tolerance`` and ``loss``, the
+  paired log-loss test, later in #27); older entries hold only the
   settings there (or nothing), and every reader uses ``.get``.
 
 Keys a reader does not know are kept in ``extra`` and written back unchanged, so a newer

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy
 
     from retraining.data.dataset import Dataset
-    from retraining.evaluation import AucComparison
+    from retraining.evaluation import AucComparison, LossComparison
     from retraining.rules import Outcome
 
 T = TypeVar("T")
@@ -147,6 +147,7 @@ class Evaluation:
     champion_scores: numpy.ndarray | None = None
     champion_auc: float | None = None
     comparison: AucComparison | None = None
+    losses: LossComparison | None = None  # the paired log-loss test on the same rows (#27)
     note: str = ""
     dropped_trained_on: int = 0
     findings: list = field(default_factory=list)  # the champion-drop check (needs the champion's scores)

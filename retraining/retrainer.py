@@ -103,6 +103,7 @@ class ModelRetrainer:
         alpha: float = 0.05,
         margin: float = 0.005,
         recent_versions: int = 5,
+        loss_tolerance: float = 0.1,
         data_checks: str = "block",
         check_settings: str | Path | dict | None = None,
         slice_columns: tuple[str, ...] | list[str] = (),
@@ -121,12 +122,13 @@ class ModelRetrainer:
         self.target, self.positive_class, self.data_checks, self.check_settings = target, positive_class, data_checks, _check_settings(check_settings)
         self.id_column, self.time_column, self.drop_columns, self.slice_columns = id_column, time_column, tuple(drop_columns), tuple(slice_columns)
         self.params = TrainParams(iterations, seed, task_type.upper(), learning_rate, depth, thread_count, progress_every)
-        self.rule = DeployRule(min_improvement, require_significance, alpha, min_auc, rule, margin, recent_versions)
+        self.rule = DeployRule(min_improvement, require_significance, alpha, min_auc, rule, margin, recent_versions, loss_tolerance)
         self.data_path, self.registry, self.report = _location(data_path), Registry(models_dir, production_path, lock_timeout), report
-        self.mlflow, self.notify_settings = _mlflow(mlflow_uri, mlflow_experiment, mlflow_model_name), _notify(notify, notify_config, notify_on)
-        self._validate()
+        self._validate(_mlflow(mlflow_uri, mlflow_experiment, mlflow_model_name), _notify(notify, notify_config, notify_on))
 
-    def _validate(self) -> None:
+    def _validate(self, mlflow: dict | None, notify_settings: dict) -> None:
+        """Check the settings (a bad one raises UsageError here); the MLflow and notification settings are kept and checked too."""
+        self.mlflow, self.notify_settings = mlflow, notify_settings
         p = self.params
         if p.iterations < 1:
             raise UsageError(f"iterations must be at least 1 (got {p.iterations}).")
@@ -157,6 +159,8 @@ class ModelRetrainer:
             raise UsageError(f"margin must be a ROC-AUC difference between 0 and 1, e.g. 0.005 (got {rule.margin}).")
         if rule.recent_versions < 0:
             raise UsageError(f"recent versions must be 0 (no slow-slide guard) or more (got {rule.recent_versions}).")
+        if not 0 <= rule.loss_tolerance <= 100:
+            raise UsageError(f"loss tolerance must be a share between 0 and 100, e.g. 0.1 for 10 % more log loss (got {rule.loss_tolerance}).")
 
     @property
     def models_dir(self) -> Path:

@@ -160,7 +160,7 @@ def _drift(r: Settings, p: Plan) -> dict:
 def evaluate(r: Settings, p: Plan, g: Guard) -> Evaluation:
     """Train the candidate; score it and the champion on the same holdout rows."""
     from retraining import training
-    from retraining.evaluation import compare_auc, holdout_metrics
+    from retraining.evaluation import compare_auc, compare_losses, holdout_metrics
     from retraining.guard.ledger import comparison_rows
 
     ds = p.ds
@@ -187,6 +187,7 @@ def evaluate(r: Settings, p: Plan, g: Guard) -> Evaluation:
         ev.findings = _holdout_overlap(r, overlap)
         ev.metrics["champion"] = holdout_metrics(y, ev.champion_scores)
         ev.comparison = compare_auc(y, cand, ev.champion_scores)
+        ev.losses = compare_losses(y, cand, ev.champion_scores)
         ev.champion_auc = ev.metrics["champion"]["roc_auc"]
         if p.champ_entry is None:
             ev.note = f"{r.production_path} is not in the version log"
@@ -230,10 +231,11 @@ def _outcome_checks(r: Settings, p: Plan, g: Guard, ev: Evaluation, mask) -> lis
     from retraining.guard.findings import CheckSettings, apply_severity
 
     s, ds = r.check_settings or CheckSettings(), p.ds
-    found = outcome.calibration_check(ev.y, ev.candidate_scores, ev.champion_scores, s)
+    found = outcome.calibration_check(ev.y, ev.candidate_scores, ev.champion_scores, s, ev.losses)
     columns = slice_columns(r)
     if columns:
-        more, ev.metrics["slices"] = outcome.slice_gate(ds.X.loc[mask], ev.y, ev.candidate_scores, ev.champion_scores, columns, ds.cat_features, s)
+        deploys = judge(r.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note, ev.losses).deploy  # within noise too
+        more, ev.metrics["slices"] = outcome.slice_gate(ds.X.loc[mask], ev.y, ev.candidate_scores, ev.champion_scores, columns, ds.cat_features, s, deploys)
         found += more
     changed = set(ds.features) - set((p.champ_entry or {}).get("features") or ds.features)
     changed |= {n for n, f in (g.drift.get("features") or {}).items() if (f.get("psi_new") or 0) > s.drift_psi}
@@ -256,7 +258,7 @@ def _preload_report() -> None:
 # -- decide ----------------------------------------------------------------------------
 def decide(r: Settings, p: Plan, g: Guard, ev: Evaluation) -> Verdict:
     """The deploy rule (``--rule noise`` or ``strict``, the slow-slide guard), unless a blocking data check says no."""
-    outcome = judge(r.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note)
+    outcome = judge(r.rule, ev.metrics["candidate"]["roc_auc"], ev.champion_auc, ev.comparison, ev.note, ev.losses)
     if outcome.deploy and p.recent and ev.champion_auc is not None:  # only a deploy needs the slow-slide guard's scoring
         from retraining.guard.slide import recent_best
 

@@ -44,6 +44,8 @@ def repository_stays_clean():
 PROCESS_STARTERS = ("run_script(", "retrain_script(", "interrupt_after(", "subprocess.", "Popen(")
 PROCESS_MODULES = {
     "test_airflow",
+    "test_airflow_celery",
+    "test_airflow_monitor",
     "test_concurrency",
     "test_crash_safety",
     "test_deploy_recipes",
@@ -65,10 +67,50 @@ def _starts_a_process(fn) -> bool:
     return any(s in source for s in PROCESS_STARTERS)
 
 
+# -- the longest modules first ------------------------------------------------------------
+# pytest-xdist's --dist loadfile hands out whole modules in collection order; starting the
+# longest ones first keeps one worker from finishing a long module alone at the end. The order
+# is the measured one (docs/contributing.md, "How long the suite takes"); a module not listed
+# keeps its place after these.
+LONGEST_FIRST = (
+    "test_airflow_celery",
+    "test_crash_safety",
+    "test_airflow_monitor",
+    "test_airflow",
+    "test_mlflow",
+    "test_docker",
+    "test_notify",
+    "test_readme",
+    "test_serve",
+    "test_scheduler",
+    "test_production_log",
+    "test_fuzz_inputs",
+    "test_retrain",
+)
+
+
+def _longest_first(items: list) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    order = {id(item): n for n, item in enumerate(items)}
+    items.sort(key=lambda item: (rank.get(item.module.__name__, len(rank)), order[id(item)]))
+
+
 def pytest_collection_modifyitems(items) -> None:
+    _longest_first(items)
     for item in items:
         fn = getattr(item, "function", None)
         defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}) or {}
         fixtures = [d.func for ds in defs.values() for d in ds if d.func.__module__ not in ("conftest",) and not d.func.__module__.startswith("_pytest")]
         if item.module.__name__ in PROCESS_MODULES or (fn is not None and _starts_a_process(fn)) or any(_starts_a_process(f) for f in fixtures):
             item.add_marker(pytest.mark.process)
+
+
+# -- how many workers `-n auto` starts -----------------------------------------------------
+# Most of the suite's long tests wait on other processes (Airflow, Celery, MLflow, PostgreSQL,
+# servers, strace-killed runs), so one worker per core leaves the cores idle half the time.
+# Measured on the 2-core machine (docs/contributing.md): see the table there for the choice.
+WORKERS_PER_CORE = 2
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    return max(2, WORKERS_PER_CORE * (os.cpu_count() or 1))

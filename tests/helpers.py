@@ -124,6 +124,20 @@ def retrain_script(cwd: Path, *args: str, data: str = "data.csv", env: dict | No
     return run_script("retrain_model.py", *base, *args, cwd=cwd, timeout=timeout, env={"RETRAIN_NOTIFY": "", **(env or {})})
 
 
+def retrain_main(cwd: Path, *args: str, data: str = "data.csv", env: dict | None = None) -> Ran:
+    """:func:`retrain_script` in this process: ``main(argv)`` with the same flags and environment."""
+    from retraining.cli.retrain import main
+
+    base = ("--data", data, "--threads", "1", "--lock-timeout", "5")
+    saved = dict(os.environ)
+    os.environ.update({"RETRAIN_NOTIFY": "", **(env or {})})
+    try:
+        return run_main(main, *base, *args, cwd=cwd)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @dataclass
 class Ran:
     """What an in-process ``main(argv)`` did: its exit code and what it printed."""

@@ -95,7 +95,7 @@ def test_split_and_shadow_scores_are_each_models_own(registry, n):
     assert (logged.variant.to_numpy() == split.variant.astype(str).to_numpy()).all()
     assert [int(r.split("-")[1], 16) for r in logged.request_id] == list(range(n))
     line = json.loads((registry / "s.jsonl").read_text().splitlines()[0])
-    assert set(line) == {"request_id", "time", "experiment", "share", "entity", "variant", "model_version", "model_sha256", "score", "served"}
+    assert set(line) == {"format", "request_id", "time", "experiment", "share", "entity", "key", "variant", "model_version", "model_sha256", "score", "served"}
     assert line["experiment"] == "v1.1.0-vs-v1.0.0" and len(line["model_sha256"]) == 64 and str(line["entity"]) != "0"
 
 
@@ -326,7 +326,7 @@ def test_ledgers_that_cannot_be_matched_are_said_and_promote_winner_refuses(regi
     assert "training_rows_unknown" not in renamed["counts"]
     (registry / "models" / "ledgers" / "v1.0.0.npz").unlink()  # as for a version made before ledgers
     r = analyze(registry / "better.jsonl", outcomes, "customer_id", "label", registry=reg)
-    assert r["counts"]["training_rows_unknown"] == {"v1.0.0": "it has no training ledger (made before ledgers)"}
+    assert r["counts"]["training_rows_unknown"] == {"v1.0.0": "it has no training ledger (made before ledgers, or it was deleted)"}
     assert promotion_refusal(r).startswith("--promote-winner refused: the outcome rows may include rows a model trained on")
 
 
@@ -341,7 +341,7 @@ def test_a_torn_tail_is_fenced_before_the_next_append_and_readers_keep_every_com
     hashes = entity_hashes(ids, t.salt)
     t.log_predictions(hashes, (assign_arms(hashes, 0.5) == 1).astype(np.int8), np.full(200, 0.5))
     lines = path.read_bytes().split(b"\n")
-    assert lines[300] == whole.splitlines()[0][:57] and lines[301].startswith(b'{"request_id"')  # fenced: a line of its own
+    assert lines[300] == whole.splitlines()[0][:57] and lines[301].startswith(b'{"format":2,"request_id"')  # fenced: a line of its own
     frame = read_prediction_log(path)
     assert len(frame) == 500 and frame.attrs["skipped_lines"] == 1
     assert "skipped 1 torn or invalid line(s) (first: line 301)" in caplog.text

@@ -7,10 +7,13 @@ requirements-airflow.txt the first time, then: a DagBag import check, and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,13 +25,33 @@ pytestmark = pytest.mark.skipif(os.name == "nt", reason="Airflow does not run on
 
 @pytest.fixture(scope="module")
 def airflow_python() -> Path:
+    from filelock import FileLock
+
     venv = Path(os.environ.get("AIRFLOW_VENV", ROOT / ".venv-airflow"))
     python = venv / "bin" / "python"
-    probe = subprocess.run([str(python), "-c", "import airflow.sdk"], capture_output=True) if python.exists() else None
-    if probe is None or probe.returncode != 0:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-airflow.txt")], check=True, timeout=1800)
+    lock = Path(tempfile.gettempdir()) / f"retrain-airflow-venv-{hashlib.sha256(str(venv.resolve()).encode()).hexdigest()[:12]}.lock"
+    with FileLock(str(lock)):  # three modules use it; under xdist the first worker builds it, the others wait
+        probe = subprocess.run([str(python), "-c", "import airflow.sdk"], capture_output=True) if python.exists() else None
+        if probe is None or probe.returncode != 0:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-airflow.txt")], check=True, timeout=1800)
     return python
+
+
+@pytest.fixture(scope="module")
+def airflow_db(airflow_python: Path, tmp_path_factory) -> Path:
+    """`airflow db migrate` once per module, as the docs tell a user to; each test starts from a copy."""
+    home = tmp_path_factory.mktemp("airflow-template")
+    proc = subprocess.run([str(airflow_python), "-m", "airflow", "db", "migrate"], capture_output=True, text=True, env=airflow_env(home, home, ""), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return home / "airflow.db"
+
+
+def migrated(airflow_db: Path, env: dict) -> None:
+    """The migrated database, copied into this test's AIRFLOW_HOME (SQLite: one file)."""
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(airflow_db, home / "airflow.db")
 
 
 def airflow_env(home: Path, project: Path, args: str) -> dict:
@@ -45,7 +68,7 @@ def airflow_env(home: Path, project: Path, args: str) -> dict:
     return env
 
 
-def test_dagbag_imports_and_settings_match_the_readme(airflow_python, tmp_path):
+def test_dagbag_imports_and_settings_match_the_readme(airflow_python, airflow_db, tmp_path):
     script = (
         "import json; from airflow.models.dagbag import DagBag\n"
         f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
@@ -55,7 +78,7 @@ def test_dagbag_imports_and_settings_match_the_readme(airflow_python, tmp_path):
         " 'default_args': {k: str(v) for k, v in d.default_args.items()}}))\n"
     )
     env = airflow_env(tmp_path / "home", tmp_path, "")
-    assert subprocess.run([str(airflow_python), "-m", "airflow", "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+    migrated(airflow_db, env)
     proc = subprocess.run([str(airflow_python), "-c", script], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -68,15 +91,14 @@ def test_dagbag_imports_and_settings_match_the_readme(airflow_python, tmp_path):
     assert "`0 3 * * *`" in page and "catchup=False" in page and "max_active_runs=1" in page
 
 
-def test_dags_test_retrains_deploys_then_keeps_for_review(airflow_python, tmp_path):
+def test_dags_test_retrains_deploys_then_keeps_for_review(airflow_python, airflow_db, tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     write_csv(project / "data.csv", make_frame(600))
     home = tmp_path / "home"
     env = airflow_env(home, project, "--data data.csv --iterations 40 --no-report")
     airflow = [str(airflow_python), "-m", "airflow"]
-    migrate = subprocess.run([*airflow, "db", "migrate"], capture_output=True, text=True, env=env, timeout=300)
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    migrated(airflow_db, env)
     first = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-28"], capture_output=True, text=True, env=env, timeout=600)
     out = first.stdout + first.stderr
     assert first.returncode == 0 and "state=success" in out, out[-4000:]
@@ -92,20 +114,20 @@ def test_dags_test_retrains_deploys_then_keeps_for_review(airflow_python, tmp_pa
     assert log["production"] == "v1.0.0" and [v["decision"] for v in log["versions"]] == ["deployed", "kept for review"]
 
 
-def test_bad_data_fails_the_validate_task_with_the_error_line(airflow_python, tmp_path):
+def test_bad_data_fails_the_validate_task_with_the_error_line(airflow_python, airflow_db, tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     write_csv(project / "data.csv", make_frame(600).drop(columns="target"))
     env = airflow_env(tmp_path / "home", project, "--data data.csv")
     airflow = [str(airflow_python), "-m", "airflow"]
-    assert subprocess.run([*airflow, "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+    migrated(airflow_db, env)
     proc = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-28"], capture_output=True, text=True, env=env, timeout=600)
     out = proc.stdout + proc.stderr
     assert "retrain_model.py failed (bad input): error: " in out and "no target column 'target'" in out
     assert not (project / "models").exists()
 
 
-def test_a_task_that_fails_for_good_sends_the_failed_message(airflow_python, tmp_path):
+def test_a_task_that_fails_for_good_sends_the_failed_message(airflow_python, airflow_db, tmp_path):
     from test_notify import Receiver
 
     receiver = Receiver()
@@ -115,7 +137,7 @@ def test_a_task_that_fails_for_good_sends_the_failed_message(airflow_python, tmp
         write_csv(project / "data.csv", make_frame(600).drop(columns="target"))
         env = airflow_env(tmp_path / "home", project, f"--data data.csv --notify {receiver.url('hook/TOKEN123')}")
         airflow = [str(airflow_python), "-m", "airflow"]
-        assert subprocess.run([*airflow, "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+        migrated(airflow_db, env)
         proc = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-28"], capture_output=True, text=True, env=env, timeout=600)
     finally:
         receiver.close()
@@ -127,13 +149,13 @@ def test_a_task_that_fails_for_good_sends_the_failed_message(airflow_python, tmp
     assert any(m.startswith("retrain_model.py failed (exit code 2, bad input)") for m in messages)  # the run's own message
 
 
-def test_the_variable_set_as_documented_works_and_a_json_string_is_refused(airflow_python, tmp_path):
+def test_the_variable_set_as_documented_works_and_a_json_string_is_refused(airflow_python, airflow_db, tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     write_csv(project / "data.csv", make_frame(600))
     env = airflow_env(tmp_path / "home", tmp_path / "elsewhere", "--this-would-fail")  # the Variable wins over the environment
     airflow = [str(airflow_python), "-m", "airflow"]
-    assert subprocess.run([*airflow, "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+    migrated(airflow_db, env)
     conf = json.dumps({"project_dir": str(ROOT), "work_dir": str(project), "python": sys.executable, "args": ["--data", "data.csv", "--iterations", "20"]})
     assert (
         subprocess.run([*airflow, "variables", "set", "catboost_retrain", conf], capture_output=True, env=env, timeout=120).returncode == 0
@@ -148,7 +170,7 @@ def test_the_variable_set_as_documented_works_and_a_json_string_is_refused(airfl
     assert "AttributeError" not in out
 
 
-def test_the_fleet_dag_maps_over_the_models_and_a_broken_model_fails_only_itself_and_the_run(airflow_python, tmp_path):
+def test_the_fleet_dag_maps_over_the_models_and_a_broken_model_fails_only_itself_and_the_run(airflow_python, airflow_db, tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     write_csv(project / "data.csv", make_frame(500))
@@ -158,7 +180,7 @@ def test_the_fleet_dag_maps_over_the_models_and_a_broken_model_fails_only_itself
     (project / "fleet.toml").write_text(fleet, encoding="utf-8")
     env = airflow_env(tmp_path / "home", project, "--config fleet.toml --no-report")
     airflow = [str(airflow_python), "-m", "airflow"]
-    assert subprocess.run([*airflow, "db", "migrate"], capture_output=True, env=env, timeout=300).returncode == 0
+    migrated(airflow_db, env)
     run = subprocess.run([*airflow, "dags", "test", "catboost_retrain_fleet", "2026-11-28"], capture_output=True, text=True, env=env, timeout=900)
     out = run.stdout + run.stderr
     assert "1 of 3 models failed: broken" in out and "DagRun failed" in out, out[-4000:]

@@ -12,7 +12,17 @@ from helpers import ROOT, make_frame, run_main, run_script, sha, snapshot, write
 
 from retraining.ab import cli as ab_cli
 from retraining.cli import retrain as retrain_cli
+from retraining.monitoring import cli as monitoring_cli
 from retraining.scheduling import cli as scheduling_cli
+
+MAINS = {"retrain_model.py": retrain_cli.main, "scheduler.py": scheduling_cli.main, "ab_test.py": ab_cli.main, "monitor.py": monitoring_cli.main}
+
+
+def run(script: str, *argv: str, cwd):
+    """A script's ``main(argv)`` in this process (the scripts are one-line wrappers; the process
+    boundary itself is tested by the shipped-dataset test here and by tests/test_packaging.py)."""
+    return run_main(MAINS[script], *argv, cwd=cwd)
+
 
 FAST = ["--data", "data.csv", "--iterations", "20", "--threads", "2"]
 
@@ -40,16 +50,16 @@ def test_shipped_dataset_exactly_as_a_user_runs_it(tmp_path):
 
 
 def test_history_json_promote_and_quiet(project):
-    assert run_script("retrain_model.py", *FAST, "-q", cwd=project).returncode == 0
-    proc = run_script("retrain_model.py", *FAST, "--force", "--json", "-q", cwd=project)
+    assert run("retrain_model.py", *FAST, "-q", cwd=project).returncode == 0
+    proc = run("retrain_model.py", *FAST, "--force", "--json", "-q", cwd=project)
     assert proc.returncode == 0 and proc.stderr == ""
     result = json.loads(proc.stdout)
     assert result["version"] == "v1.1.0" and result["status"] == "deployed"
-    hist = run_script("retrain_model.py", "--history", cwd=project)
+    hist = run("retrain_model.py", "--history", cwd=project)
     assert hist.returncode == 0 and re.search(r"^\*\s+v1\.1\.0", hist.stdout, re.M)
-    promo = run_script("retrain_model.py", "--promote", "v1.0.0", cwd=project)
+    promo = run("retrain_model.py", "--promote", "v1.0.0", cwd=project)
     assert promo.returncode == 0 and "rollback: v1.1.0 -> v1.0.0 is now production" in promo.stdout
-    data = json.loads(run_script("retrain_model.py", "--history", "--json", cwd=project).stdout)
+    data = json.loads(run("retrain_model.py", "--history", "--json", cwd=project).stdout)
     assert data["production"] == "v1.0.0"
     assert sha(project / "catboost_model.cbm") == data["versions"][0]["sha256"]
 
@@ -120,12 +130,23 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One project with v1.0.0 in production, trained once; each case works on its own copy."""
+    folder = tmp_path_factory.mktemp("trained")
+    write_csv(folder / "data.csv", make_frame())
+    assert run_main(retrain_cli.main, *FAST, "-q", cwd=folder).returncode == 0
+    return folder
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_one_line_exit_code_nothing_changed(project, name):
-    assert run_script("retrain_model.py", *FAST, "-q", cwd=project).returncode == 0
+def test_bad_input_one_line_exit_code_nothing_changed(trained, tmp_path, name):
+    """In-process ``main(argv)``: the message, the exit code, nothing changed, the details in the log file."""
+    project = tmp_path / "project"
+    shutil.copytree(trained, project)
     args = _bad(project, name)
     before = snapshot(project)
-    proc = run_script("retrain_model.py", *FAST, *args, cwd=project)
+    proc = run_main(retrain_cli.main, *FAST, *args, cwd=project)
     code, message = CASES[name]
     assert proc.returncode == code, proc.stderr
     error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
@@ -140,14 +161,14 @@ def test_busy_models_folder_exits_4(project):
 
     (project / "models").mkdir()
     with FileLock(str(project / "models" / ".retrain.lock")):
-        proc = run_script("retrain_model.py", *FAST, "--lock-timeout", "0.5", cwd=project)
+        proc = run("retrain_model.py", *FAST, "--lock-timeout", "0.5", cwd=project)
     assert proc.returncode == 4 and "is busy" in proc.stderr
     assert not (project / "catboost_model.cbm").exists()
 
 
 def test_verbose_shows_traceback(project):
     (project / "data.csv").unlink()
-    proc = run_script("retrain_model.py", *FAST, "-v", cwd=project)
+    proc = run("retrain_model.py", *FAST, "-v", cwd=project)
     assert proc.returncode == 2 and "Traceback" in proc.stderr and "error: " in proc.stderr
 
 
@@ -172,7 +193,7 @@ def test_cli_reference_and_help_agree_on_every_flag(commands, start, end):
     documented = set(FLAG.findall(_section((ROOT / "docs" / "cli.md").read_text(encoding="utf-8"), start, end))) - {"--help"}
     real: set[str] = set()
     for command in commands:
-        proc = run_script(*command, "--help", cwd=ROOT)
+        proc = run(*command, "--help", cwd=ROOT)
         assert proc.returncode == 0, proc.stderr
         real |= set(FLAG.findall(proc.stdout.split("\nexit codes:")[0])) - {"--help"}  # the epilog names other scripts' flags
     passed_through = {"--data", "--min-auc"} if commands[0][0] == "scheduler.py" else set()
@@ -195,7 +216,7 @@ def test_exit_code_table_in_the_docs_matches_ExitCode():
 def test_help_lists_the_exit_codes(script):
     from retraining.errors import ExitCode
 
-    proc = run_script(*script, "--help", cwd=ROOT)
+    proc = run(*script, "--help", cwd=ROOT)
     assert proc.returncode == 0 and "exit codes:" in proc.stdout
     listed = {int(m) for m in re.findall(r"^  (\d+) +\S", proc.stdout.split("exit codes:")[1], re.M)}
     assert {0, 1, 2, 130, 124} <= listed <= {int(c) for c in ExitCode}
@@ -254,15 +275,15 @@ def test_ctrl_c_exits_130_and_changes_nothing(project):
 
 
 def test_reason_is_recorded_and_needs_promote(project):
-    assert run_script("retrain_model.py", *FAST, "-q", cwd=project).returncode == 0
-    assert run_script("retrain_model.py", *FAST, "-q", "--force", cwd=project).returncode == 0
-    promo = run_script("retrain_model.py", "--promote", "v1.0.0", "--reason", "v1.1.0 misbehaves", cwd=project)
+    assert run("retrain_model.py", *FAST, "-q", cwd=project).returncode == 0
+    assert run("retrain_model.py", *FAST, "-q", "--force", cwd=project).returncode == 0
+    promo = run("retrain_model.py", "--promote", "v1.0.0", "--reason", "v1.1.0 misbehaves", cwd=project)
     assert promo.returncode == 0, promo.stderr
-    data = json.loads(run_script("retrain_model.py", "--history", "--json", cwd=project).stdout)
+    data = json.loads(run("retrain_model.py", "--history", "--json", cwd=project).stdout)
     assert data["events"][-1]["reason"] == "v1.1.0 misbehaves"
-    lone = run_script("retrain_model.py", "--reason", "why", cwd=project)
+    lone = run("retrain_model.py", "--reason", "why", cwd=project)
     assert lone.returncode == 2 and lone.stderr.startswith("error: --reason goes with --promote")
-    both = run_script("retrain_model.py", "--history", "--promote", "v1.0.0", cwd=project)
+    both = run("retrain_model.py", "--history", "--promote", "v1.0.0", cwd=project)
     assert both.returncode == 2 and "not allowed with" in both.stderr
 
 

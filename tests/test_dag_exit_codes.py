@@ -28,3 +28,16 @@ def test_every_exit_code_the_dag_names_is_an_exit_code_of_the_scripts_with_its_m
 
 def test_the_dag_retries_only_what_a_retry_can_change():
     assert _literal("NOT_WORTH_A_RETRY") == {int(ExitCode.BAD_INPUT), int(ExitCode.DAMAGED_STATE)}
+
+
+def test_the_monitor_dag_maps_every_exit_code_of_monitor_py_as_the_retrain_dag_does():
+    from retraining.monitoring.cli import EXIT_CODES as MONITOR_CODES
+
+    codes = _literal("EXIT_CODES")
+    named = {int(c) for c in MONITOR_CODES if c not in (ExitCode.OK, ExitCode.INTERNAL, ExitCode.TIMED_OUT, ExitCode.INTERRUPTED)}
+    assert named and named <= set(codes)
+    assert codes[int(ExitCode.BAD_INPUT)] == "bad input" and int(ExitCode.BAD_INPUT) in _literal("NOT_WORTH_A_RETRY")
+    tree = ast.parse(DAG.read_text(encoding="utf-8"))
+    run_monitor = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run_monitor")
+    calls = [c for c in ast.walk(run_monitor) if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "run_script"]
+    assert len(calls) == 1 and ast.literal_eval(calls[0].args[0]) == "monitor.py"  # the one mapping: run_script's

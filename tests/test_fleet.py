@@ -11,6 +11,7 @@ import pytest
 from helpers import ROOT, make_frame, run_main, run_script, snapshot, write_csv
 
 from retraining.cli.retrain import main
+from retraining.monitoring.cli import main as monitor_main
 
 FLEET = """
 [fleet]
@@ -213,8 +214,8 @@ def test_one_server_serves_every_model_and_each_swaps_or_fails_on_its_own(fleet:
         assert server.post(rows(2), "/models/never/predict")[0] == 503
         fraud_sha = server.get("/models/fraud/version")[2]["sha256"]
         # a new churn version, promoted: churn swaps, the others do not move
-        assert run_script("retrain_model.py", "--config", "fleet.toml", "--model", "churn", "--force", "--seed", "9", "-q", cwd=fleet).returncode == 0
-        assert run_script("retrain_model.py", "--config", "fleet.toml", "--model", "churn", "--promote", "v1.1.0", cwd=fleet).returncode == 0
+        assert run_main(main, "--config", "fleet.toml", "--model", "churn", "--force", "--seed", "9", "-q", cwd=fleet).returncode == 0
+        assert run_main(main, "--config", "fleet.toml", "--model", "churn", "--promote", "v1.1.0", cwd=fleet).returncode == 0
         wait_for(lambda: server.get("/models/churn/version")[2]["version"] == "v1.1.0")
         assert server.post(rows(2), "/models/churn/predict")[2]["version"] == "v1.1.0"
         assert server.get("/models/fraud/version")[2]["sha256"] == fraud_sha
@@ -234,10 +235,10 @@ def test_one_server_serves_every_model_and_each_swaps_or_fails_on_its_own(fleet:
         served = [x for x in lines if x["served"]]
         assert len(served) == n and {x["experiment"] for x in served} == {"production"}, name
     assert not (fleet / "state" / "upsell" / "logs" / "predictions.jsonl").exists()  # upsell got no request
-    mon = run_script("monitor.py", "--config", "fleet.toml", "--all", "--history", "--json", cwd=fleet)
+    mon = run_main(monitor_main, "--config", "fleet.toml", "--all", "--history", "--json", cwd=fleet)
     assert mon.returncode == 0, mon.stderr
     assert set(json.loads(mon.stdout)) == {"churn", "fraud", "upsell", "never"}
-    mon = run_script("monitor.py", "--config", "fleet.toml", "--history", cwd=fleet)
+    mon = run_main(monitor_main, "--config", "fleet.toml", "--history", cwd=fleet)
     assert mon.returncode == 2 and "add --model NAME (one of churn, fraud, upsell, never) or --all" in mon.stderr
 
 

@@ -11,12 +11,14 @@ import time
 import urllib.request
 
 import pytest
-from helpers import ROOT, free_port, make_frame, retrain_script, retrainer, run_script, write_csv
+from helpers import ROOT, free_port, make_frame, retrain_script, retrainer, run_main, write_csv
 
 # No importorskip: a skipped integration test would hide a missing install. requirements-dev.txt
 # pulls in requirements-mlflow.txt, so `pip install -r requirements-dev.txt` brings mlflow.
 from mlflow import MlflowClient
 from pg import postgres  # noqa: F401 - session fixture: a throwaway PostgreSQL cluster (tests/pg.py)
+
+from retraining.cli.retrain import main as retrain_main
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -62,6 +64,12 @@ def alias(client, model, name):
     return client.get_model_version_by_alias(model, name).tags["semver"]
 
 
+# The sync's own logic (outage, redo, the caller's settings) is the client's and the same on any
+# backend: it runs on SQLite. The server-side calls it makes (runs searched by tag, versions,
+# aliases) run on both backends in the deploy/reject/rollback test.
+CLIENT_SIDE = pytest.mark.parametrize("mlflow_uri", ["sqlite"], indirect=True)
+
+
 def test_runs_versions_and_aliases_follow_deploy_rejection_and_rollback(project, mlflow_uri):
     client = MlflowClient(mlflow_uri)
     first = retrain(project, mlflow_uri, model="flow")
@@ -87,14 +95,15 @@ def test_runs_versions_and_aliases_follow_deploy_rejection_and_rollback(project,
     mlflow.set_tracking_uri(mlflow_uri)
     loaded = mlflow.catboost.load_model(f"models:/flow/{mv.version}")
     assert loaded.tree_count_ == 1
-    promo = run_script("retrain_model.py", "--promote", "v1.1.0", "--mlflow-uri", mlflow_uri, "--mlflow-model-name", "flow", cwd=project)
+    promo = run_main(retrain_main, "--promote", "v1.1.0", "--mlflow-uri", mlflow_uri, "--mlflow-model-name", "flow", cwd=project)
     assert promo.returncode == 0, promo.stderr
     assert alias(client, "flow", "champion") == "v1.1.0"
-    back = run_script("retrain_model.py", "--promote", "v1.0.0", "--mlflow-uri", mlflow_uri, "--mlflow-model-name", "flow", cwd=project)
+    back = run_main(retrain_main, "--promote", "v1.0.0", "--mlflow-uri", mlflow_uri, "--mlflow-model-name", "flow", cwd=project)
     assert back.returncode == 0 and alias(client, "flow", "champion") == "v1.0.0"
     assert len(client.search_model_versions("name='flow'")) == 2
 
 
+@CLIENT_SIDE
 def test_outage_then_recovery_without_duplicates(project, mlflow_uri):
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     proc = retrain(project, down, model="outage")
@@ -102,10 +111,10 @@ def test_outage_then_recovery_without_duplicates(project, mlflow_uri):
     assert "unreachable" in proc.stderr and "--mlflow-sync" in proc.stderr
     log = json.loads((project / "models" / "version_log.json").read_text())
     assert log["mlflow_pending"]["uri"] == down and log["production"] == "v1.0.0"
-    failed = run_script("retrain_model.py", "--mlflow-sync", "--mlflow-uri", down, "--mlflow-model-name", "outage", cwd=project)
+    failed = run_main(retrain_main, "--mlflow-sync", "--mlflow-uri", down, "--mlflow-model-name", "outage", cwd=project)
     assert failed.returncode == 6 and failed.stderr.startswith("error: ") and "unreachable" in failed.stderr
     for _ in range(2):  # the second sync must change nothing
-        synced = run_script("retrain_model.py", "--mlflow-sync", "--mlflow-uri", mlflow_uri, "--mlflow-model-name", "outage", cwd=project)
+        synced = run_main(retrain_main, "--mlflow-sync", "--mlflow-uri", mlflow_uri, "--mlflow-model-name", "outage", cwd=project)
         assert synced.returncode == 0, synced.stderr
     client = MlflowClient(mlflow_uri)
     assert [mv.tags["semver"] for mv in client.search_model_versions("name='outage'")] == ["v1.0.0"]
@@ -118,6 +127,7 @@ def test_outage_then_recovery_without_duplicates(project, mlflow_uri):
     assert sorted(mv.tags["semver"] for mv in client.search_model_versions("name='outage'")) == ["v1.0.0", "v1.1.0"]
 
 
+@CLIENT_SIDE
 def test_a_sync_leaves_the_callers_mlflow_settings_alone(project, mlflow_uri, monkeypatch):
     """mlflow.set_tracking_uri writes os.environ; a library call must not leave that behind."""
     import mlflow
@@ -134,6 +144,7 @@ def test_a_sync_leaves_the_callers_mlflow_settings_alone(project, mlflow_uri, mo
     assert public[0] == public[1]
 
 
+@CLIENT_SIDE
 def test_half_written_sync_is_redone_not_duplicated(project, mlflow_uri):
     assert retrain(project, mlflow_uri, model="half").returncode == 0
     client = MlflowClient(mlflow_uri)
@@ -143,7 +154,7 @@ def test_half_written_sync_is_redone_not_duplicated(project, mlflow_uri):
     client.set_tag(run_id, "retrain.synced", "false")  # as if the sync died before its last step
     del log["versions"][0]["mlflow"]
     log_path.write_text(json.dumps(log))
-    assert run_script("retrain_model.py", "--mlflow-sync", "--mlflow-uri", mlflow_uri, "--mlflow-model-name", "half", cwd=project).returncode == 0
+    assert run_main(retrain_main, "--mlflow-sync", "--mlflow-uri", mlflow_uri, "--mlflow-model-name", "half", cwd=project).returncode == 0
     versions = client.search_model_versions("name='half'")
     assert len(versions) == 1 and versions[0].run_id != run_id
     exp = client.get_experiment_by_name("catboost-retraining")

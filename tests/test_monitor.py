@@ -135,7 +135,7 @@ def test_a_rerun_reads_only_what_was_appended_and_follows_rotation(deployed: Pat
     assert report["versions"][0]["rows"] == 2000 and report["versions"][0]["rows_with_outcome"] == 2000
     assert [d["day"] for d in report["versions"][0]["days"]] == ["2026-12-01", "2026-12-02"]
     state = json.loads((deployed / "models" / "monitoring" / "state.json").read_text())
-    assert state["format"] == 1 and len(state["parts"]) == 2
+    assert state["format"] == 2 and len(state["parts"]) == 2
     again = json.loads(monitor(deployed, "--json").stdout)
     assert again["versions"][0]["rows"] == 2000 and len(json.loads((deployed / "models" / "monitoring" / "state.json").read_text())["parts"]) == 2
 
@@ -385,6 +385,29 @@ def test_drift_of_the_sampled_served_features_names_the_column(deployed: Path) -
     features = [f for f in report["findings"] if f["name"] == "drift" and f["columns"] != ["score"]]
     assert len(features) == 1 and features[0]["columns"] == ["x1"], report["findings"]
     assert report["feature_drift"]["significant"] == ["x1"]
+
+
+def test_the_feature_sample_is_read_by_the_shared_reader_one_version_one_window_torn_lines_skipped(deployed: Path) -> None:
+    """Only the production version's lines of the decay window count; a torn line is skipped with a warning, never fatal."""
+    live = traffic(n=1200)
+    live["x1"] = live["x1"] + 3.0
+    write_log(deployed / "predictions.jsonl", deployed, live, "v1.0.0")
+    hashes = entity_hashes(live["customer_id"], "production")
+    rows = list(zip(hashes, live[FEATURES].to_dict("records"), strict=True))
+    with (deployed / "features.jsonl").open("w") as fh:
+        for k, (h, row) in enumerate(rows):
+            line = {"time": "2026-12-01T10:00:00.000Z", "model_version": "v1.0.0", "entity": f"{int(h):016x}", "features": row}
+            fh.write(json.dumps(line) + "\n")
+            if k == 600:
+                fh.write('{"time": "2026-12-01T10:00:00.000Z", "model_vers\n')  # a writer killed mid-line, fenced off by the next append
+                fh.write(json.dumps({**line, "model_version": "v0.9.0", "features": {**row, "x1": "text"}}) + "\n")  # another version
+                fh.write(json.dumps({**line, "time": "2026-10-01T10:00:00.000Z"}) + "\n")  # before the decay window
+    write_csv(deployed / "outcomes.csv", live[["customer_id", "target"]])
+    ran = monitor(deployed, "--json")
+    assert ran.returncode == 0, ran.stderr
+    drift = [f for f in json.loads(ran.stdout)["findings"] if f["name"] == "drift" and f["columns"] != ["score"]]
+    assert len(drift) == 1 and drift[0]["columns"] == ["x1"] and drift[0]["numbers"]["rows"] == 1200, drift
+    assert "features.jsonl: skipped 1 torn or invalid line(s) (first: line 602)" in ran.stderr
 
 
 def test_zero_padded_ids_join_as_written_in_the_outcomes_csv(deployed: Path) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import ROOT, free_port, make_frame, retrain_script, run_script, write_csv
+from helpers import ROOT, free_port, make_frame, retrain_main, run_script, write_csv
 
 from retraining import notify
 from retraining.cli import notify as notify_cli
@@ -401,7 +401,7 @@ def test_runs_promotions_and_failures_notify_and_the_token_is_written_nowhere(re
     outputs = []
 
     def run(*args: str, code: int = 0) -> dict | None:
-        proc = retrain_script(tmp_path, *args, "--notify", url, "--json")
+        proc = retrain_main(tmp_path, *args, "--notify", url, "--json")
         outputs.append(proc.stdout + proc.stderr)
         assert proc.returncode == code, proc.stderr[-3000:]
         return json.loads(proc.stdout) if code == 0 else None
@@ -434,7 +434,7 @@ def test_runs_promotions_and_failures_notify_and_the_token_is_written_nowhere(re
 def test_unreachable_target_keeps_the_exit_code_and_the_10_s_bound(silent_port, tmp_path):
     write_csv(tmp_path / "data.csv", make_frame(600))
     hung = f"json://127.0.0.1:{silent_port}/hook/{SECRET}?rto=60"  # Apprise alone would wait 60 s
-    proc = retrain_script(tmp_path, "--iterations", "30", "--no-report", "--notify", hung, "--notify-on", "all")
+    proc = retrain_main(tmp_path, "--iterations", "30", "--no-report", "--notify", hung, "--notify-on", "all")
     assert proc.returncode == 0, proc.stderr[-3000:]
     warnings = [line for line in proc.stderr.splitlines() if "not delivered" in line]
     assert len(warnings) == 1 and f"json://127.0.0.1:{silent_port}/****" in warnings[0] and SECRET not in proc.stderr
@@ -449,7 +449,7 @@ def test_unreachable_target_keeps_the_exit_code_and_the_10_s_bound(silent_port, 
 def test_run_mails_the_html_report(smtp, tmp_path):
     url, inbox = smtp
     write_csv(tmp_path / "data.csv", make_frame(600))
-    proc = retrain_script(tmp_path, "--iterations", "30", "--notify", url, "--notify-on", "deployed")
+    proc = retrain_main(tmp_path, "--iterations", "30", "--notify", url, "--notify-on", "deployed")
     assert proc.returncode == 0, proc.stderr[-3000:]
     message = email.message_from_bytes(inbox.messages[0][1], policy=policy.default)
     assert message["Subject"].startswith("[catboost-retrain] v1.0.0 deployed to production")
@@ -461,9 +461,9 @@ def test_run_mails_the_html_report(smtp, tmp_path):
 def test_environment_variable_alone_reaches_every_event(receiver, tmp_path):
     write_csv(tmp_path / "data.csv", make_frame(600))
     env = {"RETRAIN_NOTIFY": f"{receiver.url('a')} {receiver.url('b')}"}
-    ok = retrain_script(tmp_path, "--iterations", "30", "--no-report", "--notify-on", "all", env=env)
+    ok = retrain_main(tmp_path, "--iterations", "30", "--no-report", "--notify-on", "all", env=env)
     assert ok.returncode == 0, ok.stderr[-3000:]
-    bad = retrain_script(tmp_path, "--iterations", "30", "--target", "nope", env=env)
+    bad = retrain_main(tmp_path, "--iterations", "30", "--target", "nope", env=env)
     assert bad.returncode == 2
     heads = {path: [p["body"]["message"].splitlines()[0] for p in receiver.posts if p["path"] == path] for path in ("/a", "/b")}
     for lines in heads.values():  # one Notifier for the whole command: the run's message and the failure's

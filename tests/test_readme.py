@@ -109,7 +109,8 @@ def test_five_minute_block_runs_as_written(tmp_path):
     assert len((tmp_path / "predictions.jsonl").read_text(encoding="utf-8").splitlines()) == 10_000
     assert out[line_with(lines, "ab_test.py score")].stdout.startswith("scored 10000 rows (v1.0.0-vs-v1.1.0, split)")
     analysis = out[line_with(lines, "ab_test.py analyze")].stdout
-    assert "joined 10000 labelled entities" in analysis and "recommendation: keep champion" in analysis, analysis
+    assert "left out 8005 rows a model trained on" in analysis and "joined 1995 labelled entities" in analysis, analysis  # keyed by content
+    assert "recommendation: keep collecting" in analysis, analysis
 
 
 def test_the_block_covers_what_a_newcomer_needs():

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ROOT, make_frame, retrainer, run_main, run_script, write_csv
+from helpers import ROOT, make_frame, retrainer, run_main, write_csv
 
+from retraining.cli.retrain import main as retrain_main
 from retraining.guard.drift import band, compare, profile, psi
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -126,7 +127,7 @@ def test_significant_drift_is_one_summary_line(project):
     df = make_frame(600, seed=1)
     df["x1"] = df["x1"] + 3  # a big shift
     write_csv(project / "data.csv", df)
-    proc = run_script("retrain_model.py", "--data", "data.csv", "--iterations", "20", cwd=project)
+    proc = run_main(retrain_main, "--data", "data.csv", "--iterations", "20", cwd=project)
     assert proc.returncode == 0
     drift_lines = [ln for ln in proc.stdout.splitlines() if "drift:" in ln]
     assert len(drift_lines) == 1 and "x1" in drift_lines[0] and "v1.0.0" in drift_lines[0]
@@ -137,10 +138,10 @@ def test_significant_drift_is_one_summary_line(project):
 
 
 def test_report_flag_regenerates_and_no_report_skips(project):
-    proc = run_script("retrain_model.py", "--data", "data.csv", "--iterations", "20", "--no-report", "-q", cwd=project)
+    proc = run_main(retrain_main, "--data", "data.csv", "--iterations", "20", "--no-report", "-q", cwd=project)
     assert proc.returncode == 0 and "report:" not in proc.stdout
     assert not (project / "models" / "reports").exists()
-    regen = run_script("retrain_model.py", "--report", cwd=project)
+    regen = run_main(retrain_main, "--report", cwd=project)
     assert regen.returncode == 0 and regen.stdout.strip().endswith("reports/v1.0.0.html")
     html = (project / "models" / "reports" / "v1.0.0.html").read_text(encoding="utf-8")
     entry = json.loads((project / "models" / "version_log.json").read_text())["versions"][0]
@@ -149,9 +150,11 @@ def test_report_flag_regenerates_and_no_report_skips(project):
     assert all(f"<td>{metrics[k]:.4f}</td>" in html for k in ("roc_auc", "pr_auc", "log_loss", "brier")), metrics
     assert "v1.0.0 was deployed to production: first model" in html and html.count("<img alt='ROC curves'") == 1
     (project / "models" / "reports" / "v1.0.0.html").unlink()
-    explicit = run_script("retrain_model.py", "--report", "v1.0.0", cwd=project)
-    assert explicit.returncode == 0 and (project / "models" / "reports" / "v1.0.0.html").read_text(encoding="utf-8") == html
-    bad = run_script("retrain_model.py", "--report", "v9.9.9", cwd=project)
+    explicit = run_main(retrain_main, "--report", "v1.0.0", cwd=project)
+    again = (project / "models" / "reports" / "v1.0.0.html").read_text(encoding="utf-8")
+    written = re.compile(r"this report was written \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)")  # the one line that says when
+    assert explicit.returncode == 0 and written.sub("", again) == written.sub("", html) and len(written.findall(again)) == 1
+    bad = run_main(retrain_main, "--report", "v9.9.9", cwd=project)
     assert bad.returncode == 2 and "v9.9.9 is not in" in bad.stderr
 
 

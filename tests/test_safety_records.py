@@ -105,10 +105,16 @@ def test_a_ledgers_meta_and_file_keep_every_field(tmp_path):
         "time_kind": "datetime",
         "train_rows": 3,
         "holdout_rows": 1,
+        "key_kinds": {},
+        "ids": None,
     }
     save_ledger(ledger, tmp_path / "sub" / "v1.2.0.npz")
     back = load_ledger(tmp_path / "sub" / "v1.2.0.npz")
     assert back.meta() == ledger.meta() and back.train.tolist() == [1, 5, 9] and back.holdout.tolist() == [3]
+    ledger.kinds, ledger.ids = {"age": "number", "job": "text"}, "text"  # how training read the key columns; ids as written
+    save_ledger(ledger, tmp_path / "v1.2.0.npz")
+    back = load_ledger(tmp_path / "v1.2.0.npz")
+    assert back.kinds == {"age": "number", "job": "text"} and back.ids == "text"
 
 
 def test_a_row_split_says_what_it_counted():
@@ -225,7 +231,16 @@ def test_the_deploy_rules_reasons_word_for_word():
     )
     unscored = "ROC-AUC 0.8500 vs 0.8000 (n): --require-significance, but the champion could not be scored on the same holdout: kept for review"
     assert decide(sig, 0.85, 0.8, None, "n") == (False, unscored)
-    expected = {"min_improvement": 0.1, "require_significance": False, "alpha": 0.05, "min_auc": None, "rule": "noise", "margin": 0.005, "recent_versions": 5}
+    expected = {
+        "min_improvement": 0.1,
+        "require_significance": False,
+        "alpha": 0.05,
+        "min_auc": None,
+        "rule": "noise",
+        "margin": 0.005,
+        "recent_versions": 5,
+        "loss_tolerance": 0.1,
+    }
     assert DeployRule(min_improvement=0.1).to_dict() == expected
 
 

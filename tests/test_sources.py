@@ -7,9 +7,10 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from helpers import make_frame, run_main, run_script, snapshot
+from helpers import make_frame, run_main, snapshot
 from pg import PASSWORD, postgres  # noqa: F401 - the session fixture
 
+from retraining.cli.retrain import main as retrain_main
 from retraining.data.dataset import load_dataset
 from retraining.errors import DataError, ExitCode, SourceError, SourceUnreachableError, UsageError
 from retraining.sources import SourceSpec, column_list, mask_argv, mask_url, read_table, suggest
@@ -51,7 +52,7 @@ def test_excel_russian_export_reads_numbers_as_numbers_and_says_cp1251(tmp_path,
 
 def test_validate_json_of_an_excel_export_lists_the_decimal_column_as_numeric(tmp_path):
     (tmp_path / "export.csv").write_bytes(excel_bytes(excel_frame()))
-    proc = run_script("retrain_model.py", "--data", "export.csv", "--validate", "--json", cwd=tmp_path)
+    proc = run_main(retrain_main, "--data", "export.csv", "--validate", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["categorical_features"] == ["Город"] and "balance_k" in out["features"]
@@ -304,17 +305,17 @@ def test_retrain_from_a_table_skip_then_retrain_after_rows_appended(postgres, tm
     url = postgres.url()
     args = ["--data", url, "--table", "features", *FAST, "--json"]
     mlflow = f"sqlite:///{tmp_path / 'mlflow.db'}"  # the run, its report and the MLflow mirror must not hold the password
-    first = run_script("retrain_model.py", *[a for a in args if a != "--no-report"], "--mlflow-uri", mlflow, cwd=tmp_path)
+    first = run_main(retrain_main, *[a for a in args if a != "--no-report"], "--mlflow-uri", mlflow, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["status"] == "deployed"
     entry = json.loads((tmp_path / "models" / "version_log.json").read_text())["versions"][0]
     assert entry["dataset"]["path"] == f"{mask_url(url)} table features" and entry["dataset"]["rows"] == 600
     assert list((tmp_path / "models" / "reports").glob("*.html")) and b"retrain.decision" in (tmp_path / "mlflow.db").read_bytes()
-    again = run_script("retrain_model.py", *args, cwd=tmp_path)
+    again = run_main(retrain_main, *args, cwd=tmp_path)
     assert again.returncode == 0 and json.loads(again.stdout)["status"] == "unchanged", again.stderr
     append(postgres, "features", make_frame(120, seed=7, start_id=600))
     query = ["--data", url, "--query", "SELECT * FROM features ORDER BY customer_id", *FAST, "--json"]
-    third = run_script("retrain_model.py", *query, cwd=tmp_path)
+    third = run_main(retrain_main, *query, cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     assert json.loads(third.stdout)["status"] != "unchanged"
     log = json.loads((tmp_path / "models" / "version_log.json").read_text())
@@ -352,7 +353,7 @@ def test_database_errors_one_line_exit_3_or_7_nothing_written_no_password(postgr
         url = f"postgresql://retrain:{PASSWORD}@127.0.0.1:1/retrain"
     (tmp_path / "models").mkdir()
     before = snapshot(tmp_path)
-    proc = run_script("retrain_model.py", "--data", url, *source, *FAST, cwd=tmp_path)
+    proc = run_main(retrain_main, "--data", url, *source, *FAST, cwd=tmp_path)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == (7 if case == "server down" else 3), proc.stderr
     assert len(errors) == 1 and message in errors[0], proc.stderr
@@ -407,7 +408,7 @@ def test_an_unencoded_character_in_the_password_is_one_line_with_the_password_ma
 
 def test_an_unencoded_password_never_reaches_the_log_file_or_the_console(tmp_path):
     url = "postgresql://ml:Tr0ub4dor@3/x@db.invalid/prod"
-    proc = run_script("retrain_model.py", "--data", url, "--table", "features", cwd=tmp_path)
+    proc = run_main(retrain_main, "--data", url, "--table", "features", cwd=tmp_path)
     assert proc.returncode == 3
     expected = "error: postgresql://ml:***@db.invalid/prod: the password holds an unencoded '@' and '/'; percent-encode it ('@' as %40, '/' as %2F)"
     assert proc.stderr.strip().splitlines() == [expected + " or give the password in PGPASSWORD."]

@@ -1,9 +1,10 @@
 """The analysis of an A/B or shadow test: join the prediction log with outcomes, compare the arms.
 
 :func:`analyze` returns per-arm ROC-AUCs, their difference, the sample-ratio check and a
-recommendation (promote the challenger, keep the champion, keep collecting). Rows either
-model trained on are left out when a registry is given: an outcome whose id is in either
-version's training ledger would flatter that model (``counts["rows_excluded_trained_on"]``).
+recommendation (promote the challenger, keep the champion, keep collecting). Rows a model
+trained on are left out when a registry is given (``counts["rows_excluded_trained_on"]``):
+each log line carries the row's ledger key under its version (:mod:`retraining.ab.rowkeys`),
+looked up in the version's training ledger, whether it was trained with an id column or not.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def analyze(
     labels, counts = _join(outcomes if id_text is None else outcomes.assign(_id_text=id_text.to_numpy()), served, id_column, label_column, salt or experiment)
     counts["skipped_log_lines"] = int(all_preds.attrs.get("skipped_lines", 0))
     if registry is not None:
-        labels, counts["rows_excluded_trained_on"], unknown = _without_training_rows(labels, id_column, registry, versions)
+        labels, counts["rows_excluded_trained_on"], unknown = _without_training_rows(labels, preds, id_column, registry, versions)
         if unknown:
             counts["training_rows_unknown"] = unknown
     counts["labelled"] = len(labels)
@@ -100,7 +101,7 @@ def _join(outcomes: pd.DataFrame, served: pd.DataFrame, id_column: str, label_co
     counts = {"outcome_rows": len(outcomes), "missing_labels": int(no_label.sum())}
     labels = labels.assign(entity=entity_hashes(labels[text], salt))
     labels, counts["conflicting_ids"] = _without_conflicts(labels, label_column)
-    labels = labels.drop_duplicates("entity", keep="last")[[id_column, label_column, "entity"]]
+    labels = labels.drop_duplicates("entity", keep="last")[list(dict.fromkeys([id_column, label_column, "entity", text]))]
     known = np.isin(labels["entity"].to_numpy(), served["entity"].to_numpy())
     counts["unknown_ids"] = int((~known).sum())
     counts["predictions_without_outcome"] = int((~np.isin(served["entity"].to_numpy(), labels["entity"].to_numpy())).sum())
@@ -117,27 +118,68 @@ def _without_conflicts(labels: pd.DataFrame, label_column: str) -> tuple[pd.Data
     return labels[~conflicting], n
 
 
-def _without_training_rows(labels: pd.DataFrame, id_column: str, registry, versions: dict) -> tuple[pd.DataFrame, int, dict]:
-    """``labels`` less the rows whose id is in either version's training ledger, how many those were, and why a version could not be checked."""
-    from retraining.data.keys import id_hashes
+def _without_training_rows(labels: pd.DataFrame, preds: pd.DataFrame, id_column: str, registry, versions: dict) -> tuple[pd.DataFrame, int, dict]:
+    """``labels`` less the rows a model trained on, how many those were, and why a version could not be checked.
+
+    Each line's ``key`` (the row's ledger key under the line's version) is looked up in that
+    version's ledger, and in the other version's when both keyed rows alike (same key
+    columns and kinds: the same row has the same key). Lines without keys (format 1) of a
+    version trained with ``--id-column`` fall back to the outcomes' ids.
+    """
     from retraining.guard.ledger import load_ledger
 
-    keys = id_hashes(labels[id_column])  # the row keys of a ledger made with --id-column
+    lines = preds[np.isin(preds["entity"].to_numpy(), labels["entity"].to_numpy())]
+    names = sorted({versions.get(CHAMPION), versions.get(CHALLENGER)} - {None})
+    ledgers = {v: load_ledger(registry.artifact_path("ledger", v)) for v in names}
     trained = np.zeros(len(labels), dtype=bool)
     unknown: dict[str, str] = {}
-    for version in sorted({versions.get(CHAMPION), versions.get(CHALLENGER)} - {None}):
-        ledger = load_ledger(registry.artifact_path("ledger", version))
+    for version in names:
+        ledger, mine = ledgers[version], lines[lines["model_version"] == version]
+        known = mine["key_known"].to_numpy()
         if ledger is None:
-            unknown[version] = "it has no training ledger (made before ledgers)"
-        elif ledger.key.get("method") != "id":
-            unknown[version] = f"its ledger is keyed by feature values, not by an id (train with --id-column {id_column})"
-        else:
-            if ledger.key.get("column") != id_column:
-                log.info("%s was trained with --id-column %r; matching its ids to the outcomes' %r by value.", version, ledger.key.get("column"), id_column)
-            trained |= np.isin(keys, ledger.train)
+            unknown[version] = "it has no training ledger (made before ledgers, or it was deleted)"
+        elif not known.any() and ledger.key.get("method") == "id":  # format 1 lines: the outcomes' ids, as before
+            trained |= _trained_ids(labels, id_column, ledger, version)
             continue
-        log.warning("%s: %s, so its training rows cannot be left out of the analysis.", version, unknown[version])
+        elif not known.all():
+            old = ~known & (mine["format"].to_numpy() < 2)
+            unknown[version] = _why_no_keys(int(old.sum()), int((~known & ~old).sum()), len(known), ledger)
+        if ledger is not None:
+            for other in (v for v in names if ledgers[v] is not None and (v == version or _same_keys(ledger, ledgers[v]))):
+                hit = mine.loc[known & np.isin(mine["key"].to_numpy(), ledgers[other].train), "entity"].to_numpy()
+                trained |= np.isin(labels["entity"].to_numpy(), hit)
+        if version in unknown:
+            log.warning("%s: %s, so its training rows cannot all be left out of the analysis.", version, unknown[version])
     return labels[~trained], int(trained.sum()), unknown
+
+
+def _why_no_keys(old: int, null: int, total: int, ledger) -> str:
+    """Why some joined lines of a version have no key: written before keys, or a null key (and what that means)."""
+    why = []
+    if old:
+        why.append(f"{old} of the {total} joined lines of it were written before the row key (prediction-log format 1); score its rows again to log keys")
+    if null:
+        how = f"by its id column {ledger.key.get('column')!r}" if ledger.key.get("method") == "id" else "by its feature values"
+        why.append(
+            f"{null} of the {total} joined lines of it carry no row key (it keys rows {how}: the rows sent lacked a column "
+            "its key covers, or held a value its training could not have read; see the scorer's warning)"
+        )
+    return "; ".join(why)
+
+
+def _same_keys(a, b) -> bool:
+    """Whether two ledgers key the same row alike (so one logged key serves both)."""
+    return a.key == b.key and (a.key.get("method") == "id" or not a.kinds or not b.kinds or a.kinds == b.kinds)
+
+
+def _trained_ids(labels: pd.DataFrame, id_column: str, ledger, version: str) -> np.ndarray:
+    """Lines without keys, a version trained with ``--id-column``: the outcomes' ids looked up in its ledger."""
+    from retraining.data.keys import id_hashes
+
+    if ledger.key.get("column") != id_column:
+        log.info("%s was trained with --id-column %r; matching its ids to the outcomes' %r by value.", version, ledger.key.get("column"), id_column)
+    as_written = ledger.ids == "text" and "_id_text" in labels.columns  # an older ledger holds the ids as the CSV reader parsed them
+    return np.isin(id_hashes(labels["_id_text" if as_written else id_column]), ledger.train)
 
 
 def _compare_shadow(preds: pd.DataFrame, labels: pd.DataFrame, joined: pd.DataFrame, y: np.ndarray, counts: dict) -> dict:

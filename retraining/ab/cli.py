@@ -113,7 +113,8 @@ def _score(args: argparse.Namespace) -> int:
         return _score_production(args, table, frame)
     test = ABTest(args.models_dir, args.production, args.champion, args.challenger, args.share, args.shadow, args.salt, args.experiment_id, args.log)
     log.info("Scoring %d rows of %s: %s, %s mode", len(frame), table.display, test.experiment_id, "shadow" if args.shadow else f"split {args.share:g}")
-    out = test.predict(frame, _ids_as_written(table, args.id_column, args)).rename(columns={"id": args.id_column})
+    ids = _ids_as_written(table, args.id_column, args)
+    out = test.predict(frame, ids, _key_frame(table, args.id_column, ids)).rename(columns={"id": args.id_column})
     _write_csv(out, args.out)
     counts = out["variant"].value_counts().to_dict()
     if args.json:
@@ -141,7 +142,7 @@ def _score_production(args: argparse.Namespace, table, frame) -> int:
         raise UsageError(f"{given[0]} belongs to an A/B test; --production-only scores with one version.")
     registry = Registry(args.models_dir, args.production)
     ids = _ids_as_written(table, args.id_column, args)
-    out, version = score_production(registry, frame, ids, args.log, version=args.champion, salt=args.salt)
+    out, version = score_production(registry, frame, ids, args.log, version=args.champion, salt=args.salt, key_frame=_key_frame(table, args.id_column, ids))
     _write_csv(out.rename(columns={"id": args.id_column}), args.out)
     if args.json:
         print(json.dumps({"experiment": "production", "rows": len(out), "version": version, "out": str(args.out), "log": str(args.log)}, indent=2))
@@ -173,6 +174,11 @@ def _ids_as_written(table, id_column: str, args: argparse.Namespace):
         return table.frame[id_column].to_numpy()
     cells = read_text_column(Path(args.input), id_column, getattr(args, "csv_delimiter", None), getattr(args, "encoding", None))
     return written_id_text(cells).to_numpy()
+
+
+def _key_frame(table, id_column: str, ids):
+    """The rows with a CSV's id column as written, as training keys ids now (None: the frame as read)."""
+    return table.frame.assign(**{id_column: ids}) if table.kind == "csv" else None
 
 
 def _analyze(args: argparse.Namespace) -> int:

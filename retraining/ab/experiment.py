@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retraining.ab.predlog import CHALLENGER, CHAMPION, append_predictions, entity_hashes, lay_out_predictions
+from retraining.ab.predlog import CHALLENGER, CHAMPION, append_predictions, entity_hashes, fill_keys, lay_out_predictions
 from retraining.errors import DataError, StateError, UsageError, VersionNotFoundError
 from retraining.registry import Registry, parse_version
 
@@ -65,6 +65,7 @@ class ABTest:
         self.log_path = Path(log_path) if log_path else None
         self.durable = durable
         self._models: dict = {}
+        self._book = None  # the arms' KeySpecs (retraining.ab.rowkeys.KeyBook), read at the first logged batch
 
     def model(self, arm: str):
         if arm not in self._models:
@@ -97,8 +98,10 @@ class ABTest:
 
         return predict(self.model(arm), *self.features(frame, arm))
 
-    def predict(self, frame: pd.DataFrame, ids) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, ids, key_frame: pd.DataFrame | None = None) -> pd.DataFrame:
         """Score ``frame``; return id, variant, model_version, score (+ shadow columns); log it.
+
+        ``key_frame``: the rows as the log's keys read them (a CSV's id column as written), if not ``frame``.
 
         While this thread turns the frame into a CatBoost Pool, a second one hashes the ids,
         assigns the arms and lays out the log lines; once the models have scored, only the
@@ -109,11 +112,13 @@ class ABTest:
         n = len(frame)
         if len(ids) != n:
             raise UsageError(f"{len(ids)} ids for {n} rows.")
+        keyed = self._keys_of(frame if key_frame is None else key_frame)  # each arm's ledger keys, while the models score
         prepared = _InThread(self._prepare, ids) if n >= PARALLEL_ROWS else _Done(self._prepare(ids))
         try:
             pool = self._pool(frame) if self._same_inputs() else None  # one Pool for both models; the arms are slices of it
         finally:
             codes, lines = prepared.result()
+        lines = _Keyed(lines, codes, keyed, self.shadow) if lines is not None else None
         if self.shadow:
             return self._predict_shadow(frame, ids, pool, lines)
         return self._predict_split(frame, ids, pool, codes, lines)
@@ -173,15 +178,39 @@ class ABTest:
 
     # -- the prediction log ---------------------------------------------------------------
     def _prepare(self, ids: np.ndarray) -> tuple[np.ndarray, list | None]:
-        """Arm codes (1 = challenger) and, with a log, its lines with the scores left blank."""
+        """Arm codes (1 = challenger) and, with a log, its lines with the scores (and keys) left blank."""
         hashes = entity_hashes(ids, self.salt)
         codes = np.zeros(len(ids), np.int8) if self.shadow else assign_arms(hashes, self.share)
         return codes, self._layout(hashes, codes) if self.log_path is not None else None
 
-    def _layout(self, hashes: np.ndarray, codes: np.ndarray) -> list:
-        return lay_out_predictions(hashes, codes, experiment=self.experiment_id, share=self.share, versions=self.versions, shas=self.sha, shadow=self.shadow)
+    def _keys_of(self, frame: pd.DataFrame):
+        """:meth:`row_keys` on a third thread (big batches), or now; None without a log."""
+        if self.log_path is None:
+            return None
+        return _InThread(self.row_keys, frame) if len(frame) >= PARALLEL_ROWS else _Done(self.row_keys(frame))
 
-    def _append(self, lines: list | None, *scores: np.ndarray) -> None:
+    def row_keys(self, frame: pd.DataFrame) -> dict:
+        """Each arm's ledger key of every row of ``frame`` (:func:`retraining.ab.rowkeys.frame_keys`), warning once when some have none."""
+        from retraining.ab.rowkeys import KeyBook, frame_keys
+
+        self._book = self._book or KeyBook(self.registry)
+        keys, done = {}, {}
+        for arm, version in self.versions.items():
+            spec = self._book.spec(version)
+            if spec.rule not in done:  # both versions usually key rows alike: hashed once
+                done[spec.rule] = frame_keys(spec, frame)
+            keys[arm] = done[spec.rule]
+            self._book.warn_unkeyed(spec, frame.columns, keys[arm][1])
+        return keys
+
+    def _layout(self, hashes: np.ndarray, codes: np.ndarray, keys: dict | None = None) -> list:
+        return lay_out_predictions(
+            hashes, codes, experiment=self.experiment_id, share=self.share, versions=self.versions, shas=self.sha, shadow=self.shadow, keys=keys
+        )
+
+    def _append(self, lines, *scores: np.ndarray) -> None:
+        if isinstance(lines, _Keyed):
+            lines = lines.blocks()
         if lines is not None:
             append_predictions(self.log_path, lines, *scores, durable=self.durable)
 
@@ -237,6 +266,27 @@ class _InThread:
         if self._exc is not None:
             raise self._exc
         return self._out
+
+
+class _Keyed:
+    """Laid-out blocks of lines whose ledger keys are written in once, when first appended (the keys come from another thread)."""
+
+    def __init__(self, lines: list, codes: np.ndarray, keyed, shadow: bool, part: slice = slice(None), parent: _Keyed | None = None) -> None:
+        self.lines, self.codes, self.keyed, self.shadow, self.part = lines, codes, keyed, shadow, part
+        self.parent = parent or self
+        self.filled = False
+
+    def __getitem__(self, part: slice) -> _Keyed:
+        return _Keyed(self.lines, self.codes, self.keyed, self.shadow, part, self.parent)
+
+    def blocks(self) -> list:
+        """This part's blocks, with every block's keys filled in (by the first call)."""
+        parent = self.parent
+        if not parent.filled:
+            codes = [self.codes] if not self.shadow else [self.codes, np.ones_like(self.codes)]
+            fill_keys(self.lines, self.keyed.result(), [[CHAMPION, CHALLENGER]] * len(codes), codes)
+            parent.filled = True
+        return self.lines[self.part]
 
 
 class _Done:

@@ -14,6 +14,7 @@ every reader reads (:func:`retraining.ab.predlog.read_prediction_logs`).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -96,3 +97,29 @@ def _free_name(path: Path, now: dt.datetime) -> Path:
     while target.exists():
         target, n = path.with_name(f"{path.stem}-{stamp}-{n}{path.suffix}"), n + 1
     return target
+
+
+def complete_lines(path: Path) -> tuple[bytes, list[int]]:
+    """The lines that are whole JSON objects (newline-terminated), and the numbers of the others (torn, invalid)."""
+    good, bad = bytearray(), []
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                whole = isinstance(json.loads(raw), dict)
+            except ValueError:
+                whole = False
+            if whole:
+                good += raw if raw.endswith(b"\n") else raw + b"\n"
+            elif raw.strip():
+                bad.append(number)
+    return bytes(good), bad
+
+
+def first_bad_line(path: Path) -> str | None:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                json.loads(raw)
+            except ValueError:
+                return f"line {number} is not valid JSON: {raw[:60]!r}"
+    return None

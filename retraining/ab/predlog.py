@@ -10,9 +10,13 @@ file) and :func:`read_prediction_logs` (every file of a rotated log), :func:`rea
 
 One JSON line per prediction (issue #5)::
 
-    {"request_id":"<16 hex>-<index hex>","time":"2026-11-28T03:00:00.123Z","experiment":"v1.0.0-vs-v1.1.0",
-     "share":0.1,"entity":"<16 hex>","variant":"champion","model_version":"v1.0.0",
+    {"format":2,"request_id":"<16 hex>-<index hex>","time":"2026-11-28T03:00:00.123Z","experiment":"v1.0.0-vs-v1.1.0",
+     "share":0.1,"entity":"<16 hex>","key":"<16 hex>","variant":"champion","model_version":"v1.0.0",
      "model_sha256":"<64 hex>","score":0.123456789,"served":true}
+
+``key`` (format 2) is the row's ledger key as the training of the line's version computed it
+(:mod:`retraining.ab.rowkeys`), or null when it cannot be computed; format 1 lines (no
+``format``, no ``key``) still read, with every key missing.
 
 Lines are built as fixed-width byte rows with numpy (no Python loop per prediction): a
 template per arm, with request index, entity hash and score written into their columns.
@@ -23,7 +27,6 @@ closing quote. Appends hold a lock file, so concurrent writers never interleave 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import logging
@@ -34,82 +37,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retraining.ab.logfiles import log_files
-from retraining.data.keys import integral_floats_as_int
-from retraining.errors import DataError, TimedOutError, UsageError
+from retraining.ab.entity import entity_hashes  # noqa: F401  (the one entity hash; every writer imports it from here)
+from retraining.ab.logfiles import complete_lines, first_bad_line, log_files
+from retraining.errors import DataError, TimedOutError
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
 PRODUCTION, PREVIOUS = "production", "previous"  # the variants of the production log (docs/monitoring.md)
 LOG_FIELDS = ("request_id", "time", "experiment", "share", "entity", "variant", "model_version", "model_sha256", "score", "served")
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
-_S33 = np.uint64(33)
-
-
-def entity_hashes(ids, salt: str) -> np.ndarray:
-    """Salted 64-bit hashes of entity ids, by their text: 42, 42.0 and "42" are one entity.
-
-    The text is the id in UTF-8 without surrounding spaces (integers in decimal). Defined
-    so that any system can reproduce an assignment: ``k`` = the first 8 bytes of
-    ``blake2b(salt)`` as a little-endian uint64; the text, zero-padded to a multiple of 8
-    bytes, is read as little-endian uint64 words ``w``; ``h = k``, then ``h = fmix64(h ^ w)``
-    for each word, and finally ``fmix64(h ^ (len(text) * 0x9E3779B97F4A7C15))``, where
-    fmix64 is MurmurHash3's 64-bit finalizer. Vectorised with numpy, which lets the
-    hashing of integer ids run beside the Pool construction of :meth:`ABTest.predict`.
-    """
-    text, lengths = _id_text(ids)
-    key = np.frombuffer(hashlib.blake2b(salt.encode("utf-8"), digest_size=8).digest(), dtype="<u8")[0]
-    words = text.view("<u8")
-    h = np.full(len(lengths), key, dtype=np.uint64)
-    for j in range(words.shape[1]):
-        h = np.where(lengths > 8 * j, _fmix64(h ^ words[:, j]), h)
-    return _fmix64(h ^ (lengths.astype(np.uint64) * _GOLDEN))
-
-
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> _S33)
-    h = h * _M1
-    h = h ^ (h >> _S33)
-    h = h * _M2
-    return h ^ (h >> _S33)
-
-
-def _id_text(ids) -> tuple[np.ndarray, np.ndarray]:
-    """The ids' text as an (n, 8k) uint8 matrix, left-aligned and zero-padded, and its lengths."""
-    values = integral_floats_as_int(pd.Series(ids))
-    if values.isna().any():
-        missing = values.isna().to_numpy()
-        what = "1 row has" if missing.sum() == 1 else f"{int(missing.sum())} rows have"
-        raise UsageError(f"{what} no entity id (first: row {int(np.argmax(missing)) + 1}); every row needs one.")
-    if pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values) and (len(values) == 0 or values.min() >= 0):
-        return _decimal_text(values.to_numpy(dtype=np.uint64))
-    encoded = [s.encode("utf-8") for s in values.astype(str).str.strip()]
-    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    width = max(8, -(-int(lengths.max(initial=0)) // 8) * 8)
-    text = np.array(encoded, dtype=f"S{width}") if encoded else np.zeros(0, dtype=f"S{width}")
-    return text.view(np.uint8).reshape(len(encoded), width), lengths
-
-
-def _decimal_text(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decimal digits of non-negative integers, left-aligned (n x 8k uint8), and their counts."""
-    n = len(v)
-    digits = len(str(int(v.max()))) if n else 1
-    lengths = np.ones(n, dtype=np.int64)
-    for k in range(1, digits):
-        lengths += v >= np.uint64(10**k)
-    right = np.empty((n, digits), dtype=np.uint8)  # right-aligned, leading zeros
-    x = v.copy()
-    for k in range(digits - 1, -1, -1):
-        right[:, k] = x % np.uint64(10) + np.uint64(48)
-        x //= np.uint64(10)
-    width = max(8, -(-digits // 8) * 8)
-    out = np.zeros((n, width), dtype=np.uint8)
-    src = np.arange(digits)[None, :] + (digits - lengths)[:, None]
-    out[:, :digits] = np.where(src < digits, np.take_along_axis(right, np.minimum(src, digits - 1), axis=1), 0)
-    return out, lengths
-
-
+LOG_FORMAT = 2  # 2: each line carries "format" and "key" (the row's ledger key); 1: neither
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
@@ -133,11 +69,13 @@ def _decimal(values: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def layout(head, hashes, codes, versions, shas, served) -> tuple[np.ndarray, int]:
+def layout(head, hashes, codes, versions, shas, served, keys=None) -> tuple[np.ndarray, int]:
     """One JSON line per prediction, built as fixed-width rows with numpy (no Python loop).
 
     Everything but the score is filled in; returns the rows and the score's column, for
-    :func:`fill_scores` once the model has scored.
+    :func:`fill_scores` once the model has scored. ``keys``: per arm, every row's ledger key
+    under that arm's version and whether it is known (:func:`retraining.ab.rowkeys.frame_keys`);
+    a row takes its arm's; an arm not in it (or None) logs null keys.
 
     JSON allows spaces between tokens, so values of different lengths are padded after
     their closing quote and every line of a batch has the same width.
@@ -149,17 +87,54 @@ def layout(head, hashes, codes, versions, shas, served) -> tuple[np.ndarray, int
     templates = []
     for arm, is_served in served:
         t = (
-            f'{{"request_id":"{prefix}-{"#" * width}","time":"{now}","experiment":{json.dumps(experiment)},"share":{json.dumps(share)},'
-            f'"entity":"{"$" * 16}","variant":{json.dumps(arm):<13},"model_version":{json.dumps(versions[arm]):<{pad}},'
+            f'{{"format":{LOG_FORMAT},"request_id":"{prefix}-{"#" * width}","time":"{now}","experiment":{json.dumps(experiment)},'
+            f'"share":{json.dumps(share)},"entity":"{"$" * 16}","key":{"&" * 18},"variant":{json.dumps(arm):<13},'
+            f'"model_version":{json.dumps(versions[arm]):<{pad}},'
             f'"model_sha256":"{shas[arm]}","score":{"%" * 11},"served":{"true " if is_served else "false"}}}\n'
         )
         templates.append(np.frombuffer(t.encode("utf-8"), dtype=np.uint8))
     rows = np.stack(templates)[codes]
     text = templates[0].tobytes().decode("utf-8")
-    i, e, s = text.index("#"), text.index("$"), text.index("%")
+    # by the field names, which no value can contain unescaped (an experiment named "a$b" must not move a column)
+    i, e, s = text.index("#"), text.index('"entity":"') + 10, text.index('"score":') + 8
     rows[:, i : i + width] = _hex(np.arange(n, dtype=np.uint32 if width == 8 else np.uint64), width)  # request index, hex
     rows[:, e : e + 16] = _hex(hashes, 16)
+    _fill_keys(rows, text.index('"key":') + 6, _pick(keys, [arm for arm, _ in served], codes))
     return rows, s
+
+
+def _pick(keys: dict | None, arms: list, codes: np.ndarray) -> tuple | None:
+    """Each row's (key, known) under the version of the arm its code names."""
+    if not keys:
+        return None
+    values, known = np.zeros(len(codes), np.uint64), np.zeros(len(codes), bool)
+    for code, arm in enumerate(arms):
+        if arm in keys:
+            rows = codes == code
+            values[rows], known[rows] = np.asarray(keys[arm][0], np.uint64)[rows], np.asarray(keys[arm][1], bool)[rows]
+    return values, known
+
+
+def fill_keys(lines: list, keys: dict, arms: list, codes: list) -> None:
+    """Write each arm's ledger keys into laid-out blocks of lines (whose key :func:`layout` left null).
+
+    ``arms`` and ``codes``: per block, the arm names its codes index and the rows' codes.
+    """
+    for (rows, _), block_arms, block_codes in zip(lines, arms, codes, strict=True):
+        if len(rows):
+            _fill_keys(rows, rows[0].tobytes().index(b'"key":') + 6, _pick(keys, block_arms, block_codes))
+
+
+def _fill_keys(rows: np.ndarray, k: int, keys) -> None:
+    """The key column: ``"<16 hex>"`` where the key is known, ``null`` padded with spaces where not."""
+    null = np.frombuffer(b"null" + b" " * 14, dtype=np.uint8)
+    rows[:, k : k + 18] = null
+    if keys is None:
+        return
+    values, known = np.asarray(keys[0], dtype=np.uint64), np.asarray(keys[1], dtype=bool)
+    at = np.flatnonzero(known)
+    rows[at, k] = rows[at, k + 17] = ord('"')
+    rows[at, k + 1 : k + 17] = _hex(values[at], 16)
 
 
 def fill_scores(rows: np.ndarray, s: int, scores: np.ndarray) -> np.ndarray:
@@ -181,19 +156,20 @@ def lay_out_predictions(
     shas: dict,
     shadow: bool = False,
     at: str | None = None,
+    keys: dict | None = None,
 ) -> list:
     """The lines of one batch with the scores left blank, for :func:`append_predictions`.
 
     ``codes`` are the arms (1 = challenger, :func:`retraining.ab.experiment.assign_arms`);
     ``versions`` and ``shas`` map each arm to its version and model sha256; ``at`` is the
     lines' time (default: now). In shadow mode a second block of lines (the challenger's,
-    not served) follows the served block.
+    not served) follows the served block. ``keys``: each arm's ledger keys of the rows (see :func:`layout`).
     """
     now = at or dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     head = (uuid.uuid4().hex[:16], now, experiment, None if shadow else share)
-    lines = [layout(head, hashes, codes, versions, shas, [(CHAMPION, True), (CHALLENGER, True)])]
+    lines = [layout(head, hashes, codes, versions, shas, [(CHAMPION, True), (CHALLENGER, True)], keys)]
     if shadow:
-        lines.append(layout(head, hashes, np.ones_like(codes), versions, shas, [(CHAMPION, True), (CHALLENGER, False)]))
+        lines.append(layout(head, hashes, np.ones_like(codes), versions, shas, [(CHAMPION, True), (CHALLENGER, False)], keys))
     return lines
 
 
@@ -229,12 +205,20 @@ def production_salt(experiment: str) -> str | None:
 
 
 def lay_out_production(
-    hashes: np.ndarray, *, version: str, sha: str, salt: str | None = None, previous: tuple[str, str] | None = None, at: str | None = None
+    hashes: np.ndarray,
+    *,
+    version: str,
+    sha: str,
+    salt: str | None = None,
+    previous: tuple[str, str] | None = None,
+    at: str | None = None,
+    keys: dict | None = None,
 ) -> list:
     """The lines of production predictions with the scores left blank (see :func:`lay_out_predictions`).
 
     ``previous`` (version, sha256) adds a second block: the previous version's scores of
     the same rows in shadow (``variant`` previous, ``served`` false, the same request ids).
+    ``keys``: the ledger keys of the rows per arm, ``production`` and ``previous`` (see :func:`layout`).
     """
     now = at or dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     head = (uuid.uuid4().hex[:16], now, production_experiment(salt), None)
@@ -242,9 +226,9 @@ def lay_out_production(
     shas = {PRODUCTION: sha, PREVIOUS: previous[1] if previous else sha}
     arms = [(PRODUCTION, True), (PREVIOUS, False)]
     codes = np.zeros(len(hashes), np.int8)
-    lines = [layout(head, hashes, codes, versions, shas, arms)]
+    lines = [layout(head, hashes, codes, versions, shas, arms, keys)]
     if previous is not None:
-        lines.append(layout(head, hashes, np.ones_like(codes), versions, shas, arms))
+        lines.append(layout(head, hashes, np.ones_like(codes), versions, shas, arms, keys))
     return lines
 
 
@@ -325,9 +309,9 @@ def read_prediction_log(path: Path) -> pd.DataFrame:
     try:
         table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 24))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        good, bad = _complete_lines(path)
+        good, bad = complete_lines(path)
         if not bad or not good:
-            raise DataError(f"{path}: {_first_bad_line(path) or 'not a JSON-lines prediction log'} ({str(exc).splitlines()[0]}).") from exc
+            raise DataError(f"{path}: {first_bad_line(path) or 'not a JSON-lines prediction log'} ({str(exc).splitlines()[0]}).") from exc
         skipped = len(bad)
         log.warning("%s: skipped %d torn or invalid line(s) (first: line %d); kept the %d complete lines", path, skipped, bad[0], good.count(b"\n"))
         try:
@@ -340,8 +324,29 @@ def read_prediction_log(path: Path) -> pd.DataFrame:
     entity = parse_hex64(table.column("entity").combine_chunks(), path)
     frame = table.select([f for f in LOG_FIELDS if f != "entity"]).to_pandas()
     frame["entity"] = entity
+    frame["key"], frame["key_known"], frame["format"] = _read_keys(table, path)
     frame.attrs["skipped_lines"] = skipped  # torn or invalid lines left out (a killed writer, a full disk)
     return frame
+
+
+def _read_keys(table, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each line's ledger ``key`` (uint64), whether it has one (format 1 lines and null keys do not), and its format."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    formats = np.ones(n, np.int64)
+    if "format" in table.column_names and pa.types.is_integer(table.column("format").type):
+        formats = pc.fill_null(table.column("format"), 1).to_numpy().astype(np.int64)
+        newest = int(formats.max(initial=1))
+        if newest > LOG_FORMAT:
+            raise DataError(f"{path}: prediction-log format {newest} is newer than this program reads ({LOG_FORMAT}); upgrade the tool.")
+    values, known = np.zeros(n, np.uint64), np.zeros(n, bool)
+    if "key" in table.column_names and not pa.types.is_null(table.column("key").type):
+        column = table.column("key").combine_chunks()
+        known = column.is_valid().to_numpy(zero_copy_only=False)
+        values[known] = parse_hex64(column.filter(column.is_valid()), path)
+    return values, known, formats
 
 
 def read_prediction_logs(path: Path) -> pd.DataFrame:
@@ -360,17 +365,24 @@ def read_feature_logs(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Returns two frames of the same rows: ``time``, ``model_version``, ``entity`` (uint64),
     and the features (one column per feature name; a feature a version lacks is missing).
+    A torn or invalid line (a writer killed mid-line, fenced off by the next append) is
+    skipped with a warning, as :func:`read_prediction_log` does; ``head.attrs["skipped_lines"]``
+    counts them.
     """
     import orjson
 
-    records = []
+    records, skipped = [], 0
     for f in log_files(path):
+        bad = []
         with f.open("rb") as fh:
             for number, raw in enumerate(fh, start=1):
                 try:
                     records.append(orjson.loads(raw))
-                except orjson.JSONDecodeError as exc:
-                    raise DataError(f"{f}: line {number} is not valid JSON: {raw[:60]!r}.") from exc
+                except orjson.JSONDecodeError:
+                    bad += [number] if raw.strip() else []
+        if bad:
+            log.warning("%s: skipped %d torn or invalid line(s) (first: line %d)", f, len(bad), bad[0])
+        skipped += len(bad)
     if not records:
         raise DataError(f"{path}: no feature log there (missing or empty); serve with `serve.py --id-column ID --log-features RATE` first.")
     try:
@@ -379,6 +391,7 @@ def read_feature_logs(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         features = pd.DataFrame.from_records([r["features"] for r in records])
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path}: not a feature log of serve.py (a line lacks time, model_version, entity or features).") from exc
+    head.attrs["skipped_lines"] = skipped
     return head, features
 
 
@@ -404,29 +417,3 @@ def parse_hex64(column, path: Path) -> np.ndarray:
     for k in range(16):
         value = (value << np.uint64(4)) | nibbles[:, k].astype(np.uint64)
     return value
-
-
-def _complete_lines(path: Path) -> tuple[bytes, list[int]]:
-    """The lines that are whole JSON objects (newline-terminated), and the numbers of the others (torn, invalid)."""
-    good, bad = bytearray(), []
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                whole = isinstance(json.loads(raw), dict)
-            except ValueError:
-                whole = False
-            if whole:
-                good += raw if raw.endswith(b"\n") else raw + b"\n"
-            elif raw.strip():
-                bad.append(number)
-    return bytes(good), bad
-
-
-def _first_bad_line(path: Path) -> str | None:
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                json.loads(raw)
-            except ValueError:
-                return f"line {number} is not valid JSON: {raw[:60]!r}"
-    return None

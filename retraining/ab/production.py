@@ -13,14 +13,25 @@ import numpy as np
 import pandas as pd
 
 from retraining.ab.predlog import PRODUCTION, append_predictions, entity_hashes, lay_out_production, production_experiment, production_salt
+from retraining.ab.rowkeys import KeyBook, frame_keys
 from retraining.errors import DataError, StateError
 from retraining.registry import Registry
 
 
 def score_production(
-    registry: Registry, frame: pd.DataFrame, ids, log_path: Path | None, *, version: str | None = None, salt: str | None = None, durable: bool = False
+    registry: Registry,
+    frame: pd.DataFrame,
+    ids,
+    log_path: Path | None,
+    *,
+    version: str | None = None,
+    salt: str | None = None,
+    durable: bool = False,
+    key_frame: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Score ``frame`` with ``version`` (default: production); append its lines to ``log_path``.
+
+    ``key_frame``: the rows as the lines' keys read them (a CSV's id column as written), if not ``frame``.
 
     Returns id, variant, model_version, score per row, and the version that scored.
     """
@@ -41,6 +52,12 @@ def score_production(
     hashes = entity_hashes(ids, production_salt(production_experiment(salt)))  # checks every row has an id, before scoring
     scores = predict(model, frame[names], cats)
     if log_path is not None:
-        append_predictions(Path(log_path), lay_out_production(hashes, version=version, sha=entry["sha256"], salt=salt), scores, durable=durable)
+        book = KeyBook(registry)
+        spec = book.spec(version)
+        keyed = frame if key_frame is None else key_frame
+        keys = frame_keys(spec, keyed)  # each row's ledger key under this version
+        book.warn_unkeyed(spec, keyed.columns, keys[1])
+        lines = lay_out_production(hashes, version=version, sha=entry["sha256"], salt=salt, keys={PRODUCTION: keys})
+        append_predictions(Path(log_path), lines, scores, durable=durable)
     out = pd.DataFrame({"id": ids, "variant": PRODUCTION, "model_version": version, "score": scores})
     return out, version

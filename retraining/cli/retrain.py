@@ -101,6 +101,13 @@ def _rule_arguments(rule: argparse._ArgumentGroup) -> None:
         metavar="N",
         help="noise rule: never deploy more than the margin below the best of the last N versions (0: off; default: %(default)s)",
     )
+    rule.add_argument(
+        "--loss-tolerance",
+        type=float,
+        default=0.1,
+        metavar="SHARE",
+        help="noise rule: a deploy within noise also needs a log loss not significantly higher and at most (1 + SHARE) x the champion's (default: %(default)s)",
+    )
     rule.add_argument("--min-improvement", type=float, default=0.0, metavar="DELTA", help="deploy only if AUC gain >= DELTA")
     rule.add_argument("--require-significance", action="store_true", help="deploy only if one-sided DeLong p < --alpha")
     rule.add_argument("--min-auc", type=float, metavar="AUC", help="never deploy below this ROC-AUC")
@@ -173,6 +180,7 @@ def retrainer_settings(args: argparse.Namespace) -> dict:
         "alpha": args.alpha,
         "margin": args.margin,
         "recent_versions": args.recent_versions,
+        "loss_tolerance": args.loss_tolerance,
         "lock_timeout": args.lock_timeout,
         "progress_every": 0 if args.quiet else 100,
         "report": not args.no_report,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retraining.data.keys import content_hashes, id_text, key_columns, key_info, row_keys
+from retraining.data.keys import content_hashes, id_hashes, id_text, key_columns, key_info, key_kinds, row_keys, written_id_text
 from retraining.errors import DataError
 from retraining.sources import SourceSpec, column_list, read_table, suggest
 
@@ -63,6 +63,20 @@ class Dataset:
     keys: np.ndarray | None = None  # uint64 row key per row (retraining.data.keys.row_keys); never includes the label
     times: np.ndarray | None = None  # the --time-column as int64 ns since the epoch (dates) or float64 (numbers)
     source_notes: list[str] = field(default_factory=list)  # how the source was read (retraining.sources.base.Table.notes)
+    key_kinds: dict = field(default_factory=dict)  # content keys: how each key column was read (retraining.data.keys.key_kinds)
+    parsed_ids: pd.Series | None = None  # a CSV's ids as the reader parsed them (read as text for ``keys``): see legacy_keys
+    _legacy: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    def legacy_keys(self) -> np.ndarray:
+        """The row keys of the ids as the CSV reader parsed them (42 for "00042"): what a ledger written
+        before ids were read as text holds (:func:`retraining.guard.ledger.keys_for`). Hashed at the
+        first call (only a run that meets such a ledger pays); ``keys`` when the ids were not re-read.
+        """
+        if self.parsed_ids is None or self.parsed_ids.isna().any():
+            return np.asarray(self.keys, dtype=np.uint64)
+        if self._legacy is None:
+            self._legacy = id_hashes(self.parsed_ids)
+        return self._legacy
 
     @property
     def features(self) -> list[str]:
@@ -109,8 +123,39 @@ def load_dataset(
 ) -> Dataset:
     """Read ``source`` (a path, a database URL or a :class:`SourceSpec`) into a :class:`Dataset`; raise :class:`DataError` if unusable."""
     table = read_table(source)
-    frame = table.frame
     where = table.display
+    _check_columns(table.frame, target, id_column, time_column, drop_columns, where)
+    frame, parsed_ids = ids_as_written(table, source, id_column)
+    y, positive = encode_target(frame[target], target, positive_class, where)
+    holdout, split, keys, times = stable_holdout(frame, target, id_column, time_column, drop_columns, where)
+
+    excluded = {target, *drop_columns} | {c for c in (id_column, time_column) if c}
+    X, cat_features, dropped, infinite = prepare_features(frame.drop(columns=list(excluded)), where)
+    for name in drop_columns:
+        dropped[name] = "dropped with --drop-columns"
+    check_holdout(y, holdout, where)
+    return Dataset(
+        path=table.display,
+        sha256=sha256 or table.fingerprint,
+        X=X,
+        y=y,
+        cat_features=cat_features,
+        holdout=holdout,
+        positive_class=positive,
+        dropped=dropped,
+        split=split,
+        missing={str(k): int(v) for k, v in frame.isna().sum().items() if v},
+        infinite=infinite,
+        keys=keys,
+        times=times,
+        source_notes=list(table.notes),
+        key_kinds=key_kinds(frame, split["key"].get("columns", [])),
+        parsed_ids=parsed_ids,
+    )
+
+
+def _check_columns(frame: pd.DataFrame, target: str, id_column: str | None, time_column: str | None, drop_columns, where: str) -> None:
+    """The named columns exist and do not overlap; a :class:`DataError` naming the first that does not."""
     columns = list(frame.columns)
     if target not in columns:
         hint = suggest(target, columns) or _two_valued(frame)
@@ -123,31 +168,29 @@ def load_dataset(
             raise DataError(f"{where}: --drop-columns names {name!r}, which is not a column.{suggest(name, columns)} Columns are {_names(columns)}.")
     if target in drop_columns or target in (id_column, time_column):
         raise DataError(f"{where}: the target column {target!r} cannot also be dropped or used as id/time column.")
-    y, positive = encode_target(frame[target], target, positive_class, where)
-    holdout, split, keys, times = stable_holdout(frame, target, id_column, time_column, drop_columns, where)
 
-    excluded = {target, *drop_columns} | {c for c in (id_column, time_column) if c}
-    X, cat_features, dropped, infinite = prepare_features(frame.drop(columns=list(excluded)), where)
-    for name in drop_columns:
-        dropped[name] = "dropped with --drop-columns"
-    check_holdout(y, holdout, where)
-    na = frame.isna().sum()
-    return Dataset(
-        path=table.display,
-        sha256=sha256 or table.fingerprint,
-        X=X,
-        y=y,
-        cat_features=cat_features,
-        holdout=holdout,
-        positive_class=positive,
-        dropped=dropped,
-        split=split,
-        missing={str(k): int(v) for k, v in na.items() if v},
-        infinite=infinite,
-        keys=keys,
-        times=times,
-        source_notes=list(table.notes),
-    )
+
+def ids_as_written(table, source: str | Path | SourceSpec, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The frame with a CSV's ``id_column`` as written ("00042" stays "00042"), and the ids as the reader parsed them.
+
+    Ids are text (:func:`retraining.data.keys.written_id_text`: the canonical text every writer
+    shares), so the ledger, the server and the A/B and monitor joins agree on them. Other
+    sources keep their values (text or numbers; a number's text is its decimal). Returns the
+    frame unchanged and ``None`` when there is nothing to re-read.
+    """
+    if not id_column or table.kind != "csv":
+        return table.frame, None
+    from retraining.sources.csvfile import read_text_column
+
+    spec = source if isinstance(source, SourceSpec) else SourceSpec(str(source))
+    cells = read_text_column(Path(spec.location), id_column, spec.delimiter, spec.encoding)
+    if len(cells) != len(table.frame):  # the two readers disagree on the rows: keep the parsed ids
+        log.warning("%s: could not read %r as written (%d rows vs %d); ids are keyed as parsed", table.display, id_column, len(cells), len(table.frame))
+        return table.frame, None
+    text = written_id_text(cells)
+    parsed = table.frame[id_column]
+    text = text.set_axis(parsed.index).where(parsed.notna().to_numpy() & (text != "").to_numpy(), None)  # missing where the reader found none
+    return table.frame.assign(**{id_column: text.astype(object)}), parsed
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:

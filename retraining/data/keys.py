@@ -38,10 +38,32 @@ def key_info(id_column: str | None, columns: list[str]) -> dict:
     return {"method": "id", "column": id_column} if id_column else {"method": "features", "columns": sorted(columns)}
 
 
+def key_kinds(frame: pd.DataFrame, columns) -> dict[str, str]:
+    """How :func:`content_hashes` reads each of ``columns``: ``number`` (by value), or by its text:
+    ``bool`` (True/False), ``datetime`` (a timestamp's text) or ``text``.
+
+    Recorded in a version's ledger, so that a row sent later (a server's JSON, a batch to
+    score) can be keyed the way training keyed the same row (:mod:`retraining.ab.rowkeys`).
+    """
+    kinds = {}
+    for name in columns:
+        col = frame[name]
+        if pd.api.types.is_bool_dtype(col):
+            kinds[name] = "bool"
+        elif pd.api.types.is_numeric_dtype(col):
+            kinds[name] = "number"
+        elif pd.api.types.is_datetime64_any_dtype(col):
+            kinds[name] = "datetime"
+        else:
+            present = col.dropna()
+            kinds[name] = "bool" if len(present) and all(isinstance(v, (bool, np.bool_)) for v in present) else "text"
+    return kinds
+
+
 def integral_floats_as_int(values: pd.Series) -> pd.Series:
     """Floats that are all whole numbers as nullable integers, so that 42.0 reads as "42" (ids, labels)."""
-    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
-        return values.astype("Int64")
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all() and (values.dropna().abs() < 2.0**63).all():
+        return values.astype("Int64")  # (a whole float of 2**63 or more has no int64: it stays a float)
     return values
 
 
@@ -59,6 +81,8 @@ def written_id_text(cells: pd.Series) -> pd.Series:
     ("42.0", what a float column exports) is that number. Surrounding spaces never count.
     """
     text = cells.astype(str).str.strip()
+    if not text.str.contains(".", regex=False).any():  # no fraction anywhere (most id columns): nothing to rewrite
+        return text
     whole = text.str.fullmatch(r"-?\d+\.0*")
     return text.where(~whole, text.str.replace(r"\.0*$", "", regex=True))
 

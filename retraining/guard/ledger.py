@@ -71,6 +71,8 @@ class Ledger:
     max_time: int | float | None = None
     time_kind: str | None = None  # "datetime" (int64 ns since the epoch, UTC) or "number"
     format: int = LEDGER_FORMAT
+    kinds: dict = field(default_factory=dict)  # content keys: how training read each key column (retraining.data.keys.key_kinds)
+    ids: str | None = None  # id keys: "text" (ids as written); None: a ledger written before, of ids as the CSV reader parsed them
 
     @property
     def rows(self) -> int:
@@ -83,6 +85,8 @@ class Ledger:
             "key": self.key,
             "max_time": self.max_time,
             "time_kind": self.time_kind,
+            "key_kinds": self.kinds,
+            "ids": self.ids,
             "train_rows": len(self.train),
             "holdout_rows": len(self.holdout),
         }
@@ -95,7 +99,10 @@ def make_ledger(version: str, ds: Dataset) -> Ledger:
     if ds.times is not None and len(ds.times):
         kind = "datetime" if ds.times.dtype.kind in "iu" else "number"
         max_time = int(ds.times.max()) if kind == "datetime" else float(ds.times.max())
-    return Ledger(version, np.sort(keys[~ds.holdout]), np.sort(keys[ds.holdout]), dict(ds.split.get("key", {})), max_time, kind)
+    key = dict(ds.split.get("key", {}))
+    ids = "text" if key.get("method") == "id" else None
+    kinds = dict(getattr(ds, "key_kinds", None) or {})
+    return Ledger(version, np.sort(keys[~ds.holdout]), np.sort(keys[ds.holdout]), key, max_time, kind, kinds=kinds, ids=ids)
 
 
 def save_ledger(ledger: Ledger, path: Path) -> None:
@@ -125,7 +132,8 @@ def load_ledger(path: Path) -> Ledger | None:
         raise StateError(f"{path}: the row ledger is damaged ({why}); delete it (that version's rows then count as unknown) or restore it.") from exc
     if meta.get("format", 0) > LEDGER_FORMAT:
         raise StateError(f"{path}: ledger format {meta.get('format')} is newer than this program reads ({LEDGER_FORMAT}); upgrade the tool.")
-    return Ledger(version, train, holdout, meta.get("key", {}), meta.get("max_time"), meta.get("time_kind"), meta.get("format", 1))
+    kinds = meta.get("key_kinds") or {}  # ledgers written before the kinds were recorded have none
+    return Ledger(version, train, holdout, meta.get("key", {}), meta.get("max_time"), meta.get("time_kind"), meta.get("format", 1), kinds, meta.get("ids"))
 
 
 # -- using it ----------------------------------------------------------------------------
@@ -153,9 +161,22 @@ class RowSplit:
         return text + (f" (vs {self.previous})" if self.previous else "")
 
 
+def keys_for(ds: Dataset, ledger: Ledger | None) -> np.ndarray:
+    """``ds``'s row keys as ``ledger`` keyed rows.
+
+    Ids are keyed by their text as written ("00042" stays "00042"); a ledger written before
+    that (no ``ids`` in its meta) holds the keys of the ids as the CSV reader parsed them
+    (42), so today's rows are matched to it by the keys of their parsed ids
+    (:meth:`retraining.data.dataset.Dataset.legacy_keys`, hashed only when such a ledger is met).
+    """
+    if ledger is not None and ledger.key.get("method") == "id" and ledger.ids != "text" and getattr(ds, "parsed_ids", None) is not None:
+        return ds.legacy_keys()
+    return np.asarray(ds.keys, dtype=np.uint64)
+
+
 def split_rows(ds: Dataset, previous: Ledger | None) -> RowSplit:
     """Which rows of ``ds`` are new since ``previous`` (the ledger of :func:`last_accepted`'s version)."""
-    keys = np.asarray(ds.keys, dtype=np.uint64)
+    keys = keys_for(ds, previous)
     n = len(keys)
     if previous is None or previous.key != ds.split.get("key", {}):
         basis = "no ledger" if previous is None else "key changed"
@@ -187,7 +208,7 @@ def split_rows(ds: Dataset, previous: Ledger | None) -> RowSplit:
 
 def in_training(ds: Dataset, ledger: Ledger | None) -> np.ndarray:
     """Rows of ``ds`` whose key is among ``ledger``'s training rows (all False without one)."""
-    keys = np.asarray(ds.keys, dtype=np.uint64)
+    keys = keys_for(ds, ledger)
     if ledger is None or ledger.key != ds.split.get("key", {}):
         return np.zeros(len(keys), bool)
     return _contains(ledger.train, keys)

@@ -7,7 +7,9 @@ minus the rows the champion trained on):
   column (a numeric one with more than 20 values in quartiles), the two ROC-AUCs on that
   slice's rows (at least ``slice_min_rows``, with ``leak_min_class`` rows of each class),
   compared by the paired DeLong test. A slice where the candidate is worse by at least
-  ``slice_min_drop`` with one-sided p < ``slice_p_value`` while it wins overall is named.
+  ``slice_min_drop`` with one-sided p < ``slice_p_value`` is named when the candidate
+  would deploy by the deploy rule: when it wins overall, and under the noise rule also
+  when it is equal within noise (a little lower overall: the run passes the rule's verdict).
 - :func:`calibration_check` (``calibration``, warn): the candidate's Brier score or log
   loss is at least ``calibration_ratio`` times the champion's.
 - :func:`auc_jump` (``auc_jump``, block): the candidate's ROC-AUC lies more than
@@ -25,7 +27,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from retraining.evaluation import brier, compare_auc, log_loss, roc_auc
+from retraining.evaluation import LossComparison, compare_auc, compare_losses, roc_auc
 from retraining.guard.findings import BLOCK, WARN, CheckSettings, Finding
 
 MAX_VALUES = 20
@@ -47,9 +49,21 @@ def slices(col: pd.Series, categorical: bool) -> list[tuple[str, np.ndarray]]:
 
 
 def slice_gate(
-    X: pd.DataFrame, y: np.ndarray, cand: np.ndarray, champ: np.ndarray, columns: list[str], cat_features: list[str], s: CheckSettings
+    X: pd.DataFrame,
+    y: np.ndarray,
+    cand: np.ndarray,
+    champ: np.ndarray,
+    columns: list[str],
+    cat_features: list[str],
+    s: CheckSettings,
+    deploys: bool | None = None,
 ) -> tuple[list[Finding], list[dict]]:
-    """Findings for slices where the candidate is significantly worse while it wins overall; the per-slice table."""
+    """Findings for slices where the candidate is significantly worse while it would deploy; the per-slice table.
+
+    ``deploys`` is the deploy rule's verdict on the overall numbers (True for a deploy
+    within noise, a little below the champion); None means "wins overall" (ROC-AUC at
+    least the champion's), the strict rule's verdict.
+    """
     y = np.asarray(y).astype(int)
     overall_cand, overall_champ = roc_auc(y, cand), roc_auc(y, champ)
     table, worse = [], []
@@ -65,23 +79,29 @@ def slice_gate(
             table.append(row)
             if c.delta <= -s.slice_min_drop and p_worse < s.slice_p_value:
                 worse.append(row)
-    if not worse or not overall_cand >= overall_champ:
+    wins = overall_cand >= overall_champ
+    if not worse or not (wins if deploys is None else deploys):
         return [], table
     shown = "; ".join(
         f"{w['column']} = {w['value']!r} ({w['rows']} rows): {w['candidate']:.3f} vs {w['champion']:.3f} (p = {w['p_worse']:.2g})" for w in worse[:5]
     )
     message = (
-        f"the candidate wins overall (ROC-AUC {overall_cand:.3f} vs {overall_champ:.3f}) but is clearly worse than the champion on "
+        f"the candidate {'wins' if wins else 'is equal within noise'} overall (ROC-AUC {overall_cand:.3f} vs {overall_champ:.3f}) "
+        "but is clearly worse than the champion on "
         f"{len(worse)} slice(s): {shown}"
     )
     numbers = {"slices": worse, "overall": {"candidate": round(overall_cand, 4), "champion": round(overall_champ, 4)}}
     return [Finding("slice_regression", WARN, sorted({w["column"] for w in worse}), numbers, message)], table
 
 
-def calibration_check(y: np.ndarray, cand: np.ndarray, champ: np.ndarray, s: CheckSettings) -> list[Finding]:
-    """A warning when the candidate's Brier score or log loss is ``calibration_ratio`` times the champion's or worse."""
-    b_cand, b_champ = brier(y, cand), brier(y, champ)
-    l_cand, l_champ = log_loss(y, cand), log_loss(y, champ)
+def calibration_check(y: np.ndarray, cand: np.ndarray, champ: np.ndarray, s: CheckSettings, losses: LossComparison | None = None) -> list[Finding]:
+    """A warning when the candidate's Brier score or log loss is ``calibration_ratio`` times the champion's or worse.
+
+    ``losses`` is the run's :func:`~retraining.evaluation.compare_losses` of the same scores
+    (the deploy rule's log-loss test), computed here when not given.
+    """
+    c = losses or compare_losses(y, cand, champ)
+    b_cand, b_champ, l_cand, l_champ = c.brier_new, c.brier_old, c.log_loss_new, c.log_loss_old
     ratios = {"brier": b_cand / b_champ if b_champ > 0 else math.inf, "log_loss": l_cand / l_champ if l_champ > 0 else math.inf}
     if max(ratios.values()) < s.calibration_ratio:
         return []

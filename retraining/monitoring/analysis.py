@@ -8,13 +8,17 @@ prediction of an entity gets that entity's outcome.
 
 :func:`summarize` gives, per version, overall and per day: rows scored, rows with an
 outcome, realized ROC-AUC with the DeLong 95 % CI, Brier score, predicted vs observed
-positive rate, the label-free estimate (CBPE) and the version's holdout AUC.
+positive rate, the label-free estimate (CBPE) and the version's holdout AUC. The numbers
+that need outcomes come from the labelled rows; the others from the sums over every row
+(:mod:`.aggregates`), so a rerun does not reread every kept prediction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +28,7 @@ from retraining.ab.predlog import entity_hashes, production_salt
 from retraining.data.dataset import encode_target
 from retraining.errors import DataError
 from retraining.monitoring import stats
+from retraining.monitoring.aggregates import Aggregates, category_codes
 from retraining.sources import column_list, suggest
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,8 @@ class Joined:
     frame: pd.DataFrame
     counts: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    y: np.ndarray | None = None  # the outcome of every row joined (1, 0, -1 for none yet)
+    matched: np.ndarray | None = None  # which outcomes matched a row
 
 
 def labels_of(outcomes: pd.DataFrame, id_column: str, label_column: str, positive_class: str | None, where: str) -> tuple[pd.DataFrame, dict, list[str]]:
@@ -62,38 +69,124 @@ def labels_of(outcomes: pd.DataFrame, id_column: str, label_column: str, positiv
     return frame[~dup.to_numpy()], counts, notes
 
 
-def join(preds: pd.DataFrame, labels: pd.DataFrame, counts: dict, salt: str | None, where: str) -> Joined:
-    """Each prediction's outcome (``y``); the match rate of the outcomes."""
-    y = np.full(len(preds), -1, dtype=np.int8)
-    matched = np.zeros(len(labels), dtype=bool)
-    codes, names = _codes(preds["experiment"])
+def join(entity: np.ndarray, experiment: tuple, labels: pd.DataFrame, counts: dict, salt: str | None, where: str, known: dict | None = None) -> Joined:
+    """Each prediction's outcome (``y``, one per row of ``entity``); the match rate of the outcomes.
+
+    ``experiment`` is each row's experiment as integer codes and their names. ``Joined.frame``
+    is left empty: the caller gathers the labelled rows it needs (``y >= 0``). ``known``
+    continues an earlier join of the same outcomes over other rows: ``hashes`` (salt -> the
+    outcome ids' hashes, filled in here), ``matched`` (outcomes that matched there), ``rows``.
+    """
+    known = known if known is not None else {}
+    hashes = known.setdefault("hashes", {})
+    y = np.full(len(entity), -1, dtype=np.int8)
+    matched = np.array(known["matched"], dtype=bool) if known.get("matched") is not None else np.zeros(len(labels), dtype=bool)
+    codes, names = experiment
+    label_y = labels["y"].to_numpy()
     for code, exp in enumerate(names):
-        rows = np.flatnonzero(codes == code)
-        if not len(rows):
+        rows = np.flatnonzero(codes == code) if len(names) > 1 or (codes != 0).any() else None
+        if rows is not None and not len(rows):
             continue
-        key = entity_hashes(labels["id"], production_salt(exp) or salt or exp)
-        index = pd.Index(key)
-        at = index.get_indexer(preds["entity"].to_numpy()[rows])
+        key = production_salt(exp) or salt or exp
+        if key not in hashes:
+            hashes[key] = hashes_of_ids(labels["id"], key)
+        index = pd.Index(hashes[key])
+        at = index.get_indexer(entity if rows is None else entity[rows])
         hit = at >= 0
-        y[rows[hit]] = labels["y"].to_numpy()[at[hit]]
-        matched[np.unique(at[hit])] = True
+        y[np.flatnonzero(hit) if rows is None else rows[hit]] = label_y[at[hit]]
+        matched[at[hit]] = True
     counts = {**counts, "labelled": len(labels), "matched": int(matched.sum()), "unknown_ids": int((~matched).sum())}
     counts["match_rate"] = round(counts["matched"] / len(labels), 6) if len(labels) else None
     notes = []
-    if len(preds) and len(labels) and not matched.any():
+    if len(entity) + known.get("rows", 0) and len(labels) and not matched.any():
         raise DataError(
             f"{where}: none of the {len(labels)} outcome ids matches a logged prediction (match rate 0 %); "
             "check --id-column, --salt for A/B logs, and that --log is this registry's log."
         )
     if counts["unknown_ids"]:
         notes.append(f"{where}: {counts['unknown_ids']} of {len(labels)} outcome ids match no logged prediction (match rate {counts['match_rate']:.1%}).")
-    return Joined(preds.assign(y=y), counts, notes)
+    return Joined(pd.DataFrame(), counts, notes, y, matched)
 
 
-def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes and their names of a (categorical) column, without a string per row."""
-    cat = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
-    return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
+@dataclass
+class Outcomes:
+    """The outcome table as a run was given it; :meth:`labels` (:func:`labels_of`) is computed on first use.
+
+    ``given`` is the table, or a function that reads it (called at most once, only when needed).
+    ``source`` is a digest of the bytes it is read from and of how (None for a database):
+    when it equals the last run's, the table is that run's and need not be read at all.
+    """
+
+    given: pd.DataFrame | Callable[[], pd.DataFrame]
+    id_column: str
+    label_column: str
+    positive_class: str | None
+    salt: str | None
+    where: str
+    source: str | None = None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        if callable(self.given):
+            self.given = self.given()
+        return self.given
+
+    def labels(self) -> tuple[pd.DataFrame, dict, list[str]]:
+        if not hasattr(self, "_labels"):
+            self._labels = labels_of(self.table, self.id_column, self.label_column, self.positive_class, self.where)
+        return self._labels
+
+    def fingerprint(self, last: dict | None = None) -> str | None:
+        """A digest of the id and label columns (types, values, missing ones) and of what reads them; None if Arrow cannot take them.
+
+        Equal digests mean equal labels and equal joins, so a rerun may take the last run's.
+        When ``last`` (the last run's join) was of the same ``source``, its digest, without reading the table.
+        """
+        import pyarrow as pa
+
+        if self.source is not None and last is not None and last.get("source") == self.source and last.get("fingerprint"):
+            log.info("%s: the same bytes, read the same way, as the last run's outcomes: their labels are taken without reading them again", self.where)
+            return str(last["fingerprint"])
+        if self.id_column not in self.table.columns or self.label_column not in self.table.columns:
+            return None
+        try:
+            columns = pa.Table.from_pandas(self.table[[self.id_column, self.label_column]], preserve_index=False).combine_chunks()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+            return None
+        head = (self.id_column, self.label_column, self.positive_class, self.salt, self.where, str(columns.schema), columns.num_rows)
+        digest = hashlib.blake2b(repr(head).encode(), digest_size=16)
+        for column in columns.columns:
+            for chunk in column.chunks:
+                for buffer in chunk.buffers():
+                    digest.update(b"-" if buffer is None else memoryview(buffer))
+        return digest.hexdigest()
+
+
+def hashes_of_ids(ids: pd.Series, salt: str) -> np.ndarray:
+    """:func:`retraining.ab.predlog.entity_hashes` of the ids; text ids that are canonical decimal numbers take its integer path.
+
+    An id's hash is defined by its text, and the text of a non-negative integer is its
+    decimal digits, so ``"42"`` and ``42`` hash alike; hashing such text as integers avoids
+    a Python string per id. Other text (``"00042"``, ``"a7"``, ``" 42"``) is hashed as text.
+    """
+    values = ids.to_numpy() if isinstance(ids, pd.Series) else np.asarray(ids)
+    if values.dtype.kind in "iuf" or not len(values):
+        return entity_hashes(ids, salt)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        text = pa.array(values, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return entity_hashes(ids, salt)
+    canonical = pc.fill_null(pc.match_substring_regex(text, r"^(0|[1-9][0-9]{0,18})$"), False).to_numpy(zero_copy_only=False)
+    if not canonical.any():
+        return entity_hashes(ids, salt)
+    out = np.empty(len(values), dtype=np.uint64)
+    out[canonical] = entity_hashes(pc.cast(pc.filter(text, pa.array(canonical)), pa.uint64()).to_numpy(), salt)
+    if not canonical.all():
+        out[~canonical] = entity_hashes(pd.Series(values[~canonical], dtype=object), salt)
+    return out
 
 
 def day_date(day: int) -> dt.date:
@@ -104,43 +197,70 @@ def day_text(day: int) -> str:
     return day_date(day).isoformat()
 
 
-def summarize(joined: pd.DataFrame, holdout: dict, references: dict | None = None) -> list[dict]:
+def summarize(labelled: pd.DataFrame, agg: Aggregates, holdout: dict, reference_counts: dict | None = None, memo: Memo | None = None) -> list[dict]:
     """Per version (newest first): overall numbers and a per-day list (see the module docstring).
 
-    ``references`` (version -> holdout scores) adds each day's score PSI against them.
+    ``labelled`` holds the rows with an outcome (``y`` 0 or 1), in log order; ``agg`` the sums
+    over every row. ``reference_counts`` (version -> its holdout scores' PSI bucket counts)
+    adds each day's score PSI against them. ``memo`` (see :func:`realized`) keeps the
+    realized numbers of rows a rerun sees unchanged.
     """
+    memo = Memo() if memo is None else memo
     out = []
-    codes, names = _codes(joined["model_version"])
-    for version in sorted({names[c] for c in np.unique(codes) if c >= 0}, key=_version_key, reverse=True):
-        rows = joined[codes == names.index(version)]
-        item = {"version": version, **_numbers(rows), **holdout.get(version, {})}
-        days = rows["day"].to_numpy()
-        item["days"] = [{"day": day_text(d), **_numbers(rows[days == d], brief=True)} for d in np.unique(days)]
-        reference = (references or {}).get(version)
+    codes, names = category_codes(labelled["model_version"])
+    for version in sorted(agg.versions(), key=_version_key, reverse=True):
+        mine = labelled[codes == names.index(version)] if version in names else labelled.iloc[:0]
+        keys = agg.of_version(version)
+        item = {"version": version, **_numbers(mine, agg, keys, memo=memo), **holdout.get(version, {})}
+        days = mine["day"].to_numpy()
+        item["days"] = [
+            {"day": day_text(agg.keys[k][1]), **_numbers(mine[days == agg.keys[k][1]], agg, keys[i : i + 1], True, memo)} for i, k in enumerate(keys)
+        ]
+        reference = (reference_counts or {}).get(version)
         if reference is not None:
-            for d, day in zip(np.unique(days), item["days"], strict=True):
-                day["score_psi"] = stats.psi(reference, rows["score"].to_numpy(dtype=float)[days == d])
+            for i, day in enumerate(item["days"]):
+                day["score_psi"] = agg.score_psi(version, keys[i : i + 1], reference)
         out.append(item)
     return out
 
 
-def _numbers(rows: pd.DataFrame, brief: bool = False) -> dict:
-    has = (rows["y"] >= 0).to_numpy()
-    scores = rows["score"].to_numpy(dtype=float)
-    live = stats.realized(rows["y"].to_numpy()[has], scores[has])
+class Memo:
+    """The realized numbers of the last run by a fingerprint of their rows (outcomes and scores, in order).
+
+    A rerun whose labelled rows of a version or day are unchanged takes the kept result
+    instead of ranking the rows again; :attr:`used` is what this run looked up, to keep.
+    """
+
+    def __init__(self, kept: dict | None = None) -> None:
+        self.kept = kept or {}
+        self.used: dict[str, dict] = {}
+
+    def realized(self, labelled: pd.DataFrame) -> dict:
+        """:func:`stats.realized` of the rows ``y`` and ``score``."""
+        y, scores = labelled["y"].to_numpy(), labelled["score"].to_numpy()
+        digest = hashlib.blake2b(f"{y.dtype} {scores.dtype} {len(y)}".encode(), digest_size=16)
+        digest.update(np.ascontiguousarray(y).tobytes())
+        digest.update(np.ascontiguousarray(scores).tobytes())
+        key = digest.hexdigest()
+        if key not in self.used:
+            self.used[key] = self.kept[key] if key in self.kept else stats.realized(y, scores.astype(float))
+        return dict(self.used[key])
+
+
+def _numbers(labelled: pd.DataFrame, agg: Aggregates, keys: np.ndarray, brief: bool = False, memo: Memo | None = None) -> dict:
+    live = (memo or Memo()).realized(labelled)
+    sums = agg.numbers(keys)
     out = {
-        "rows": len(rows),
-        "rows_with_outcome": int(has.sum()),
+        "rows": sums["rows"],
+        "rows_with_outcome": len(labelled),
         "positives": live["positives"],
         "realized_auc": live["roc_auc"],
         "ci_low": live["ci_low"],
         "ci_high": live["ci_high"],
-        "estimated_auc": stats.expected_auc(scores),
+        "estimated_auc": sums["estimated_auc"],
     }
     if not brief:
-        out.update(
-            realized_se=live["se"], brier=live["brier"], predicted_rate=float(scores.mean()) if len(scores) else None, observed_rate=live["observed_rate"]
-        )
+        out.update(realized_se=live["se"], brier=live["brier"], predicted_rate=sums["predicted_rate"], observed_rate=live["observed_rate"])
     return out
 
 

@@ -36,9 +36,9 @@ def current_deploy(data: dict) -> dict | None:
     """
     production = data.get("production")
     for event in reversed(data.get("events", [])):
-        if event.get("to") == production:
+        if event.get("to") == production and event.get("from") != production:  # a re-promotion of production changed nothing
             by_monitor = (event.get("details") or {}).get("by") == MONITOR
-            usable = event.get("event") in CHANGES and event.get("from") and event.get("from") != production and not by_monitor
+            usable = event.get("event") in CHANGES and event.get("from") and not by_monitor
             return event if usable else None
     return None
 
@@ -52,16 +52,18 @@ def rolled_back(data: dict, deploy: dict) -> dict | None:
     return None
 
 
-def compare(joined: pd.DataFrame, deploy: dict, tau: float = 0.02) -> dict:
-    """Counts and, with two of each class, the paired DeLong test of the deploy vs the previous version."""
-    pair = (joined["model_version"].astype(str) == deploy["to"]).to_numpy() & (joined["previous_version"].astype(str) == deploy["from"]).to_numpy()
-    labelled = pair & (joined["y"] >= 0).to_numpy()
-    y = joined["y"].to_numpy()[labelled].astype(bool)
-    out = {"deploy_at": deploy.get("at"), "deploy_to": deploy["to"], "previous": deploy["from"], "shadowed_rows": int(pair.sum())}
-    out.update(rows_with_outcome=int(labelled.sum()), positives=int(y.sum()), negatives=int((~y).sum()))
+def compare(labelled: pd.DataFrame, shadowed_rows: int, deploy: dict, tau: float = 0.02) -> dict:
+    """Counts and, with two of each class, the paired DeLong test of the deploy vs the previous version.
+
+    ``labelled``: the rows with an outcome; ``shadowed_rows``: the deploy's rows with a shadow score of the previous version.
+    """
+    pair = (labelled["model_version"] == deploy["to"]).to_numpy() & (labelled["previous_version"] == deploy["from"]).to_numpy()
+    y = labelled["y"].to_numpy()[pair].astype(bool)
+    out = {"deploy_at": deploy.get("at"), "deploy_to": deploy["to"], "previous": deploy["from"], "shadowed_rows": int(shadowed_rows)}
+    out.update(rows_with_outcome=int(pair.sum()), positives=int(y.sum()), negatives=int((~y).sum()))
     if out["positives"] < 2 or out["negatives"] < 2:
         return out
-    d = compare_auc(y, joined["score"].to_numpy(dtype=float)[labelled], joined["previous_score"].to_numpy(dtype=float)[labelled])
+    d = compare_auc(y, labelled["score"].to_numpy(dtype=float)[pair], labelled["previous_score"].to_numpy(dtype=float)[pair])
     p_fixed = normal_sf(-d.z) if math.isfinite(d.z) else float(d.z < 0)
     se = abs(d.delta / d.z) if d.z and math.isfinite(d.z) else 0.0
     p_worse = always_valid_p(d.delta, se, tau) if d.delta < 0 else 1.0

@@ -14,12 +14,16 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from retraining.cli.main import add_output_arguments, guarded_main, setup_logging
 from retraining.cli.notify import add_notify_arguments, notifier_from_args
 from retraining.cli.options import add_source_arguments, spec_from_args
 from retraining.cli.parser import OneLineParser
 from retraining.errors import ExitCode, UsageError, exit_code_epilog
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 EXIT_CODES = (
@@ -127,32 +131,99 @@ def program(args: argparse.Namespace) -> int:
     settings = _settings(args)
     notifier = notifier_from_args(args, logger=log)
     from retraining.monitoring.monitor import Request, run
-    from retraining.sources import read_table
 
     if "://" not in args.outcomes and not Path(args.outcomes).exists():
         raise UsageError(f"{args.outcomes}: no such file or folder; pass the outcomes with --outcomes SOURCE (a CSV or Parquet file, or a database URL).")
-    table = read_table(spec_from_args(args, location=args.outcomes))
-    if table.kind == "csv" and args.id_column in table.frame.columns:  # ids as written ("00042" stays "00042"): docs/ab-testing.md
-        from retraining.data.keys import written_id_text
-        from retraining.sources.csvfile import read_text_column
-
-        cells = read_text_column(Path(args.outcomes), args.id_column, getattr(args, "csv_delimiter", None), getattr(args, "encoding", None))
-        table.frame[args.id_column] = written_id_text(cells).to_numpy()
+    given, where, source = _outcomes(args)
     req = Request(
         args.log or [Path("logs", "predictions.jsonl")],
-        table.frame,
-        table.display,
+        given,
+        where,
         args.id_column,
         args.label_column,
         args.positive_class,
         args.salt,
         settings,
         not args.no_page,
+        source,
     )
     report = run(registry, req)
     _notify(notifier, report)
     print(json.dumps(report, indent=2, default=float) if args.json else format_report(report))
     return ExitCode.OK
+
+
+def _outcomes(args: argparse.Namespace) -> tuple:
+    """The outcome table (a database's, read now) or a function that reads the file when needed; where it is; :func:`outcome_source`."""
+    from retraining.errors import DataError
+    from retraining.sources import read_table
+
+    spec = spec_from_args(args, location=args.outcomes)
+    source = outcome_source(args, spec)
+
+    def read():
+        table = read_table(spec, text_columns=(args.id_column,))
+        if table.kind == "csv" and args.id_column in table.frame.columns:  # ids as written ("00042" stays "00042"): docs/ab-testing.md
+            table.frame[args.id_column] = written_ids(table.frame[args.id_column])
+        if source is not None and outcome_source(args, spec) != source:
+            raise DataError(f"{table.display}: changed while monitor.py read it; rerun when the outcomes are written.")
+        return table
+
+    if source is None:
+        table = read()
+        return table.frame, table.display, None
+    return (lambda: read().frame), str(Path(spec.location)), source
+
+
+OUTCOME_READ = 1  # bump when how the outcomes are read changes: a rerun must not take a join of outcomes read otherwise
+
+
+def outcome_source(args: argparse.Namespace, spec) -> str | None:
+    """A digest of the outcome file's (or folder's files') bytes and of every flag that reads them; None for a database.
+
+    Equal digests mean the same table, so a rerun with the same file takes the last run's
+    join without parsing it (:meth:`retraining.monitoring.analysis.Outcomes.fingerprint`).
+    A database's rows may change behind the same URL: it is always read.
+    """
+    import hashlib
+
+    from retraining.fsutil import sha256_file
+    from retraining.sources import is_url
+
+    if spec.is_sql or is_url(spec.location) or spec.location.startswith("env:"):
+        return None
+    path = Path(spec.location)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    head = (OUTCOME_READ, str(path), args.id_column, args.label_column, args.positive_class, args.salt, spec.delimiter, spec.decimal, spec.encoding)
+    digest = hashlib.blake2b(repr(head).encode(), digest_size=16)
+    for f in files:
+        digest.update(f"{f.relative_to(path) if f != path else f.name}:{sha256_file(f)}\n".encode())
+    return digest.hexdigest()
+
+
+def written_ids(cells: pd.Series) -> pd.Series:
+    """:func:`retraining.data.keys.written_id_text` of CSV id cells; only the cells it can change go through it.
+
+    A cell of ASCII letters and digits only has no surrounding space and no fraction to
+    drop, so it is its own canonical text (the common case, checked in Arrow at C speed);
+    every other cell (spaces, ``42.0``, ``-3``, empty, non-ASCII) takes the rule itself.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from retraining.data.keys import written_id_text
+
+    text = pa.array(cells, from_pandas=True)
+    if pa.types.is_string(text.type) or pa.types.is_large_string(text.type):
+        plain = pc.fill_null(pc.ascii_is_alnum(text), False)
+        if pc.all(plain).as_py():
+            return cells.astype("str")
+        rest = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
+        out = cells.astype("str")
+        out.iloc[rest] = written_id_text(cells.iloc[rest]).to_numpy()
+        return out
+    return written_id_text(cells)
 
 
 def _settings(args: argparse.Namespace):

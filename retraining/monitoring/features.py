@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from retraining.ab.logfiles import log_files
+from retraining.ab.predlog import read_feature_logs
+from retraining.errors import DataError
 from retraining.guard.drift import SIGNIFICANT, compare
 from retraining.guard.findings import WARN, Finding
 
@@ -26,20 +28,27 @@ NAME = "features.jsonl"
 
 
 def sampled(logs: list[Path], version: str, since: dt.date) -> pd.DataFrame:
-    """The sampled feature rows of ``version`` from ``since`` on, from every features file beside the logs."""
-    rows = []
+    """The sampled feature rows of ``version`` from ``since`` on, from every features file beside the logs.
+
+    Read by the one reader of the feature log, :func:`retraining.ab.predlog.read_feature_logs`
+    (a torn line is skipped with a warning: the sample is smaller by one). A feature log that
+    cannot be read at all is a warning, not a failed monitor run: drift is then judged without it.
+    """
+    frames = []
     folders = dict.fromkeys((p if p.is_dir() else p.parent) for p in map(Path, logs))
     for folder in folders:
-        for path in log_files(folder / NAME):
-            with path.open("rb") as fh:
-                for raw in fh:
-                    try:
-                        line = json.loads(raw)
-                    except ValueError:
-                        continue  # a torn line of a sample: the sample is smaller by one
-                    if line.get("model_version") == version and str(line.get("time", ""))[:10] >= since.isoformat():
-                        rows.append(line.get("features") or {})
-    return pd.DataFrame(rows)
+        if not any(f.stat().st_size for f in log_files(folder / NAME)):
+            continue  # no sampling (serve.py without --log-features)
+        try:
+            head, features = read_feature_logs(folder / NAME)
+        except DataError as exc:
+            log.warning("%s No feature drift from it in this run.", exc)
+            continue
+        keep = (head["model_version"].astype(str) == version) & (head["time"].astype(str).str[:10] >= since.isoformat())
+        frames.append(features[keep.to_numpy()])
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).infer_objects()  # one version's rows: its own kinds, not the mix of all versions
 
 
 def feature_drift(registry, data: dict, logs: list[Path], version: str, since: dt.date, min_rows: int) -> tuple[dict | None, Finding | None]:
@@ -50,7 +59,7 @@ def feature_drift(registry, data: dict, logs: list[Path], version: str, since: d
         return None, None
     entry = registry.full_entry(data, version)
     cats = list(entry.get("categorical_features") or [])
-    features = [f for f in entry.get("features") or frame.columns if f in frame.columns]
+    features = [f for f in entry.get("features") or frame.columns[frame.notna().any()] if f in frame.columns]
     X = frame[features].copy()
     for c in cats:
         if c in X:

@@ -10,6 +10,7 @@ be wrong with the input is found before anything is written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import pandas as pd
 
 from retraining.errors import DataError, VersionNotFoundError
 from retraining.guard.findings import WARN, Finding
-from retraining.monitoring import analysis, bake, logs, stats
+from retraining.monitoring import aggregates, analysis, bake, logs, stats
+from retraining.monitoring.aggregates import Aggregates
+from retraining.monitoring.kept import Kept
 from retraining.monitoring.settings import MonitorSettings
 from retraining.monitoring.store import State, Store
 
@@ -31,7 +34,7 @@ class Request:
     """What one run is asked to do (the command line's flags, as values)."""
 
     logs: list[Path]
-    outcomes: pd.DataFrame | None
+    outcomes: pd.DataFrame | Callable[[], pd.DataFrame] | None  # the table, or a function that reads it (analysis.Outcomes)
     where: str = "outcomes"
     id_column: str = "id"
     label_column: str = "label"
@@ -39,6 +42,7 @@ class Request:
     salt: str | None = None
     settings: MonitorSettings = field(default_factory=MonitorSettings)
     page: bool = True
+    source: str | None = None  # a digest of the outcomes' bytes and how they are read (cli.outcome_source)
 
 
 def run(registry, req: Request) -> dict:
@@ -49,26 +53,29 @@ def run(registry, req: Request) -> dict:
     new = logs.read_new(planned)
     data = registry.whole_log(registry.read_log())
     check_versions(new, registry, data)
-    old = store.predictions(state)
-    preds = new if old is None else pd.concat([old, new], ignore_index=True)
-    labels, counts, notes = (
-        analysis.labels_of(req.outcomes, req.id_column, req.label_column, req.positive_class, req.where) if req.outcomes is not None else (None, {}, [])
-    )
-    joined = analysis.join(preds, labels, counts, req.salt, req.where) if labels is not None else analysis.Joined(preds.assign(y=np.int8(-1)), {}, [])
-    holdout = {v: holdout_info(registry, data, v) for v in pd.unique(preds["model_version"].astype(str))}
-    versions = analysis.summarize(joined.frame, {v: h["summary"] for v, h in holdout.items()}, {v: h["scores"] for v, h in holdout.items()})
+    outcomes = None
+    if req.outcomes is not None:
+        outcomes = analysis.Outcomes(req.outcomes, req.id_column, req.label_column, req.positive_class, req.salt, req.where, req.source)
+    holdout = Holdouts(registry, data)
+    kept = Kept(store, state, new)
+    agg = kept.sums(holdout.edges)
+    joined, labelled, notes = kept.join(outcomes)
+    live = Live(labelled, agg, {v: holdout.reference_counts(v) for v in agg.versions()}, analysis.Memo(state.memo))
+    versions = analysis.summarize(labelled, agg, {v: holdout[v]["summary"] for v in agg.versions()}, live.references, live.memo)
     report = {"format": REPORT_FORMAT, "production": data.get("production"), "versions": versions, "counts": joined.counts, "notes": notes + joined.notes}
     report["findings"], report["actions"], report["bake"] = [], [], None
-    judge_production(report, joined.frame, holdout.get(data.get("production") or ""), req.settings)
-    judge_features(report, registry, data, req, joined.frame)
-    judge_bake(report, registry, data, joined.frame, req.settings)
+    production = data.get("production")
+    judge_production(report, live, holdout[production] if production in agg.versions() else None, req.settings)
+    judge_features(report, registry, data, req, live)
+    judge_bake(report, registry, data, live, req.settings)
     recommend(report, req.settings)
     report["findings"] = [f.to_json() for f in report["findings"]]
     for f in planned:
         state.offsets[f.head] = f.end
         state.files[f.head] = str(f.path)
+    state.memo = live.memo.used
     state.last = {k: report[k] for k in ("production", "versions", "findings", "actions", "retrain_recommended", "reasons")}
-    store.save(state, new)
+    store.save(state, new, agg, kept.cache)
     if req.page:
         from retraining.monitoring.page import write_page
 
@@ -76,11 +83,62 @@ def run(registry, req: Request) -> dict:
     return report
 
 
+@dataclass
+class Live:
+    """What the judges read: the rows with an outcome, the sums over every row, each version's holdout PSI counts."""
+
+    labelled: pd.DataFrame
+    agg: Aggregates
+    references: dict
+    memo: analysis.Memo
+
+    def rows_of(self, version: str, days: tuple[int, int] | None = None) -> pd.DataFrame:
+        """The version's labelled rows (days in ``[first, last]`` if given)."""
+        rows = self.labelled[(self.labelled["model_version"] == version).to_numpy()]
+        return rows if days is None else rows[((rows["day"] >= days[0]) & (rows["day"] <= days[1])).to_numpy()]
+
+    def last_day(self, version: str) -> int | None:
+        return max((d for v, d in self.agg.keys if v == version), default=None)
+
+
+class Holdouts(dict):
+    """version -> :func:`holdout_info`, looked up on first use."""
+
+    def __init__(self, registry, data: dict) -> None:
+        super().__init__()
+        self.registry, self.data = registry, data
+        self.edges = _Lazy(lambda v: aggregates.reference_edges({v: self[v]["scores"]})[v])
+
+    def __missing__(self, version: str) -> dict:
+        self[version] = holdout_info(self.registry, self.data, version)
+        return self[version]
+
+    def reference_counts(self, version: str) -> np.ndarray | None:
+        edges = self.edges[version]
+        return None if edges is None else stats.psi_counts(edges, self[version]["scores"])
+
+
+class _Lazy(dict):
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key):
+        self[key] = self.make(key)
+        return self[key]
+
+
 def check_versions(new: pd.DataFrame, registry, data: dict) -> None:
     """Every version in the new lines is in this registry, with the same model sha256."""
     pairs = set()
     for v, h in (("model_version", "model_sha256"), ("previous_version", "previous_sha256")):
-        pairs |= set(new.groupby([v, h], observed=True).size().index) if len(new) else set()
+        if not len(new):
+            continue
+        vc, vn = aggregates.category_codes(new[v])
+        hc, hn = aggregates.category_codes(new[h])
+        both = (vc >= 0) & (hc >= 0)
+        combined = vc[both].astype(np.int64) * max(len(hn), 1) + hc[both]
+        pairs |= {(vn[int(c) // len(hn)], hn[int(c) % len(hn)]) for c in np.flatnonzero(np.bincount(combined, minlength=len(vn) * len(hn)))}
     for version, sha in sorted(pairs):
         try:
             entry = registry.find(data, version)
@@ -114,39 +172,40 @@ def holdout_info(registry, data: dict, version: str) -> dict:
     return {"summary": summary, "auc": auc, "se": se, "scores": scores}
 
 
-def judge_production(report: dict, joined: pd.DataFrame, holdout: dict | None, s: MonitorSettings) -> None:
+def judge_production(report: dict, live: Live, holdout: dict | None, s: MonitorSettings) -> None:
     """``decay`` and score ``drift`` of the production version, over the last ``decay_window_days``."""
     production = report["production"]
-    if holdout is None or not production:
+    last = live.last_day(production) if production else None
+    if holdout is None or last is None:
         return
-    rows = joined[(joined["model_version"].astype(str) == production).to_numpy()]
-    if rows.empty:
-        return
-    window = rows[rows["day"] > rows["day"].max() - s.decay_window_days]
-    has = (window["y"] >= 0).to_numpy()
-    live = stats.realized(window["y"].to_numpy()[has], window["score"].to_numpy(dtype=float)[has])
-    test = stats.decay_test(live, holdout["auc"], holdout["se"], s.sequential_tau)
-    enough = live["positives"] >= s.min_per_class and live["n"] - live["positives"] >= s.min_per_class
+    days = (last - s.decay_window_days + 1, last)
+    window = live.rows_of(production, days)
+    labelled = live.memo.realized(window)
+    test = stats.decay_test(labelled, holdout["auc"], holdout["se"], s.sequential_tau)
+    enough = labelled["positives"] >= s.min_per_class and labelled["n"] - labelled["positives"] >= s.min_per_class
     if test is not None and enough and test["p_value"] < s.decay_p_value and test["drop"] >= s.decay_min_drop:
-        numbers = {"realized_auc": round(live["roc_auc"], 6), "holdout_auc": holdout["auc"], **{k: round(v, 6) for k, v in test.items() if k != "test"}}
-        numbers.update(rows_with_outcome=int(has.sum()), positives=live["positives"], window_days=s.decay_window_days)
+        numbers = {"realized_auc": round(labelled["roc_auc"], 6), "holdout_auc": holdout["auc"], **{k: round(v, 6) for k, v in test.items() if k != "test"}}
+        numbers.update(rows_with_outcome=len(window), positives=labelled["positives"], window_days=s.decay_window_days)
         report["findings"].append(
             Finding(
                 "decay",
                 WARN,
                 [],
                 numbers,
-                f"{production}: realized AUC {live['roc_auc']:.4f} is below its holdout AUC {holdout['auc']:.4f} ({test['test']}, p = {test['p_value']:.3g})",
+                f"{production}: realized AUC {labelled['roc_auc']:.4f} is below"
+                f" its holdout AUC {holdout['auc']:.4f} ({test['test']}, p = {test['p_value']:.3g})",
             )
         )
-    psi = stats.psi(holdout["scores"], window["score"].to_numpy(dtype=float)) if holdout["scores"] is not None else None
-    if psi is not None and len(window) >= s.min_drift_rows and psi > s.score_drift_psi:
+    keys = live.agg.of_version(production, days)
+    psi = live.agg.score_psi(production, keys, live.references.get(production))
+    rows = int(live.agg.rows[keys].sum())
+    if psi is not None and rows >= s.min_drift_rows and psi > s.score_drift_psi:
         report["findings"].append(
             Finding(
                 "drift",
                 WARN,
                 ["score"],
-                {"psi": round(psi, 6), "rows": len(window)},
+                {"psi": round(psi, 6), "rows": rows},
                 f"{production}: served scores drifted from its holdout scores (PSI {psi:.3f} > {s.score_drift_psi:g})",
             )
         )
@@ -155,15 +214,15 @@ def judge_production(report: dict, joined: pd.DataFrame, holdout: dict | None, s
             item["score_psi"] = None if psi is None else round(psi, 6)
 
 
-def judge_features(report: dict, registry, data: dict, req: Request, joined: pd.DataFrame) -> None:
+def judge_features(report: dict, registry, data: dict, req: Request, live: Live) -> None:
     """``drift`` of the sampled served features of the production version (``features.jsonl``)."""
     from retraining.monitoring.features import feature_drift
 
     production = report["production"]
-    rows = joined[(joined["model_version"].astype(str) == production).to_numpy()] if production else joined.iloc[:0]
-    if rows.empty:
+    last = live.last_day(production) if production else None
+    if last is None:
         return
-    since = analysis.day_date(int(rows["day"].max()) - req.settings.decay_window_days + 1)
+    since = analysis.day_date(last - req.settings.decay_window_days + 1)
     result, finding = feature_drift(registry, data, req.logs, production, since, req.settings.min_drift_rows)
     if result is not None:
         report["feature_drift"] = {k: result[k] for k in ("significant", "moderate", "max_psi", "drifted_share")}
@@ -171,12 +230,12 @@ def judge_features(report: dict, registry, data: dict, req: Request, joined: pd.
         report["findings"].append(finding)
 
 
-def judge_bake(report: dict, registry, data: dict, joined: pd.DataFrame, s: MonitorSettings) -> None:
+def judge_bake(report: dict, registry, data: dict, live: Live, s: MonitorSettings) -> None:
     """The deploy in production against the version it replaced; a rollback if it lost and settings allow."""
     deploy = bake.current_deploy(data)
     if deploy is None or bake.rolled_back(data, deploy):
         return
-    result = bake.compare(joined, deploy, s.sequential_tau)
+    result = bake.compare(live.labelled, live.agg.pairs.get((deploy["to"], deploy["from"]), 0), deploy, s.sequential_tau)
     report["bake"] = {k: bake.rounded(v) for k, v in result.items()}
     command = bake.rollback_command(str(registry.models_dir), str(registry.production_path), deploy["from"])
     finding = bake.judge(result, s, s.auto_rollback, command)

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from retraining.ab.stats import auc_with_ci
+from retraining.ab.stats import Z95, auc_with_ci
 from retraining.evaluation import brier
 
 
@@ -25,11 +25,58 @@ def realized(y: np.ndarray, scores: np.ndarray) -> dict:
     """Outcome count, AUC with CI (None below two of a class), Brier, predicted and observed rate."""
     y = np.asarray(y).astype(bool)
     s = np.asarray(scores, dtype=float)
-    out = auc_with_ci(y, s)
+    out = auc_with_ci_one_sort(y, s)
     out["brier"] = brier(y, s) if len(y) else None
     out["predicted_rate"] = float(s.mean()) if len(s) else None
     out["observed_rate"] = float(y.mean()) if len(y) else None
     return out
+
+
+def auc_with_ci_one_sort(y: np.ndarray, scores: np.ndarray) -> dict:
+    """:func:`retraining.ab.stats.auc_with_ci`, bit for bit, with one sort of the scores instead of three.
+
+    The DeLong placement values need the midranks of the scores among all rows, among the
+    positives and among the negatives (:func:`retraining.evaluation.structural_components`).
+    All three come from one argsort of all rows: the positives (negatives) taken in that
+    order are sorted too. A midrank depends only on its tie group, so the sort need not be
+    stable; the values and the order of every sum are those of ``auc_with_ci``.
+    """
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    m, n = int(y.sum()), int((~y).sum())
+    out = {"n": len(y), "positives": m, "roc_auc": None, "se": None, "ci_low": None, "ci_high": None}
+    if m < 2 or n < 2:
+        return out
+    z = np.concatenate([s[y], s[~y]])
+    order = np.argsort(z)
+    zs = z[order]
+    tz = np.empty(len(z))
+    tz[order] = _sorted_midranks(zs)
+    positive = order < m
+    tx, ty = np.empty(m), np.empty(n)
+    tx[order[positive]] = _sorted_midranks(zs[positive])
+    ty[order[~positive] - m] = _sorted_midranks(zs[~positive])
+    auc = (tz[:m].sum() - m * (m + 1) / 2.0) / (m * n)
+    v10 = (tz[:m] - tx) / n
+    v01 = 1.0 - (tz[m:] - ty) / m
+    var = float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
+    se = math.sqrt(max(var, 0.0))
+    out.update(roc_auc=float(auc), se=se, ci_low=max(0.0, auc - Z95 * se), ci_high=min(1.0, auc + Z95 * se))
+    return out
+
+
+def _sorted_midranks(v: np.ndarray) -> np.ndarray:
+    """1-based midranks of ascending ``v`` (NaNs last, tied with each other, as ``np.unique`` groups them)."""
+    new = np.empty(len(v), dtype=bool)
+    new[:1] = True
+    np.not_equal(v[1:], v[:-1], out=new[1:])
+    nan = np.isnan(v)
+    if nan.any():
+        new[1:] &= ~(nan[1:] & nan[:-1])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, len(v)))
+    upper = np.cumsum(counts)
+    return np.repeat(upper - (counts - 1) / 2.0, counts)
 
 
 def normal_sf(z: float) -> float:
@@ -97,14 +144,32 @@ def expected_auc(scores: np.ndarray, resolution: int = 10_000) -> float | None:
     p = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
     if len(p) < 2:
         return None
+    return expected_auc_of_bins(*cbpe_bins(p, resolution))
+
+
+CBPE_RESOLUTION = 10_000
+
+
+def cbpe_bins(p: np.ndarray, resolution: int = CBPE_RESOLUTION, groups: np.ndarray | None = None, n_groups: int = 1) -> np.ndarray:
+    """The CBPE sums of clipped scores ``p`` per bin: ``(3, bins)`` = sum p, sum (1 - p), sum p(1 - p).
+
+    With ``groups`` (0 to ``n_groups - 1`` per row), one such block per group: ``(n_groups, 3, bins)``.
+    Sums of blocks of disjoint rows are the block of their union (the monitor keeps them per day).
+    """
     q = 1.0 - p
     bins = np.rint(p * resolution).astype(np.int64)
-    pos = np.bincount(bins, weights=p, minlength=resolution + 1)
-    neg = np.bincount(bins, weights=q, minlength=resolution + 1)
-    both = np.bincount(bins, weights=p * q, minlength=resolution + 1)
+    size = resolution + 1
+    if groups is not None:
+        bins += groups.astype(np.int64) * size
+    out = np.stack([np.bincount(bins, weights=w, minlength=size * n_groups) for w in (p, q, p * q)])
+    return out if groups is None else out.reshape(3, n_groups, size).transpose(1, 0, 2)
+
+
+def expected_auc_of_bins(pos: np.ndarray, neg: np.ndarray, both: np.ndarray) -> float | None:
+    """CBPE from the per-bin sums of :func:`cbpe_bins` (see :func:`expected_auc`)."""
     below = np.cumsum(neg) - neg  # negatives' weight in lower bins
     num = float(np.sum(pos * below) + 0.5 * (np.sum(pos * neg) - np.sum(both)))
-    den = float(p.sum() * q.sum() - np.sum(p * q))
+    den = float(pos.sum() * neg.sum() - np.sum(both))
     return num / den if den > 0 else None
 
 
@@ -114,8 +179,28 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float | N
     cur = np.asarray(current, dtype=float)
     if len(ref) == 0 or len(cur) == 0:
         return None
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    a = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1) / len(ref)
-    b = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1) / len(cur)
+    edges = psi_edges(ref, bins)
+    return psi_of_counts(psi_counts(edges, ref), psi_counts(edges, cur))
+
+
+def psi_edges(reference: np.ndarray, bins: int = 10) -> np.ndarray:
+    """The inner decile edges of the reference scores (duplicates merged)."""
+    return np.unique(np.quantile(np.asarray(reference, dtype=float), np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def psi_counts(edges: np.ndarray, scores: np.ndarray, groups: np.ndarray | None = None, n_groups: int = 1) -> np.ndarray:
+    """Rows per bucket between ``edges`` (``len(edges) + 1`` buckets); per group with ``groups``: ``(n_groups, buckets)``."""
+    buckets = np.searchsorted(edges, np.asarray(scores, dtype=float), side="right")
+    if groups is None:
+        return np.bincount(buckets, minlength=len(edges) + 1)
+    size = len(edges) + 1
+    return np.bincount(groups.astype(np.int64) * size + buckets, minlength=size * n_groups).reshape(n_groups, size)
+
+
+def psi_of_counts(reference: np.ndarray, current: np.ndarray) -> float | None:
+    """PSI from the bucket counts of :func:`psi_counts` (None if either side is empty)."""
+    if reference.sum() == 0 or current.sum() == 0:
+        return None
+    a, b = reference / reference.sum(), current / current.sum()
     a, b = np.clip(a, 1e-4, None), np.clip(b, 1e-4, None)
     return float(np.sum((b - a) * np.log(b / a)))

@@ -296,6 +296,11 @@ def rule_paragraph(rule: dict) -> str:
         text += f"; one-sided DeLong p (candidate worse) = {rule['p_worse']:.3g}"
     if isinstance(rule.get("drop"), (int, float)):
         text += f"; drop {rule['drop']:+.4f}"
+    loss = rule.get("loss") or {}
+    if isinstance(loss.get("ratio"), (int, float)) and isinstance(loss.get("p_worse"), (int, float)):
+        allowed = f", tolerance x{1 + rule['loss_tolerance']:g}" if isinstance(rule.get("loss_tolerance"), (int, float)) else ""
+        numbers = f"{loss['log_loss_new']:.4f} vs {loss['log_loss_old']:.4f} (x{loss['ratio']:.3f}{allowed})"
+        text += f"; log loss {numbers}, paired one-sided p = {loss['p_worse']:.3g}"
     slide = rule.get("slide") or {}
     best = slide.get("best")
     if best:

@@ -32,6 +32,7 @@ import numpy as np
 from retraining.ab.experiment import assign_arms  # the one assignment rule, shared with ab_test.py score
 from retraining.ab.logfiles import Rotation, rotate_if_due
 from retraining.ab.predlog import CHALLENGER, CHAMPION, append_atomically, entity_hashes, feature_lines, fill_scores, layout
+from retraining.ab.rowkeys import KeyBook, columns_in_every_row, table_keys
 from retraining.errors import RetrainError
 from retraining.serving.inputs import BadRequest, Table, rows_for
 from retraining.serving.models import LoadedModel, now_iso
@@ -55,6 +56,7 @@ class Entry:
     shadow: np.ndarray | None = None
     fallback: tuple | None = None  # the key without the shadow block, if the shadow scores never come
     features: tuple | None = None  # (version, feature names, rows, sampling rate): sampled feature lines
+    table: Table | None = None  # the request's rows, for each line's ledger key (computed on the log thread)
 
 
 def entity_ids(table: Table, column: str, why: str) -> list:
@@ -88,8 +90,10 @@ class PredictionLog:
         on_drop=None,
         rotation: Rotation | None = None,
         features_path: Path | None = None,
+        keys: KeyBook | None = None,
     ) -> None:
         self.path = Path(path)
+        self.keys = keys  # the versions' row-key specs: each line's "key" (None: every key null)
         self.salt_of = salt_of
         self.flush_interval = flush_interval
         self.max_rows = max_rows
@@ -168,10 +172,11 @@ class PredictionLog:
         codes = np.concatenate([e.codes for e in group])
         arms_v, arms_s = dict(zip(arms, versions, strict=True)), dict(zip(arms, shas, strict=True))
         head = (uuid.uuid4().hex[:16], group[0].at, experiment, share)
-        rows, at = layout(head, hashes_all, codes, arms_v, arms_s, [(arms[0], True), (arms[1], True)])
+        keys = self._row_keys(group, arms_v)
+        rows, at = layout(head, hashes_all, codes, arms_v, arms_s, [(arms[0], True), (arms[1], True)], keys)
         blobs = [fill_scores(rows, at, np.concatenate([e.scores for e in group]))]
         if with_shadow:
-            rows, at = layout(head, hashes_all, np.ones_like(codes), arms_v, arms_s, [(arms[0], True), (arms[1], False)])
+            rows, at = layout(head, hashes_all, np.ones_like(codes), arms_v, arms_s, [(arms[0], True), (arms[1], False)], keys)
             blobs.append(fill_scores(rows, at, np.concatenate([e.shadow for e in group])))
         offset = 0
         for e in group:
@@ -179,6 +184,20 @@ class PredictionLog:
                 features.append(feature_lines(e.at, e.features[0], hashes_all[offset : offset + len(e.codes)], *e.features[1:]))
             offset += len(e.codes)
         return blobs
+
+    def _row_keys(self, group: list[Entry], versions: dict) -> dict | None:
+        """Each arm's ledger key of the group's rows under its version (None without a key book)."""
+        if self.keys is None or any(e.table is None for e in group):
+            return None
+        tables = [e.table for e in group]
+        done: dict = {}
+        for version in set(versions.values()):
+            spec = self.keys.spec(version)
+            if spec.rule not in done:  # both versions usually key rows alike: hashed once
+                done[spec.rule] = table_keys(spec, tables)
+            if not done[spec.rule][1].all():
+                self.keys.warn_unkeyed(spec, columns_in_every_row(tables), done[spec.rule][1])
+        return {arm: done[self.keys.spec(version).rule] for arm, version in versions.items()}
 
 
 class LiveAB:
@@ -253,12 +272,12 @@ class LiveAB:
                 part = [part[i] for i in index]
             scores[index] = model.score(part)
             self.count(ARMS[code], len(index))
-        self.log.put(Entry(self._key(champion, False), now_iso(), None, hashes, codes, scores))
+        self.log.put(Entry(self._key(champion, False), now_iso(), None, hashes, codes, scores, table=table))
         return scores, codes
 
     # -- shadow ---------------------------------------------------------------------------
     def _enqueue_shadow(self, champion, table, rows, ids, scores, codes) -> None:
-        entry = Entry(self._key(champion, True), now_iso(), ids, None, codes, scores, fallback=self._key(champion, False))
+        entry = Entry(self._key(champion, True), now_iso(), ids, None, codes, scores, fallback=self._key(champion, False), table=table)
         self._shadow.submit(self.challenger, champion, table, rows, entry)
 
     def close(self) -> None:

@@ -39,6 +39,7 @@ import orjson
 
 from retraining.ab.logfiles import Rotation
 from retraining.ab.predlog import production_experiment, production_salt
+from retraining.ab.rowkeys import KeyBook
 from retraining.errors import RetrainError
 from retraining.registry import Registry
 from retraining.serving.ab import ARMS, LiveAB, PredictionLog
@@ -128,7 +129,9 @@ class App:
     def _start_log(self) -> None:
         c = self.config
         rotation = Rotation(c.log_rotate_bytes, c.log_rotate_daily)
-        self.plog = PredictionLog(Path(c.log_path), self._salt_of, c.log_flush_interval, on_drop=self.metrics.log_dropped.inc, rotation=rotation)
+        self.plog = PredictionLog(
+            Path(c.log_path), self._salt_of, c.log_flush_interval, on_drop=self.metrics.log_dropped.inc, rotation=rotation, keys=KeyBook(self.registry)
+        )
         self.production = ProductionLogger(
             self.registry,
             self.plog,

@@ -51,10 +51,14 @@ class Bake:
 
 
 def bake_event(registry: Registry, version: str) -> Event | None:
-    """The newest event of the version log that made ``version`` production (deploy, promotion or rollback)."""
+    """The newest event of the version log that made ``version`` production (deploy, promotion or rollback).
+
+    A promotion of the version already in production (``from`` == ``to``) changed no model and
+    is passed over: the bake window runs from the event that brought the version in.
+    """
     data = registry.read_log()
     for raw in reversed(registry.whole_log(data)["events"]):
-        if raw.get("to") == version:
+        if raw.get("to") == version and raw.get("from") != version:
             return Event.from_json(raw)
     return None
 
@@ -99,7 +103,7 @@ class ProductionLogger:
         """Log the rows ``model`` scored (on the request path: no hashing, no I/O here)."""
         features = (model.version, model.features, rows, self.features_rate) if self.features_rate > 0 else None
         plain = self._key(model, None)
-        entry = Entry(plain, now_iso(), ids, None, np.zeros(len(rows), np.int8), scores, fallback=plain, features=features)
+        entry = Entry(plain, now_iso(), ids, None, np.zeros(len(rows), np.int8), scores, fallback=plain, features=features, table=table)
         bake = self.baking(model)
         if bake is None:
             self.log.put(entry)

@@ -41,8 +41,14 @@ MOSTLY = 0.5  # above this share (but below NEARLY_ALL) the column is kept as te
 _LEGACY = ("cp1251", "cp1252", "latin-1")
 
 
-def read_csv_table(path: Path, delimiter: str | None = None, decimal: str | None = None, encoding: str | None = None) -> Table:
-    """Read one CSV file; raise :class:`DataError` with one line when it cannot be used."""
+def read_csv_table(
+    path: Path, delimiter: str | None = None, decimal: str | None = None, encoding: str | None = None, text_columns: tuple[str, ...] = ()
+) -> Table:
+    """Read one CSV file; raise :class:`DataError` with one line when it cannot be used.
+
+    ``text_columns`` (e.g. ids like "00042") come every cell as written, as by
+    :func:`read_text_column`, but from the same read where they can (no cell that reads as missing).
+    """
     head = _head(path)
     notes: list[str] = []
     enc, note = (encoding, None) if encoding else detect_encoding(head)
@@ -66,11 +72,15 @@ def read_csv_table(path: Path, delimiter: str | None = None, decimal: str | None
     check_column_names(names, f"{path}: the header row")
     dec = decimal or ("," if sep == ";" else ".")
     fingerprint = in_background(sha256_file, path)
-    frame, enc = _read_any(path, sep, enc, dec, len(names), notes)
+    raw = next(csv.reader(io.StringIO(first), delimiter=sep))
+    types = {r: "str" for r, n in zip(raw, names, strict=False) if n in text_columns}
+    frame, enc = _read_any(path, sep, enc, dec, len(names), notes, types)
     frame.columns = [str(c).strip() for c in frame.columns]
     if len(frame) == 0:
         raise DataError(f"{path}: has a header but no data rows.")
-    notes.extend(fix_numeric_text(frame, dec))
+    for name in (c for c in text_columns if c in frame.columns):
+        frame[name] = _as_written(frame[name], path, name, delimiter, encoding)
+    notes.extend(fix_numeric_text(frame, dec, skip=text_columns))
     if sep != "," or dec != ".":
         notes.insert(0, f"read with delimiter {_show(sep)} and decimal mark {dec!r}")
     return Table(frame=frame, fingerprint=fingerprint(), display=str(path), kind="csv", notes=notes)
@@ -82,14 +92,46 @@ def read_text_column(path: Path, column: str, delimiter: str | None = None, enco
     enc = encoding or detect_encoding(head)[0]
     lines = head.decode("utf-8-sig" if enc == "utf-8" else enc, errors="replace").splitlines()[:50]
     sep = delimiter or detect_delimiter(lines)
+    fast = _arrow_text_column(path, column, sep, lines[0] if lines else "") if enc == "utf-8" else None
+    if fast is not None:
+        return fast
     try:
-        frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig" if enc == "utf-8" else enc, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(
+            path, sep=sep, encoding="utf-8-sig" if enc == "utf-8" else enc, dtype=str, keep_default_na=False, usecols=lambda name: str(name).strip() == column
+        )
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot be parsed as CSV ({first_line(exc)}).") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     if column not in frame.columns:
         raise DataError(f"{path}: no column {column!r}.")
     return frame[column]
+
+
+def _as_written(col: pd.Series, path: Path, name: str, delimiter: str | None, encoding: str | None) -> pd.Series:
+    """``col`` if the read kept every cell as text; else the column read again as text (a cell that read as missing, e.g. "" or "NA")."""
+    if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object and not col.isna().any():
+        return col
+    log.debug("%s: column %r has cells read as missing; reading it again as written", path, name)
+    again = read_text_column(path, name, delimiter, encoding)
+    if len(again) != len(col):
+        raise DataError(f"{path}: column {name!r} reads as {len(again)} cells as text but the table has {len(col)} rows; check quoting and blank lines.")
+    return pd.Series(again.to_numpy(), index=col.index, name=name)
+
+
+def _arrow_text_column(path: Path, column: str, sep: str, header: str) -> pd.Series | None:
+    """:func:`read_text_column` with pyarrow's reader (the common case: UTF-8); None when it cannot (then pandas' C reader)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    raw = [name for name in next(csv.reader(io.StringIO(header), delimiter=sep), []) if name.strip() == column]
+    if len(raw) != 1:
+        return None
+    try:
+        options = pcsv.ConvertOptions(include_columns=raw, column_types={raw[0]: pa.string()}, strings_can_be_null=False)
+        table = pcsv.read_csv(path, parse_options=pcsv.ParseOptions(delimiter=sep), convert_options=options)
+    except (pa.ArrowInvalid, OSError, ValueError):  # quoted line breaks, ragged rows: the C reader copes or says why
+        return None
+    return table.column(0).to_pandas().rename(column)
 
 
 def _show(sep: str) -> str:
@@ -154,32 +196,32 @@ def detect_delimiter(lines: list[str]) -> str:
     return max(DELIMITERS, key=score)
 
 
-def _read_any(path: Path, sep: str, enc: str, dec: str, n_fields: int, notes: list[str]) -> tuple[pd.DataFrame, str]:
+def _read_any(path: Path, sep: str, enc: str, dec: str, n_fields: int, notes: list[str], types: dict | None = None) -> tuple[pd.DataFrame, str]:
     """pyarrow first, pandas' C reader if it fails; a legacy encoding when "UTF-8" bytes later in the file are not."""
     try:
-        frame = _read(path, sep, enc, dec, "pyarrow")
+        frame = _read(path, sep, enc, dec, "pyarrow", types)
     except UnicodeDecodeError as exc:  # a Python codec (a legacy encoding) met a byte it has no character for
         raise DataError(f"{path}: cannot be decoded as {enc} ({first_line(exc)}). Pass the right --encoding NAME.") from exc
     except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
         log.debug("pyarrow CSV reader failed (%s); retrying with pandas' C reader", exc)
         try:
-            frame = _read(path, sep, enc, dec, "c")
+            frame = _read(path, sep, enc, dec, "c", types)
         except UnicodeDecodeError as exc2:
             if enc != "utf-8":
                 raise DataError(f"{path}: cannot be decoded as {enc} ({first_line(exc2)}). Pass the right --encoding NAME.") from exc2
-            return _legacy(path, sep, dec, n_fields, notes, _around(path, exc2), "")
+            return _legacy(path, sep, dec, n_fields, notes, _around(path, exc2), "", types)
         except (ValueError, pd.errors.ParserError) as exc2:
             raise DataError(f"{path}: cannot be parsed as CSV ({first_line(exc2)}). Check quoting and that every row has {n_fields} fields.") from exc2
     bad = _undecoded(frame) if enc == "utf-8" else None
     if bad is not None:
-        return _legacy(path, sep, dec, n_fields, notes, bad[1], f" in column {bad[0]!r}")
+        return _legacy(path, sep, dec, n_fields, notes, bad[1], f" in column {bad[0]!r}", types)
     return frame, enc
 
 
-def _legacy(path: Path, sep: str, dec: str, n_fields: int, notes: list[str], sample: bytes, where: str) -> tuple[pd.DataFrame, str]:
+def _legacy(path: Path, sep: str, dec: str, n_fields: int, notes: list[str], sample: bytes, where: str, types: dict | None) -> tuple[pd.DataFrame, str]:
     legacy = guess_legacy(sample)
     notes.append(f"not valid UTF-8{where}; read as {legacy}. Pass --encoding NAME if that is wrong")
-    return _read_any(path, sep, legacy, dec, n_fields, notes)
+    return _read_any(path, sep, legacy, dec, n_fields, notes, types)
 
 
 def _undecoded(frame: pd.DataFrame) -> tuple[str, bytes] | None:
@@ -205,8 +247,10 @@ def _around(path: Path, exc: UnicodeDecodeError) -> bytes:
     return sample
 
 
-def _read(path: Path, sep: str, enc: str, dec: str, engine: str) -> pd.DataFrame:
+def _read(path: Path, sep: str, enc: str, dec: str, engine: str, types: dict | None = None) -> pd.DataFrame:
     kwargs: dict = {"sep": sep, "engine": engine, "encoding": enc}
+    if types:
+        kwargs["dtype"] = types
     if dec != ".":
         kwargs["decimal"] = dec
     if engine == "c":
@@ -215,11 +259,11 @@ def _read(path: Path, sep: str, enc: str, dec: str, engine: str) -> pd.DataFrame
 
 
 # -- numbers written as text -------------------------------------------------------------------
-def fix_numeric_text(frame: pd.DataFrame, decimal: str) -> list[str]:
-    """Read text columns that are (nearly) all numbers as numbers, in place; return notes naming them."""
+def fix_numeric_text(frame: pd.DataFrame, decimal: str, skip: tuple[str, ...] = ()) -> list[str]:
+    """Read text columns that are (nearly) all numbers as numbers, in place; return notes naming them (not the ``skip`` ones)."""
     notes = []
     for name, dtype in frame.dtypes.items():
-        if dtype.kind in "iufcbmM" or isinstance(dtype, pd.CategoricalDtype):
+        if dtype.kind in "iufcbmM" or isinstance(dtype, pd.CategoricalDtype) or name in skip:
             continue  # numbers, booleans, dates, categories
         col = frame[name]
         if _looks_numeric(_ends(col, 10)) == 0 or _looks_numeric(_spread(col, _SAMPLE)) < MOSTLY:

@@ -12,8 +12,12 @@ from retraining.sources.parquet import is_parquet, read_parquet
 log = logging.getLogger(__name__)
 
 
-def read_table(spec: SourceSpec | str | Path) -> Table:
-    """Read ``spec`` into a :class:`Table`; raise DataError/SourceError/UsageError with one line."""
+def read_table(spec: SourceSpec | str | Path, text_columns: tuple[str, ...] = ()) -> Table:
+    """Read ``spec`` into a :class:`Table`; raise DataError/SourceError/UsageError with one line.
+
+    ``text_columns`` (ids like "00042") are never read as numbers: a CSV file's keep every cell
+    as written; a Parquet file's or a database's keep their own type.
+    """
     if not isinstance(spec, SourceSpec):
         spec = SourceSpec(str(spec))
     spec.check()
@@ -30,11 +34,11 @@ def read_table(spec: SourceSpec | str | Path) -> Table:
         else:
             from retraining.sources.csvfile import read_csv_table
 
-            table = read_csv_table(path, spec.delimiter, spec.decimal, spec.encoding)
+            table = read_csv_table(path, spec.delimiter, spec.decimal, spec.encoding, text_columns)
     if table.kind != "csv":
         from retraining.sources.csvfile import fix_numeric_text
 
-        table.notes.extend(fix_numeric_text(table.frame, "."))
+        table.notes.extend(fix_numeric_text(table.frame, ".", skip=text_columns))
     for note in table.notes:  # "warning: ..." notes name a column that may not be what the user meant
         if note.startswith("warning: "):
             log.warning("%s: %s", table.display, note.removeprefix("warning: "))
