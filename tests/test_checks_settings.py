@@ -6,6 +6,7 @@ ledger with no rows: the mutants mutmut left alive in ``retraining/guard/finding
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from retraining.data.dataset import Dataset
@@ -72,3 +73,33 @@ def test_a_ledger_made_with_a_time_column_keeps_its_kind_and_latest_time():
     assert (dated.train.tolist(), dated.holdout.tolist(), dated.key) == ([0], [1], {"method": "id", "column": "cid"})
     numbered = make_ledger("v1.0.0", _timed(np.array([2.5, 7.25]), {}))  # a number column; no key recorded
     assert (numbered.time_kind, numbered.max_time, numbered.key) == ("number", 7.25, {})
+
+
+def test_a_ledger_records_how_its_keys_were_read_and_an_old_one_reads_without(tmp_path):
+    import json
+
+    from retraining.guard.ledger import keys_for, load_ledger, save_ledger
+
+    ids = {"method": "id", "column": "cid"}
+    ds = Dataset("memory", "0" * 64, None, np.zeros(2, int), [], np.array([False, True]), "1", split={"key": ids}, keys=np.array([3, 4], np.uint64))
+    ledger = make_ledger("v1.0.0", ds)
+    assert (ledger.ids, ledger.kinds, ledger.meta()["ids"], ledger.meta()["key_kinds"]) == ("text", {}, "text", {})
+    content = {"method": "features", "columns": ["a"]}
+    ds.split, ds.key_kinds = {"key": content}, {"a": "number"}
+    by_content = make_ledger("v1.1.0", ds)
+    assert (by_content.ids, by_content.kinds) == (None, {"a": "number"})
+    save_ledger(by_content, tmp_path / "v1.1.0.npz")
+    back = load_ledger(tmp_path / "v1.1.0.npz")
+    assert (back.kinds, back.ids, back.key) == ({"a": "number"}, None, content)
+    meta = {"format": 1, "version": "v0.9.0", "key": ids}  # written before kinds and ids were recorded
+    raw = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    np.savez(tmp_path / "old.npz", train=np.array([3], np.uint64), holdout=np.zeros(0, np.uint64), meta=raw)
+    old = load_ledger(tmp_path / "old.npz")
+    assert (old.kinds, old.ids) == ({}, None)
+    parsed = Dataset("memory", "0" * 64, None, np.zeros(2, int), [], np.zeros(2, bool), "1", split={"key": ids}, keys=np.array([7, 8], np.uint64))
+    assert keys_for(parsed, old).tolist() == [7, 8]  # no parsed ids kept: today's keys
+    parsed.parsed_ids = pd.Series([42, 43])
+    parsed_keys = pd.util.hash_array(np.array(["42", "43"], dtype=object), hash_key="catboost-retrain", categorize=False)  # keys.py's id key, as documented
+    assert keys_for(parsed, old).tolist() == parsed_keys.tolist()  # an old id ledger: the keys of the parsed ids
+    assert keys_for(parsed, ledger).tolist() == [7, 8]  # a ledger of ids as written
+    assert keys_for(parsed, by_content).tolist() == [7, 8]  # a content key
