@@ -122,3 +122,42 @@ def test_the_log_entry_names_the_rule_that_decided_not_the_one_asked_for():
     """The noise rule without a paired test falls back to strict: the entry says strict."""
     out = judge(DeployRule(), 0.849, 0.85, None)
     assert out.to_dict(DeployRule())["rule"] == "strict"
+
+
+# -- the log-loss condition of a deploy within noise -------------------------------------------------
+def _losses(new: float, old: float, p: float):
+    from retraining.evaluation import LossComparison
+
+    return LossComparison(new, old, 0.1, 0.1, float(norm.isf(p)), p, 500)
+
+
+NOISE = "DeLong one-sided p = 0.3, drop 0.0010"
+
+
+def test_a_deploy_within_noise_also_needs_a_log_loss_no_worse_than_the_tolerance():
+    cmp = Comparison(0.3)
+    fine = _losses(0.42, 0.40, 0.3)  # x1.05
+    out = judge(DeployRule(), 0.849, 0.85, cmp, losses=fine)
+    assert (out.deploy, out.verdict, out.loss) == (True, "within noise", fine.to_dict())
+    loss = "log loss 0.4200 vs 0.4000 (x1.050), paired one-sided p = 0.3"
+    assert out.why == f"ROC-AUC 0.8490 vs 0.8500: equal within noise ({NOISE} <= 0.005; {loss}, <= x1.1; the fresher model wins)"
+    assert judge(DeployRule(), 0.849, 0.85, cmp, losses=_losses(0.44, 0.40, 0.3)).deploy is True  # x1.1 exactly (0.44 / 0.4 = 1.1000000000000003)
+    worse = judge(DeployRule(), 0.849, 0.85, cmp, losses=_losses(0.48, 0.40, 0.3))
+    assert (worse.deploy, worse.verdict, worse.rule) == (False, "worse log loss", "noise")
+    loss = "log loss 0.4800 vs 0.4000 (x1.200), paired one-sided p = 0.3"
+    assert worse.why == f"ROC-AUC 0.8490 vs 0.8500: equal within noise by ROC-AUC ({NOISE} <= 0.005), but worse by {loss}; more than x1.1"
+    both = judge(DeployRule(), 0.849, 0.85, cmp, losses=_losses(0.48, 0.40, 0.01))
+    assert both.why.endswith("paired one-sided p = 0.01; p < 0.05: significantly worse, more than x1.1")
+    assert judge(DeployRule(), 0.849, 0.85, cmp, losses=_losses(0.42, 0.40, 0.05)).deploy is True  # p exactly alpha
+    assert judge(DeployRule(loss_tolerance=0.25), 0.849, 0.85, cmp, losses=_losses(0.48, 0.40, 0.3)).why.endswith("<= x1.25; the fresher model wins)")
+
+
+def test_the_log_loss_decides_only_a_deploy_within_noise_and_is_recorded_on_every_path():
+    bad = _losses(0.80, 0.40, 0.001)
+    better = judge(DeployRule(), 0.86, 0.85, Comparison(0.3), losses=bad)
+    assert (better.deploy, better.verdict, better.loss) == (True, "better", bad.to_dict())
+    lost = judge(DeployRule(), 0.80, 0.85, Comparison(0.001), losses=bad)
+    assert (lost.verdict, lost.loss) == ("worse", bad.to_dict())
+    strict = judge(DeployRule(rule="strict"), 0.849, 0.85, Comparison(0.3), losses=bad)
+    assert (strict.verdict, strict.rule, strict.loss) == ("worse", "strict", bad.to_dict())
+    assert judge(DeployRule(), 0.849, 0.85, Comparison(0.3)).loss is None
