@@ -138,13 +138,14 @@ def test_a_deploy_within_noise_also_needs_a_log_loss_no_worse_than_the_tolerance
     cmp = Comparison(0.3)
     fine = _losses(0.42, 0.40, 0.3)  # x1.05
     out = judge(DeployRule(), 0.849, 0.85, cmp, losses=fine)
-    assert (out.deploy, out.verdict, out.loss) == (True, "within noise", fine.to_dict())
+    assert fields(out) == (True, "within noise", "noise", 0.3, 0.001) and out.loss == fine.to_dict()
+    assert out.to_dict(DeployRule())["loss"] == fine.to_dict()
     loss = "log loss 0.4200 vs 0.4000 (x1.050), paired one-sided p = 0.3"
     assert out.why == f"ROC-AUC 0.8490 vs 0.8500: equal within noise ({NOISE} <= 0.005; {loss}, <= x1.1; the fresher model wins)"
     assert 0.004741 / 0.00431 > 1.0 + 0.1 and round(0.004741 / 0.00431, 9) == 1.1  # x1.1 up to float dust
     assert judge(DeployRule(), 0.849, 0.85, cmp, losses=_losses(0.004741, 0.00431, 0.3)).deploy is True
     worse = judge(DeployRule(), 0.849, 0.85, cmp, losses=_losses(0.48, 0.40, 0.3))
-    assert (worse.deploy, worse.verdict, worse.rule) == (False, "worse log loss", "noise")
+    assert fields(worse) == (False, "worse log loss", "noise", 0.3, 0.001)
     loss = "log loss 0.4800 vs 0.4000 (x1.200), paired one-sided p = 0.3"
     assert worse.why == f"ROC-AUC 0.8490 vs 0.8500: equal within noise by ROC-AUC ({NOISE} <= 0.005), but worse by {loss}; more than x1.1"
     both = judge(DeployRule(), 0.849, 0.85, cmp, losses=_losses(0.48, 0.40, 0.01))
