@@ -144,6 +144,8 @@ def test_a_deploy_within_noise_also_needs_a_log_loss_no_worse_than_the_tolerance
     assert out.why == f"ROC-AUC 0.8490 vs 0.8500: equal within noise ({NOISE} <= 0.005; {loss}, <= x1.1; the fresher model wins)"
     assert 0.004741 / 0.00431 > 1.0 + 0.1 and round(0.004741 / 0.00431, 9) == 1.1  # x1.1 up to float dust
     assert judge(DeployRule(), 0.849, 0.85, cmp, losses=_losses(0.004741, 0.00431, 0.3)).deploy is True
+    dust = judge(DeployRule(), 0.849, 0.85, cmp, losses=_losses(0.44000000004, 0.4, 0.3))  # x1.1000000001: 1e-10 over, within 9 digits
+    assert dust.deploy is True and round(0.44000000004 / 0.4, 10) > 1.1
     worse = judge(DeployRule(), 0.849, 0.85, cmp, losses=_losses(0.48, 0.40, 0.3))
     assert fields(worse) == (False, "worse log loss", "noise", 0.3, 0.001)
     loss = "log loss 0.4800 vs 0.4000 (x1.200), paired one-sided p = 0.3"
