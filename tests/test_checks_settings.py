@@ -103,3 +103,16 @@ def test_a_ledger_records_how_its_keys_were_read_and_an_old_one_reads_without(tm
     assert keys_for(parsed, old).tolist() == parsed_keys.tolist()  # an old id ledger: the keys of the parsed ids
     assert keys_for(parsed, ledger).tolist() == [7, 8]  # a ledger of ids as written
     assert keys_for(parsed, by_content).tolist() == [7, 8]  # a content key
+
+
+def test_rows_are_matched_to_an_old_id_ledger_by_their_parsed_ids():
+    """A ledger written before ids were read as text holds the keys of the parsed ids (42, not "00042")."""
+    from retraining.guard.ledger import in_training
+
+    ids = {"method": "id", "column": "cid"}
+    legacy = pd.util.hash_array(np.array(["42", "43"], dtype=object), hash_key="catboost-retrain", categorize=False)
+    ds = Dataset("memory", "0" * 64, None, np.zeros(2, int), [], np.zeros(2, bool), "1", split={"key": ids}, keys=np.array([7, 8], np.uint64))
+    ds.parsed_ids = pd.Series([42, 43])
+    old = Ledger("v0.9.0", np.sort(legacy), np.zeros(0, np.uint64), ids)  # no ids="text": written before
+    assert split_rows(ds, old).new.tolist() == [False, False]
+    assert in_training(ds, old).tolist() == [True, True]
