@@ -110,8 +110,7 @@ def content_hashes(frame: pd.DataFrame) -> np.ndarray:
         else:  # hash each distinct value once: the same numbers as hashing every row's text
             codes, uniques = pd.factorize(col, use_na_sentinel=True)
             text = np.array([*(str(u) for u in uniques), _NA_TEXT], dtype=object)
-            h = pd.util.hash_array(text, hash_key=HASH_KEY, categorize=False)[codes]  # code -1 (missing) takes the last
-        name_h = pd.util.hash_array(np.array([name], dtype=object), hash_key=HASH_KEY, categorize=False)[0]
-        with np.errstate(over="ignore"):
-            combined = combined * np.uint64(1_000_003) ^ (h ^ name_h)
+            h = pd.util.hash_array(text, hash_key=HASH_KEY)[codes]  # code -1 (missing) takes the last
+        name_h = pd.util.hash_array(np.array([name], dtype=object), hash_key=HASH_KEY)[0]
+        combined = combined * np.uint64(1_000_003) ^ (h ^ name_h)  # uint64 arrays wrap around silently
     return combined
