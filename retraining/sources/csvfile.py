@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 DELIMITERS = (",", ";", "\t", "|")
 _HEAD = 1 << 16
 _SAMPLE = 300
-_NUMBER = re.compile(r"^\s*[-+]?(?=[.,]?\d)(\d[\d\s\u00a0\u202f]*)?([.,]\d*)?([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|inf|infinity)\s*$", re.IGNORECASE)
+# ASCII digits only: pandas reads no other digits as numbers ("༠" is a Unicode digit, not a number to it)
+_NUMBER = re.compile(r"^\s*[-+]?(?=[.,]?\d)(\d[\d\s\u00a0\u202f]*)?([.,]\d*)?([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|inf|infinity)\s*$", re.IGNORECASE | re.ASCII)
 NEARLY_ALL = 0.95  # share of values that must be numbers for a text column to be read as numbers
 MOSTLY = 0.5  # above this share (but below NEARLY_ALL) the column is kept as text, with a warning
 _LEGACY = ("cp1251", "cp1252", "latin-1")
