@@ -89,6 +89,12 @@ LONGEST_FIRST = (
 )
 
 
+def pytest_configure(config) -> None:
+    """Keep that order: pytest-xdist otherwise re-sorts the modules by their number of tests."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def _longest_first(items: list) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     order = {id(item): n for n, item in enumerate(items)}
