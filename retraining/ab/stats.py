@@ -23,15 +23,19 @@ Z80_POWER = 0.8416212335729143
 SRM_ALPHA = 0.001
 
 
-def auc_with_ci(y: np.ndarray, scores: np.ndarray) -> dict:
-    """n, positives, ROC-AUC, DeLong standard error and 95 % CI of one arm."""
+def auc_with_ci(y: np.ndarray, scores: np.ndarray, components=structural_components) -> dict:
+    """n, positives, ROC-AUC, DeLong standard error and 95 % CI of one arm.
+
+    ``components(positives, negatives)`` gives the AUC and the DeLong placement values; the
+    monitor passes a one-sort version of :func:`retraining.evaluation.structural_components`.
+    """
     y = np.asarray(y).astype(bool)
     s = np.asarray(scores, dtype=float)
     m, n = int(y.sum()), int((~y).sum())
     out = {"n": len(y), "positives": m, "roc_auc": None, "se": None, "ci_low": None, "ci_high": None}
     if m < 2 or n < 2:
         return out
-    auc, v10, v01 = structural_components(s[y], s[~y])
+    auc, v10, v01 = components(s[y], s[~y])
     var = float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
     se = math.sqrt(max(var, 0.0))
     out.update(roc_auc=float(auc), se=se, ci_low=max(0.0, auc - Z95 * se), ci_high=min(1.0, auc + Z95 * se))

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from retraining.ab.stats import Z95, auc_with_ci
+from retraining.ab.stats import auc_with_ci
 from retraining.evaluation import brier
 
 
@@ -33,21 +33,21 @@ def realized(y: np.ndarray, scores: np.ndarray) -> dict:
 
 
 def auc_with_ci_one_sort(y: np.ndarray, scores: np.ndarray) -> dict:
-    """:func:`retraining.ab.stats.auc_with_ci`, bit for bit, with one sort of the scores instead of three.
+    """:func:`retraining.ab.stats.auc_with_ci`, bit for bit, with one sort of the scores instead of three."""
+    return auc_with_ci(y, scores, components=one_sort_components)
+
+
+def one_sort_components(x: np.ndarray, z_neg: np.ndarray) -> tuple:
+    """:func:`retraining.evaluation.structural_components` (AUC, V10, V01) from one sort.
 
     The DeLong placement values need the midranks of the scores among all rows, among the
-    positives and among the negatives (:func:`retraining.evaluation.structural_components`).
-    All three come from one argsort of all rows: the positives (negatives) taken in that
-    order are sorted too. A midrank depends only on its tie group, so the sort need not be
-    stable; the values and the order of every sum are those of ``auc_with_ci``.
+    positives and among the negatives. All three come from one argsort of all rows: the
+    positives (negatives) taken in that order are sorted too. A midrank depends only on its
+    tie group, so the sort need not be stable; the values and the order of every sum are
+    those of ``structural_components``.
     """
-    y = np.asarray(y).astype(bool)
-    s = np.asarray(scores, dtype=float)
-    m, n = int(y.sum()), int((~y).sum())
-    out = {"n": len(y), "positives": m, "roc_auc": None, "se": None, "ci_low": None, "ci_high": None}
-    if m < 2 or n < 2:
-        return out
-    z = np.concatenate([s[y], s[~y]])
+    m, n = len(x), len(z_neg)
+    z = np.concatenate([x, z_neg])
     order = np.argsort(z)
     zs = z[order]
     tz = np.empty(len(z))
@@ -57,12 +57,7 @@ def auc_with_ci_one_sort(y: np.ndarray, scores: np.ndarray) -> dict:
     tx[order[positive]] = _sorted_midranks(zs[positive])
     ty[order[~positive] - m] = _sorted_midranks(zs[~positive])
     auc = (tz[:m].sum() - m * (m + 1) / 2.0) / (m * n)
-    v10 = (tz[:m] - tx) / n
-    v01 = 1.0 - (tz[m:] - ty) / m
-    var = float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
-    se = math.sqrt(max(var, 0.0))
-    out.update(roc_auc=float(auc), se=se, ci_low=max(0.0, auc - Z95 * se), ci_high=min(1.0, auc + Z95 * se))
-    return out
+    return auc, (tz[:m] - tx) / n, 1.0 - (tz[m:] - ty) / m
 
 
 def _sorted_midranks(v: np.ndarray) -> np.ndarray:
