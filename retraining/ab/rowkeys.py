@@ -36,13 +36,16 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from retraining.ab.quickkeys import quick_keys
 from retraining.data.keys import content_hashes, id_hashes
 from retraining.errors import RetrainError
 
@@ -186,8 +189,16 @@ def frame_keys(spec: KeySpec, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
 
 
 def table_keys(spec: KeySpec, tables: list) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`frame_keys` of the rows of several requests (:class:`retraining.serving.inputs.Table`), in order."""
-    columns = {name: [v for t in tables for v in _column(t, name)] for name in spec.columns}
+    """:func:`frame_keys` of the rows of several requests (:class:`retraining.serving.inputs.Table`), in order.
+
+    The common cases take :func:`retraining.ab.quickkeys.quick_keys` (the same keys without a
+    frame: serve.py's log thread calls this for every flush); the rest the frame.
+    """
+    rows = _rows(tables, spec.columns)
+    columns = {name: list(values) for name, values in zip(spec.columns, zip(*rows, strict=True), strict=True)} if rows else {n: [] for n in spec.columns}
+    quick = quick_keys(spec.method, spec.columns, dict(spec.kinds), spec.parsed_ids, columns) if spec.method else None
+    if quick is not None:
+        return quick, np.ones(len(quick), bool)
     return frame_keys(spec, pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()}, columns=list(spec.columns)))
 
 
@@ -197,13 +208,31 @@ def columns_in_every_row(tables: list) -> set:
     return set.intersection(*sets) if sets else set()
 
 
-def _column(table, name: str) -> list:
-    if table.records is not None:
-        return [rec.get(name, _ABSENT) for rec in table.records]
-    if name not in table.columns:
-        return [_ABSENT] * len(table.data)
-    i = table.columns.index(name)
-    return [row[i] for row in table.data]
+def _rows(tables: list, names: tuple[str, ...]) -> list[tuple]:
+    """The values of ``names`` in every row of ``tables``, row by row (``_ABSENT`` where a row lacks the column)."""
+    rows: list[tuple] = []
+    getters: dict[tuple, Callable] = {}  # one per distinct column list: requests of one client share it
+    for t in tables:
+        if t.records is not None:
+            rows += [tuple(rec.get(n, _ABSENT) for n in names) for rec in t.records]
+            continue
+        columns = tuple(t.columns)
+        get = getters.get(columns)
+        if get is None:
+            get = getters[columns] = _getter(columns, names)
+        rows += map(get, t.data)
+    return rows
+
+
+def _getter(columns: tuple, names: tuple[str, ...]) -> Callable:
+    """A function from a ``dataframe_split`` row to the values of ``names`` (a name sent twice: its first column, as Table.column reads)."""
+    where: dict[str, int] = {}
+    for i, name in enumerate(columns):
+        where.setdefault(name, i)
+    index = [where.get(n) for n in names]
+    if None in index or len(index) < 2:
+        return lambda row: tuple(_ABSENT if i is None else row[i] for i in index)
+    return operator.itemgetter(*index)
 
 
 def read_column(col: pd.Series, kind: str) -> tuple[pd.Series, np.ndarray]:

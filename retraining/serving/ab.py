@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from retraining.ab.predlog import CHALLENGER, CHAMPION, append_atomically, entit
 from retraining.ab.rowkeys import KeyBook, columns_in_every_row, table_keys
 from retraining.errors import RetrainError
 from retraining.serving.inputs import BadRequest, Table, rows_for
-from retraining.serving.models import LoadedModel, now_iso
+from retraining.serving.models import LoadedModel, iso_time
 from retraining.serving.shadow import Shadow
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class Entry:
     """Predictions waiting for the log: one request's rows (and one experiment's head)."""
 
     key: tuple  # experiment, share, versions of the arms, their sha256s, shadow block?, the arms' names
-    at: str
+    at: float  # time.time() when scored; the log thread writes it as text (iso_time)
     ids: list | None
     hashes: np.ndarray | None
     codes: np.ndarray
@@ -171,7 +172,7 @@ class PredictionLog:
             hashes_all = entity_hashes([i for e in group for i in e.ids], self.salt_of(experiment))
         codes = np.concatenate([e.codes for e in group])
         arms_v, arms_s = dict(zip(arms, versions, strict=True)), dict(zip(arms, shas, strict=True))
-        head = (uuid.uuid4().hex[:16], group[0].at, experiment, share)
+        head = (uuid.uuid4().hex[:16], iso_time(group[0].at), experiment, share)
         keys = self._row_keys(group, arms_v)
         rows, at = layout(head, hashes_all, codes, arms_v, arms_s, [(arms[0], True), (arms[1], True)], keys)
         blobs = [fill_scores(rows, at, np.concatenate([e.scores for e in group]))]
@@ -181,7 +182,7 @@ class PredictionLog:
         offset = 0
         for e in group:
             if e.features is not None:
-                features.append(feature_lines(e.at, e.features[0], hashes_all[offset : offset + len(e.codes)], *e.features[1:]))
+                features.append(feature_lines(iso_time(e.at), e.features[0], hashes_all[offset : offset + len(e.codes)], *e.features[1:]))
             offset += len(e.codes)
         return blobs
 
@@ -272,12 +273,12 @@ class LiveAB:
                 part = [part[i] for i in index]
             scores[index] = model.score(part)
             self.count(ARMS[code], len(index))
-        self.log.put(Entry(self._key(champion, False), now_iso(), None, hashes, codes, scores, table=table))
+        self.log.put(Entry(self._key(champion, False), time.time(), None, hashes, codes, scores, table=table))
         return scores, codes
 
     # -- shadow ---------------------------------------------------------------------------
     def _enqueue_shadow(self, champion, table, rows, ids, scores, codes) -> None:
-        entry = Entry(self._key(champion, True), now_iso(), ids, None, codes, scores, fallback=self._key(champion, False), table=table)
+        entry = Entry(self._key(champion, True), time.time(), ids, None, codes, scores, fallback=self._key(champion, False), table=table)
         self._shadow.submit(self.challenger, champion, table, rows, entry)
 
     def close(self) -> None:

@@ -44,6 +44,11 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_time(seconds: float) -> str:
+    """:func:`now_iso`'s text of a ``time.time()``: the request path takes the clock, the log thread writes it."""
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """One loaded version: what it needs, and the CatBoost model that scores it."""

@@ -31,7 +31,7 @@ from retraining.records import Event
 from retraining.registry import Registry
 from retraining.serving.ab import Entry, PredictionLog, entity_ids
 from retraining.serving.inputs import Table
-from retraining.serving.models import LoadedModel, load_version, now_iso
+from retraining.serving.models import LoadedModel, load_version
 from retraining.serving.shadow import Shadow
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class ProductionLogger:
         """Log the rows ``model`` scored (on the request path: no hashing, no I/O here)."""
         features = (model.version, model.features, rows, self.features_rate) if self.features_rate > 0 else None
         plain = self._key(model, None)
-        entry = Entry(plain, now_iso(), ids, None, np.zeros(len(rows), np.int8), scores, fallback=plain, features=features, table=table)
+        entry = Entry(plain, time.time(), ids, None, np.zeros(len(rows), np.int8), scores, fallback=plain, features=features, table=table)
         bake = self.baking(model)
         if bake is None:
             self.log.put(entry)
