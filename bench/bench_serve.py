@@ -292,34 +292,49 @@ def in_process(work: Path, count: int = 64, repeats: int = 2000) -> dict:
 
 
 def request_path_cost(work: Path, count: int = 64, repeats: int = 20000) -> dict:
-    """In-process, without HTTP: what the production log adds to one 1-row request (µs, median), and its log thread's cost per row.
+    """In-process, without HTTP: what the production log adds to one 1-row request, and its log thread's CPU per row.
 
     The request path: the id check and the hand-over of the scores to the log thread
-    (``ProductionLogger.ids`` + ``record``); the log thread: hashing, laying out and
-    appending, timed over ``repeats`` queued requests written in one flush.
+    (``ProductionLogger.ids`` + ``record``), wall-clock µs, median and p99. The log thread:
+    its CPU time (``time.thread_time``, so other processes' load counts little) per flush of
+    1, 10, 100 and 1000 queued 1-row requests (a server answering N requests/s flushes
+    N/5 of them every 0.2 s), with the ledger keys as serve.py computes them (``KeyBook``).
     """
+    from retraining.ab.rowkeys import KeyBook
     from retraining.registry import Registry
     from retraining.serving.ab import PredictionLog
     from retraining.serving.inputs import decode, rows_for
     from retraining.serving.models import load_version
     from retraining.serving.production import ProductionLogger
 
-    model = load_version(Registry(work / "models", work / "catboost_model.cbm"), "v1.0.0")
+    registry = Registry(work / "models", work / "catboost_model.cbm")
+    model = load_version(registry, "v1.0.0")
     tables = [decode(b) for b in bodies(work, 1, count=count, with_id=True)]
     rows = [rows_for(t, model.features, model.cat_indices, model.nan_ok) for t in tables]
     scores = [model.score(r) for r in rows]
-    plog = PredictionLog(work / "cost" / "predictions.jsonl", lambda experiment: "production", flush_interval=3600)
-    prod = ProductionLogger(Registry(work / "models", work / "catboost_model.cbm"), plog, id_column="id", bake_hours=0)
+    plog = PredictionLog(work / "cost" / "predictions.jsonl", lambda experiment: "production", flush_interval=3600, keys=KeyBook(registry))
+    prod = ProductionLogger(registry, plog, id_column="id", bake_hours=0)
     times = []
     for k in range(repeats):
         i = k % count
         t = time.perf_counter()
         prod.record(model, tables[i], rows[i], prod.ids(tables[i]), scores[i])
         times.append(time.perf_counter() - t)
-    t = time.perf_counter()
-    plog.close()  # writes the queued requests in one flush
-    flush = time.perf_counter() - t
-    return {"request_us": float(np.median(times)) * 1e6, "p99_us": float(np.percentile(times, 99)) * 1e6, "log_thread_us_per_row": flush / repeats * 1e6}
+    plog.close()  # writes the queued requests in one flush (and warms the log thread's imports)
+    out = {"request_us": float(np.median(times)) * 1e6, "p99_us": float(np.percentile(times, 99)) * 1e6}
+    for size in (1, 10, 100, 1000):
+        batches = []
+        for b in range(max(5, 4000 // size)):
+            plog._pending = []
+            for k in range(size):
+                i = (b * size + k) % count
+                prod.record(model, tables[i], rows[i], prod.ids(tables[i]), scores[i])
+            batches.append(plog._pending)
+        t = time.thread_time()
+        for batch in batches:
+            plog._write(batch)  # what the log thread does with one flush
+        out[f"flush_{size}_us_per_row"] = (time.thread_time() - t) / (len(batches) * size) * 1e6
+    return out
 
 
 def swapping(work: Path, stop: threading.Event, every: float = 0.25) -> threading.Thread:
@@ -510,9 +525,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{stamp()}, {machine()}, --workers {args.workers}, {args.seconds:g} s per measurement, medians of {args.repeats}\n")
                 print(prodlog_report(results, args))
                 cost = request_path_cost(work)
+                flushes = ", ".join(f"{size}: {cost[f'flush_{size}_us_per_row']:.1f}" for size in (1, 10, 100, 1000))
                 print(
                     f"\nrequest path, in-process: +{cost['request_us']:.1f} µs median (p99 {cost['p99_us']:.1f} µs) per 1-row request; "
-                    f"log thread: {cost['log_thread_us_per_row']:.1f} µs per row"
+                    f"log thread, CPU µs per row by requests per flush (with the ledger keys): {flushes}"
                 )
                 print(f"\nbake counters: {shadow_counts(servers['serve.py --id-column'].port, 'catboost_serve_bake_rows_total')}")
             return 0

@@ -30,7 +30,7 @@ import pandas as pd
 
 from retraining.data.keys import _NA_NUMBER, _NA_TEXT, HASH_KEY
 
-_EXACT_INT = 2**53  # an int at or beyond this is rare in a request: the frame path decides how it reads
+_EXACT_INT = 2.0**53  # beyond it an int has no exact float
 _MIX = np.uint64(1_000_003)  # content_hashes' combination of columns
 _NONE, _INT, _FLOAT, _STR = type(None), int, float, str
 
@@ -43,8 +43,12 @@ class TextHashes:
         self._known: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
+    def __call__(self, texts: list) -> np.ndarray:
+        """The hashes of ``texts``; None stands for a missing value (``content_hashes``' text of one)."""
         distinct = set(texts)
+        if None in distinct:
+            distinct.discard(None)
+            distinct.add(_NA_TEXT)
         with self._lock:
             values = {t: self._known[t] for t in distinct if t in self._known}
         missing = [t for t in distinct if t not in values]
@@ -55,6 +59,7 @@ class TextHashes:
                 if len(self._known) + len(missing) > self.limit:
                     self._known.clear()
                 self._known.update(zip(missing, hashed, strict=True))
+        values[None] = values.get(_NA_TEXT)
         return np.fromiter(map(values.__getitem__, texts), np.uint64, count=len(texts))
 
 
@@ -105,10 +110,13 @@ def _content_keys(columns: tuple[str, ...], kinds: dict[str, str], values: dict[
         (numbers if how == "number" else texts).append(name)
     n = len(values[columns[0]])
     if texts:  # every text of every text column in one look-up
-        hashed = TEXTS([_NA_TEXT if v is None else v for name in texts for v in values[name]]).reshape(len(texts), n)
+        hashed = TEXTS([v for name in texts for v in values[name]]).reshape(len(texts), n)
         hashes.update(zip(texts, hashed, strict=True))
     if numbers:
-        arr = np.array([[np.nan if v is None else v for v in values[name]] for name in numbers], dtype=np.float64) + 0.0  # + 0.0: -0.0 is 0.0
+        arr = np.array([values[name] for name in numbers], dtype=np.float64) + 0.0  # None is NaN; + 0.0: -0.0 is 0.0
+        inexact = np.abs(arr) >= _EXACT_INT  # an int this large is rare in a request: the frame path decides how it reads
+        if inexact.any() and any(_INT in set(map(type, values[name])) for name, big in zip(numbers, inexact.any(axis=1), strict=True) if big):
+            return None
         arr[np.isnan(arr)] = _NA_NUMBER
         hashed = pd.util.hash_array(arr.ravel(), hash_key=HASH_KEY).reshape(len(numbers), n)  # elementwise: one call for all
         hashes.update(zip(numbers, hashed, strict=True))
@@ -129,10 +137,6 @@ def _read_as(kind: str, column: list) -> str | None:
         return "text" if types <= {_NONE, _STR} else None
     if kind not in ("number", "auto") or _STR in types:
         return None
-    if _INT in types:
-        ints = [v for v in column if type(v) is _INT]
-        if max(ints) >= _EXACT_INT or min(ints) <= -_EXACT_INT:
-            return None
     if kind == "auto" and any(v != v for v in column if type(v) is _FLOAT):  # NaN: the frame path's reading depends on the rest
         return None
     return "number"
