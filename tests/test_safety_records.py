@@ -320,6 +320,20 @@ def test_split_rows_matches_keys_as_a_multiset_and_measures_how_often_the_old_ro
     assert (rows.basis, rows.previous, rows.usual_repeats) == ("keys", "v1.0.0", 0.2)
 
 
+def test_split_rows_when_every_row_is_newer_than_the_ledger_matches_no_key():
+    """Every row after the previous version's last time: nothing is left to match by key (an empty match)."""
+    from retraining.guard.ledger import _multiset_match, split_rows
+
+    key = {"method": "features", "columns": ["a"]}
+    previous = Ledger("v1.0.0", np.array([1, 2], np.uint64), np.array([3], np.uint64), key, max_time=10)
+    ds = SimpleNamespace(keys=np.array([1, 2, 9], np.uint64), split={"key": key}, times=np.array([11, 12, 13]))
+    rows = split_rows(ds, previous)
+    assert rows.new.tolist() == [True, True, True] and rows.resent.tolist() == [False, False, False]
+    assert (rows.basis, rows.counts) == ("time", {"total": 3, "new": 3, "seen": 0, "gone": 3, "resent": 0})
+    matched, known = _multiset_match(np.array([], np.uint64), np.array([1, 2, 3], np.uint64))
+    assert (matched.dtype, known.dtype, matched.shape, known.shape) == (np.dtype(bool), np.dtype(bool), (0,), (0,))
+
+
 # -- the row key is fixed forever ------------------------------------------------------------
 def test_the_row_key_of_a_known_frame_never_changes():
     """Pinned values: a changed key re-draws every holdout split and orphans every ledger on disk
