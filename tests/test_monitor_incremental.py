@@ -209,3 +209,48 @@ def test_a_damaged_line_inside_a_run_of_the_writers_lines_is_an_error() -> None:
     assert len(bad) == len(lines[150])
     with pytest.raises(DataError, match="not a JSON-lines prediction log"):
         logs.decode(b"".join([*lines[:150], bad, *lines[151:]]), Path("x"))
+
+
+def test_a_rerun_with_grown_or_changed_outcomes_gives_the_report_of_a_fresh_run(two_versions: Path) -> None:
+    """Outcomes appended (new ids, an old id again with another label: the last row wins), then relabelled and removed.
+
+    Each rerun joins again only the predictions of ids whose label is new, changed or gone
+    (the log line says so); its JSON report must equal, field for field, that of a fresh run
+    over the same log and outcomes (state deleted).
+    """
+    project, log = two_versions, two_versions / "predictions.jsonl"
+    live = traffic(n=1800)
+    write_log(log, project, live.iloc[:900], "v1.1.0", previous="v1.0.0", day="2026-12-01")
+    write_log(log, project, live.iloc[600:1200], "v1.1.0", previous="v1.0.0", day="2026-12-02")  # ids on both days
+    first = live.iloc[:700][["customer_id", "target"]]
+    write_csv(project / "outcomes.csv", first)
+    assert monitor(project, *FLAGS).returncode == 0
+    kept = project / "models" / "monitoring"
+
+    def rerun_equals_fresh(outcomes: pd.DataFrame, changed: int, gone: int) -> dict:
+        write_csv(project / "outcomes.csv", outcomes)
+        ran = monitor(project, *FLAGS)
+        assert ran.returncode == 0, ran.stderr
+        assert f"{changed} outcome ids are new or relabelled and {gone} gone" in ran.stderr, ran.stderr
+        shutil.copytree(kept, project / "kept")
+        report = json.loads(ran.stdout)
+        assert report == fresh_report(project)
+        shutil.rmtree(kept)
+        shutil.move(project / "kept", kept)
+        return report
+
+    # appended: 300 new ids, 3 unknown ones, and 4 old ids again with the other label (the last row of an id wins)
+    again = first.iloc[:4].assign(target=1 - first["target"].iloc[:4])
+    grown = pd.concat([first, live.iloc[700:1000][["customer_id", "target"]], traffic(n=3, start_id=900_000)[["customer_id", "target"]], again])
+    write_log(log, project, live.iloc[1200:], "v1.1.0", previous="v1.0.0", day="2026-12-03")
+    report = rerun_equals_fresh(grown, 300 + 3 + 4, 0)
+    v = next(v for v in report["versions"] if v["version"] == "v1.1.0")
+    flipped = set(again["customer_id"])
+    y = {i: (1 - t if i in flipped else t) for i, t in zip(live["customer_id"].iloc[:1000], live["target"].iloc[:1000], strict=True)}
+    logged = pd.concat([live.iloc[:900], live.iloc[600:1200], live.iloc[1200:]])["customer_id"]
+    assert v["rows_with_outcome"] == sum(i in y for i in logged) and report["counts"]["duplicate_ids"] == 4 and report["counts"]["unknown_ids"] == 3
+
+    # rewritten: 50 labels flipped, 100 ids gone, nothing new in the log
+    changed = grown.drop_duplicates("customer_id", keep="last").iloc[100:].copy()
+    changed.iloc[:50, 1] = 1 - changed.iloc[:50, 1]
+    rerun_equals_fresh(changed, 50, 100)

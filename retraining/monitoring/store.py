@@ -173,7 +173,7 @@ class Store:
                 "matched": joined["matched"],
                 "salts": np.array(list(joined["hashes"]), dtype=str),
                 "label_y": joined["label_y"],
-                "found": np.array(json.dumps({"counts": joined["counts"], "notes": joined["notes"], "source": joined.get("source")})),
+                "found": np.array(json.dumps({k: joined.get(k) for k in ("counts", "notes", "source", "salt")})),
             }
             self._write_npz(self.folder / state.joined, {**arrays, **hashes})
         state.format = STATE_FORMAT
