@@ -239,11 +239,14 @@ def test_a_rerun_with_grown_or_changed_outcomes_gives_the_report_of_a_fresh_run(
         shutil.move(project / "kept", kept)
         return report
 
-    # appended: 300 new ids, 3 unknown ones, and 4 old ids again with the other label (the last row of an id wins)
+    # appended: 200 new ids and 3 unknown ones (the last labels come first, unchanged)
+    grown = pd.concat([first, live.iloc[700:900][["customer_id", "target"]], traffic(n=3, start_id=900_000)[["customer_id", "target"]]])
+    rerun_equals_fresh(grown, 200 + 3, 0)
+    # appended again: 100 new ids, and 4 old ids again with the other label (the last row of an id wins)
     again = first.iloc[:4].assign(target=1 - first["target"].iloc[:4])
-    grown = pd.concat([first, live.iloc[700:1000][["customer_id", "target"]], traffic(n=3, start_id=900_000)[["customer_id", "target"]], again])
+    grown = pd.concat([grown, live.iloc[900:1000][["customer_id", "target"]], again])
     write_log(log, project, live.iloc[1200:], "v1.1.0", previous="v1.0.0", day="2026-12-03")
-    report = rerun_equals_fresh(grown, 300 + 3 + 4, 0)
+    report = rerun_equals_fresh(grown, 100 + 4, 0)
     v = next(v for v in report["versions"] if v["version"] == "v1.1.0")
     flipped = set(again["customer_id"])
     y = {i: (1 - t if i in flipped else t) for i, t in zip(live["customer_id"].iloc[:1000], live["target"].iloc[:1000], strict=True)}

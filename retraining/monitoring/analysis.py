@@ -128,7 +128,11 @@ def rejoin(entity: np.ndarray, experiment: tuple, labels: pd.DataFrame, salt: st
         return None
     first = next(iter(last["hashes"]))
     hashes, label_y = {first: hashes_of_ids(labels["id"], first)}, labels["y"].to_numpy()
-    was = outcome_ids.lookup(last["hashes"][first], hashes[first])  # each outcome's place in the last labels (-1: a new id)
+    old = last["hashes"][first]
+    if np.array_equal(hashes[first][: len(old)], old):  # outcomes appended: the last labels come first, and no new id is one of them
+        was = np.where(np.arange(len(labels)) < len(old), np.arange(len(labels)), -1)
+    else:
+        was = outcome_ids.lookup(old, hashes[first])  # each outcome's place in the last labels (-1: a new id)
     same = was >= 0
     same[same] = last["label_y"][was[same]] == label_y[same]
     gone = np.ones(len(last["label_y"]), dtype=bool)

@@ -58,14 +58,18 @@ def text_matrix(ids) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     width = np.int32 if pa.types.is_string(text.type) else np.int64
     offsets = np.frombuffer(text.buffers()[1], dtype=width)[text.offset : text.offset + len(text) + 1].astype(np.int64)
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
     lengths = np.diff(offsets)
-    longest = int(lengths.max())
-    out = np.zeros((len(text), max(8, -(-longest // 8) * 8)), dtype=np.uint8)
-    starts, last = offsets[:-1], max(len(data) - 1, 0)
-    for j in range(longest):
-        out[:, j] = np.where(lengths > j, data[np.minimum(starts + j, last)], 0)
-    return out, lengths
+    words = max(1, -(-int(lengths.max()) // 8))
+    data = np.zeros(int(offsets[-1]) + 8 * words, dtype=np.uint8)  # the bytes, then zeros to read past the last id
+    data[: offsets[-1]] = np.frombuffer(text.buffers()[2], dtype=np.uint8)[: offsets[-1]]
+    at = np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))  # the 8 bytes from each byte on
+    out = np.empty((len(text), words), dtype="<u8")
+    for w in range(words):
+        out[:, w] = at[offsets[:-1] + 8 * w] & _KEEP[np.clip(lengths - 8 * w, 0, 8)]
+    return out.view(np.uint8).reshape(len(text), 8 * words), lengths
+
+
+_KEEP = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)  # the low k bytes of a word
 
 
 def hashes(ids, salt: str) -> np.ndarray | None:
@@ -75,19 +79,28 @@ def hashes(ids, salt: str) -> np.ndarray | None:
 
 
 def lookup(keys: np.ndarray, probes: np.ndarray) -> np.ndarray:
-    """``pd.Index(keys).get_indexer(probes)`` for unique uint64 hashes.
+    """``pd.Index(keys).get_indexer(probes)`` for unique uint64 hashes, without a hash table of every key where it can.
 
-    The hashes are uniformly random, so a bitmap of their low bits, 16 slots a key, rules
-    out most probes that have no key with one gather; only the rest go through the index.
+    Few probes (a run's new lines): the keys are looked up among the distinct probes
+    instead. Many probes (every kept prediction): the hashes are uniformly random, so a
+    bitmap of their low bits, 16 slots a key, rules out most probes that have no key with
+    one gather; only the rest go through the index.
     """
-    index = pd.Index(keys)
-    if keys.dtype != np.uint64 or probes.dtype != np.uint64 or len(probes) < 4 * len(keys) or len(keys) > 1 << 22:
-        return index.get_indexer(probes)
+    if keys.dtype != np.uint64 or probes.dtype != np.uint64 or len(keys) > 1 << 22:
+        return pd.Index(keys).get_indexer(probes)
+    if 8 * len(probes) < len(keys):
+        distinct = np.unique(probes)
+        found = pd.Index(distinct).get_indexer(keys)
+        place = np.full(len(distinct) + 1, -1, dtype=np.intp)
+        place[found[found >= 0]] = np.flatnonzero(found >= 0)
+        return place[np.searchsorted(distinct, probes)] if len(distinct) else np.full(len(probes), -1, dtype=np.intp)
+    if len(probes) < 4 * len(keys):
+        return pd.Index(keys).get_indexer(probes)
     bits = max(16, int(len(keys) * 16 - 1).bit_length())
     low = np.uint64((1 << bits) - 1)
     seen = np.zeros(1 << bits, dtype=bool)
     seen[(keys & low).view(np.int64)] = True
     maybe = np.flatnonzero(seen[(probes & low).view(np.int64)])
     out = np.full(len(probes), -1, dtype=np.intp)
-    out[maybe] = index.get_indexer(probes[maybe])
+    out[maybe] = pd.Index(keys).get_indexer(probes[maybe])
     return out
