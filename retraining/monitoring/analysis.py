@@ -269,7 +269,7 @@ def summarize(labelled: pd.DataFrame, agg: Aggregates, holdout: dict, reference_
     out = []
     codes, names = category_codes(labelled["model_version"])
     for version in sorted(agg.versions(), key=_version_key, reverse=True):
-        mine = labelled[codes == names.index(version)] if version in names else labelled.iloc[:0]
+        mine = labelled[["y", "score", "day"]][codes == names.index(version)] if version in names else labelled.iloc[:0]  # what the numbers read
         keys = agg.of_version(version)
         item = {"version": version, **_numbers(mine, agg, keys, memo=memo), **holdout.get(version, {})}
         days = mine["day"].to_numpy()

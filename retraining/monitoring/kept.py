@@ -79,8 +79,8 @@ class Kept:
         labelled = []
         for name, end, size in zip([*self.state.parts, None], ends, sizes, strict=True):
             hit = np.flatnonzero(y[end - size : end] >= 0)
-            frame = self.store.part(name, LABELLED) if name is not None else self.new[LABELLED]
-            labelled.append(frame.iloc[hit].reset_index(drop=True).assign(y=y[end - size : end][hit]))
+            frame = self.store.part(name, LABELLED, hit) if name is not None else self.new[LABELLED].iloc[hit].reset_index(drop=True)
+            labelled.append(frame.assign(y=y[end - size : end][hit]))
         return joined, stack(labelled), notes
 
     def _join_anew(self, labels: pd.DataFrame, counts: dict, outcomes: analysis.Outcomes, last: dict | None) -> tuple[analysis.Joined, dict]:
