@@ -139,12 +139,11 @@ def rejoin(entity: np.ndarray, experiment: tuple, labels: pd.DataFrame, salt: st
     gone[was[was >= 0]] = False
     matched = np.zeros(len(labels), dtype=bool)
     matched[same] = last["matched"][was[same]]
-    y = np.array(last["y"], dtype=np.int8)
-    log.info("%d outcome ids are new or relabelled and %d gone since the last run: only their rows are joined again", int((~same).sum()), int(gone.sum()))
+    y, changed = np.array(last["y"], dtype=np.int8), np.flatnonzero(~same)
+    log.info("%d outcome ids are new or relabelled and %d gone since the last run: only their rows are joined again", len(changed), int(gone.sum()))
     for rows, key in groups:
         if key not in hashes:
             hashes[key] = hashes_of_ids(labels["id"], key)
-        changed = np.flatnonzero(~same)
         stale = np.concatenate([hashes[key][changed], last["hashes"][key][gone]])  # distinct ids: a gone one is in no new label
         if not len(stale):
             continue
