@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 from helpers import make_frame, retrainer, run_main, write_csv
 from sklearn.metrics import roc_auc_score
-from test_monitor import monitor, traffic, write_log
+from test_monitor import entry, monitor, traffic, write_log
 
-from retraining.ab.predlog import entity_hashes, lay_out_predictions, lay_out_production
+from retraining.ab.predlog import append_predictions, entity_hashes, lay_out_predictions, lay_out_production
 from retraining.errors import DataError
 from retraining.monitoring import fastlog, logs
 from retraining.monitoring.store import Store
@@ -222,6 +222,13 @@ def test_a_rerun_with_grown_or_changed_outcomes_gives_the_report_of_a_fresh_run(
     live = traffic(n=1800)
     write_log(log, project, live.iloc[:900], "v1.1.0", previous="v1.0.0", day="2026-12-01")
     write_log(log, project, live.iloc[600:1200], "v1.1.0", previous="v1.0.0", day="2026-12-02")  # ids on both days
+    ab = live.iloc[50:400]  # an A/B test too: its rows are joined by the experiment's salt
+    arms = (np.arange(len(ab)) % 2).astype(np.int8)
+    versions = {"champion": "v1.0.0", "challenger": "v1.1.0"}
+    shas = {arm: entry(project, v)["sha256"] for arm, v in versions.items()}
+    hashes = entity_hashes(ab["customer_id"], "exp1")
+    lines = lay_out_predictions(hashes, arms, experiment="exp1", share=0.5, versions=versions, shas=shas, at="2026-12-02T12:00:00.000Z")
+    append_predictions(log, lines, np.random.default_rng(1).random(len(ab)))
     first = live.iloc[:700][["customer_id", "target"]]
     write_csv(project / "outcomes.csv", first)
     assert monitor(project, *FLAGS).returncode == 0
@@ -250,7 +257,7 @@ def test_a_rerun_with_grown_or_changed_outcomes_gives_the_report_of_a_fresh_run(
     v = next(v for v in report["versions"] if v["version"] == "v1.1.0")
     flipped = set(again["customer_id"])
     y = {i: (1 - t if i in flipped else t) for i, t in zip(live["customer_id"].iloc[:1000], live["target"].iloc[:1000], strict=True)}
-    logged = pd.concat([live.iloc[:900], live.iloc[600:1200], live.iloc[1200:]])["customer_id"]
+    logged = pd.concat([live.iloc[:900], live.iloc[600:1200], live.iloc[1200:], ab[arms == 1]])["customer_id"]
     assert v["rows_with_outcome"] == sum(i in y for i in logged) and report["counts"]["duplicate_ids"] == 4 and report["counts"]["unknown_ids"] == 3
 
     # rewritten: 50 labels flipped, 100 ids gone, nothing new in the log
