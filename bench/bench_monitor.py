@@ -11,8 +11,12 @@ production log of LINES lines written by serve.py's writer (``lay_out_production
 over 10 days, every fifth row with a bake shadow), OUTCOMES labelled ids, all under a
 temporary folder (never committed); ``python monitor.py`` is timed as a user runs it, then
 again after 10,000 more lines (incremental: only those are parsed, the outcome file is that of the
-last run, so it is not read), then with nothing new, then after 10,000 more lines and 10 % more outcomes (every kept prediction is joined
-again). Each timing gives the wall time, the CPU time of monitor.py and the 1-minute load average.
+last run, so it is not read), then with nothing new, then after 10,000 more lines and 10 % more outcomes
+appended to the file (new ids, logged on every day: only the predictions of ids whose label is new are
+joined again, but every day's AUC changes), then after 10,000 more lines with the outcome file written anew
+(every label drawn again, so about 40 % of the ids change label). Each timing gives the wall time, the CPU
+time of monitor.py and the 1-minute load average. monitor.py runs with the environment it is given: with
+``PYTHONDONTWRITEBYTECODE=1`` every run compiles the project's modules again (about 0.2-0.5 s of CPU).
 
 ``alarms``: per seed, a registry with v1.0.0 and v1.1.0 trained on the same clean data
 (v1.1.0 deployed, or promoted by hand when the rule kept it), a clean live stream from the same distribution scored by
@@ -104,12 +108,17 @@ def speed(lines: int, outcomes: int) -> None:
         append_predictions(log, lay_out_production(entity_hashes(more, "production"), version="v1.0.0", sha=entry["sha256"]), rng.random(10_000))
         again = _timed(argv, folder)
         idle = _timed(argv, folder)  # nothing new: no new lines, the same outcome file
-        ids = np.arange(outcomes + outcomes // 10)  # 10 % more outcomes: the join runs over every kept prediction
-        pd.DataFrame({"id": ids, "label": (rng.random(len(ids)) < 0.3).astype(int)}).to_csv(folder / "outcomes.csv", index=False)
+        ids = np.arange(outcomes, outcomes + outcomes // 10)  # 10 % more outcomes, appended as they arrive: new ids, on every day
+        pd.DataFrame({"id": ids, "label": (rng.random(len(ids)) < 0.3).astype(int)}).to_csv(folder / "outcomes.csv", index=False, header=False, mode="a")
         append_predictions(log, lay_out_production(entity_hashes(more, "production"), version="v1.0.0", sha=entry["sha256"]), rng.random(10_000))
         labelled = _timed(argv, folder)
+        ids = np.arange(outcomes + outcomes // 10)  # the file written anew, every label drawn again: every id's label may change
+        pd.DataFrame({"id": ids, "label": (rng.random(len(ids)) < 0.3).astype(int)}).to_csv(folder / "outcomes.csv", index=False)
+        append_predictions(log, lay_out_production(entity_hashes(more, "production"), version="v1.0.0", sha=entry["sha256"]), rng.random(10_000))
+        relabelled = _timed(argv, folder)
         print(f"log: {lines:,} lines, {log.stat().st_size / 2**30:.2f} GiB (written in {written:.1f} s); outcomes: {outcomes:,}")
-        print(f"first run: {first}; incremental rerun (+10,000 lines): {again}; rerun (nothing new): {idle}; rerun (+10,000 lines, +10 % outcomes): {labelled}")
+        print(f"first run: {first}; incremental rerun (+10,000 lines): {again}; rerun (nothing new): {idle}")
+        print(f"rerun (+10,000 lines, +10 % outcomes appended): {labelled}; rerun (+10,000 lines, every label drawn again): {relabelled}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

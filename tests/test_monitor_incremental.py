@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 from helpers import make_frame, retrainer, run_main, write_csv
 from sklearn.metrics import roc_auc_score
-from test_monitor import monitor, traffic, write_log
+from test_monitor import entry, monitor, traffic, write_log
 
-from retraining.ab.predlog import entity_hashes, lay_out_predictions, lay_out_production
+from retraining.ab.predlog import append_predictions, entity_hashes, lay_out_predictions, lay_out_production
 from retraining.errors import DataError
 from retraining.monitoring import fastlog, logs
 from retraining.monitoring.store import Store
@@ -209,3 +209,58 @@ def test_a_damaged_line_inside_a_run_of_the_writers_lines_is_an_error() -> None:
     assert len(bad) == len(lines[150])
     with pytest.raises(DataError, match="not a JSON-lines prediction log"):
         logs.decode(b"".join([*lines[:150], bad, *lines[151:]]), Path("x"))
+
+
+def test_a_rerun_with_grown_or_changed_outcomes_gives_the_report_of_a_fresh_run(two_versions: Path) -> None:
+    """Outcomes appended (new ids, an old id again with another label: the last row wins), then relabelled and removed.
+
+    Each rerun joins again only the predictions of ids whose label is new, changed or gone
+    (the log line says so); its JSON report must equal, field for field, that of a fresh run
+    over the same log and outcomes (state deleted).
+    """
+    project, log = two_versions, two_versions / "predictions.jsonl"
+    live = traffic(n=1800)
+    write_log(log, project, live.iloc[:900], "v1.1.0", previous="v1.0.0", day="2026-12-01")
+    write_log(log, project, live.iloc[600:1200], "v1.1.0", previous="v1.0.0", day="2026-12-02")  # ids on both days
+    ab = live.iloc[50:400]  # an A/B test too: its rows are joined by the experiment's salt
+    arms = (np.arange(len(ab)) % 2).astype(np.int8)
+    versions = {"champion": "v1.0.0", "challenger": "v1.1.0"}
+    shas = {arm: entry(project, v)["sha256"] for arm, v in versions.items()}
+    hashes = entity_hashes(ab["customer_id"], "exp1")
+    lines = lay_out_predictions(hashes, arms, experiment="exp1", share=0.5, versions=versions, shas=shas, at="2026-12-02T12:00:00.000Z")
+    append_predictions(log, lines, np.random.default_rng(1).random(len(ab)))
+    first = live.iloc[:700][["customer_id", "target"]]
+    write_csv(project / "outcomes.csv", first)
+    assert monitor(project, *FLAGS).returncode == 0
+    kept = project / "models" / "monitoring"
+
+    def rerun_equals_fresh(outcomes: pd.DataFrame, changed: int, gone: int) -> dict:
+        write_csv(project / "outcomes.csv", outcomes)
+        ran = monitor(project, *FLAGS)
+        assert ran.returncode == 0, ran.stderr
+        assert f"{changed} outcome ids are new or relabelled and {gone} gone" in ran.stderr, ran.stderr
+        shutil.copytree(kept, project / "kept")
+        report = json.loads(ran.stdout)
+        assert report == fresh_report(project)
+        shutil.rmtree(kept)
+        shutil.move(project / "kept", kept)
+        return report
+
+    # appended: 200 new ids and 3 unknown ones (the last labels come first, unchanged)
+    grown = pd.concat([first, live.iloc[700:900][["customer_id", "target"]], traffic(n=3, start_id=900_000)[["customer_id", "target"]]])
+    rerun_equals_fresh(grown, 200 + 3, 0)
+    # appended again: 100 new ids, and 4 old ids again with the other label (the last row of an id wins)
+    again = first.iloc[:4].assign(target=1 - first["target"].iloc[:4])
+    grown = pd.concat([grown, live.iloc[900:1000][["customer_id", "target"]], again])
+    write_log(log, project, live.iloc[1200:], "v1.1.0", previous="v1.0.0", day="2026-12-03")
+    report = rerun_equals_fresh(grown, 100 + 4, 0)
+    v = next(v for v in report["versions"] if v["version"] == "v1.1.0")
+    flipped = set(again["customer_id"])
+    y = {i: (1 - t if i in flipped else t) for i, t in zip(live["customer_id"].iloc[:1000], live["target"].iloc[:1000], strict=True)}
+    logged = pd.concat([live.iloc[:900], live.iloc[600:1200], live.iloc[1200:], ab[arms == 1]])["customer_id"]
+    assert v["rows_with_outcome"] == sum(i in y for i in logged) and report["counts"]["duplicate_ids"] == 4 and report["counts"]["unknown_ids"] == 3
+
+    # rewritten: 50 labels flipped, 100 ids gone, nothing new in the log
+    changed = grown.drop_duplicates("customer_id", keep="last").iloc[100:].copy()
+    changed.iloc[:50, 1] = 1 - changed.iloc[:50, 1]
+    rerun_equals_fresh(changed, 50, 100)

@@ -320,6 +320,20 @@ def test_split_rows_matches_keys_as_a_multiset_and_measures_how_often_the_old_ro
     assert (rows.basis, rows.previous, rows.usual_repeats) == ("keys", "v1.0.0", 0.2)
 
 
+def test_split_rows_when_every_row_is_newer_than_the_ledger_matches_no_key():
+    """Every row after the previous version's last time: nothing is left to match by key (an empty match)."""
+    from retraining.guard.ledger import _multiset_match, split_rows
+
+    key = {"method": "features", "columns": ["a"]}
+    previous = Ledger("v1.0.0", np.array([1, 2], np.uint64), np.array([3], np.uint64), key, max_time=10)
+    ds = SimpleNamespace(keys=np.array([1, 2, 9], np.uint64), split={"key": key}, times=np.array([11, 12, 13]))
+    rows = split_rows(ds, previous)
+    assert rows.new.tolist() == [True, True, True] and rows.resent.tolist() == [False, False, False]
+    assert (rows.basis, rows.counts) == ("time", {"total": 3, "new": 3, "seen": 0, "gone": 3, "resent": 0})
+    matched, known = _multiset_match(np.array([], np.uint64), np.array([1, 2, 3], np.uint64))
+    assert (matched.dtype, known.dtype, matched.shape, known.shape) == (np.dtype(bool), np.dtype(bool), (0,), (0,))
+
+
 # -- the row key is fixed forever ------------------------------------------------------------
 def test_the_row_key_of_a_known_frame_never_changes():
     """Pinned values: a changed key re-draws every holdout split and orphans every ledger on disk
@@ -337,3 +351,77 @@ def test_the_row_key_of_a_known_frame_never_changes():
     assert id_hashes(pd.Series([42.0, 7.0, 1e6])).tolist() == id_hashes(pd.Series(["42", " 7 ", "1000000"])).tolist()
     with_gap = integral_floats_as_int(pd.Series([1.0, np.nan, 3.0]))
     assert str(with_gap.dtype) == "Int64" and with_gap.isna().tolist() == [False, True, False]
+
+
+_HASH_KEY = "catboost-retrain"  # the documented key of every row key, written out here
+
+
+def _text_hash(text: str) -> int:
+    import pandas as pd
+
+    return int(pd.util.hash_array(np.array([text], dtype=object), hash_key=_HASH_KEY, categorize=False)[0])
+
+
+def _rule_keys(rows: list[dict], numbers: set[str]) -> list[int]:
+    """The content key by its documented rule (retraining/data/keys.py), one row and one value at
+    a time (the module hashes a column at once, each distinct text once): a number by its float64
+    value (-0.0 as 0.0, missing as -1.2345e308), anything else by its text (missing as "\\x00NA");
+    each value's hash xor its column name's hash, combined in name order as key * 1_000_003 ^ that
+    (mod 2**64)."""
+    import pandas as pd
+
+    out = []
+    for row in rows:
+        key = 0
+        for name in sorted(row):
+            value = row[name]
+            if name in numbers:
+                x = -1.2345e308 if value is None else (0.0 if value == 0 else float(value))
+                h = int(pd.util.hash_array(np.array([x], dtype=np.float64))[0])
+            else:
+                h = _text_hash("\x00NA" if value is None else value)
+            key = (key * 1_000_003 ^ h ^ _text_hash(name)) % 2**64
+        out.append(key)
+    return out
+
+
+def test_the_content_key_follows_its_documented_rule_whatever_the_column_types():
+    """A float32 column keys as its float64 values (0.5 is 0.5), a nullable Int64 column with a gap
+    as the floats with a missing value, and a text is hashed exactly as written: missing, empty and
+    a NUL-padded "a\\x00" (a C-padded export's cell) are three values, not one."""
+    import pandas as pd
+
+    from retraining.data.keys import content_hashes
+
+    frame = pd.DataFrame(
+        {
+            "t": pd.Series(["a", None, "", "a\x00"], dtype=object),
+            "n": [1, 0, 3, 2],
+            "f32": np.array([0.5, -0.0, np.nan, 2.25], dtype=np.float32),
+            "i": pd.array([7, None, 0, 7], dtype="Int64"),
+        }
+    )
+    rows = [  # the same rows, by hand
+        {"t": "a", "n": 1, "f32": 0.5, "i": 7},
+        {"t": None, "n": 0, "f32": 0.0, "i": None},
+        {"t": "", "n": 3, "f32": None, "i": 0},
+        {"t": "a\x00", "n": 2, "f32": 2.25, "i": 7},
+    ]
+    assert content_hashes(frame).tolist() == _rule_keys(rows, {"n", "f32", "i"})
+    as_floats = frame.assign(f32=[0.5, 0.0, np.nan, 2.25], i=[7.0, np.nan, 0.0, 7.0])
+    assert content_hashes(as_floats).tolist() == content_hashes(frame).tolist()
+    assert len(set(content_hashes(frame[["t"]]).tolist())) == 4
+    # a column's name counts as written too, like a value
+    assert content_hashes(pd.DataFrame({"x\x00": [1.5]})).tolist() == _rule_keys([{"x\x00": 1.5}], {"x\x00"})
+    assert content_hashes(pd.DataFrame({"x\x00": [1.5]})).tolist() != content_hashes(pd.DataFrame({"x": [1.5]})).tolist()
+
+
+def test_the_id_key_is_the_hash_of_the_ids_text():
+    import pandas as pd
+
+    from retraining.data.keys import id_hashes
+
+    expected = [_text_hash(t) for t in ["7", "7", "7\x00", "00042", "42.0", "x y"]]
+    assert id_hashes(pd.Series(["7", " 7 ", "7\x00", "00042", "42.0", " x y "], dtype=object)).tolist() == expected
+    assert id_hashes(pd.Series([7, 42], dtype="Int64")).tolist() == [_text_hash("7"), _text_hash("42")]
+    assert id_hashes(pd.Series([7.0, 42.0])).tolist() == [_text_hash("7"), _text_hash("42")]

@@ -32,7 +32,11 @@ def entity_hashes(ids, salt: str) -> np.ndarray:
     fmix64 is MurmurHash3's 64-bit finalizer. Vectorised with numpy, which lets the
     hashing of integer ids run beside the Pool construction of :meth:`ABTest.predict`.
     """
-    text, lengths = _id_text(ids)
+    return text_hashes(*_id_text(ids), salt)
+
+
+def text_hashes(text: np.ndarray, lengths: np.ndarray, salt: str) -> np.ndarray:
+    """:func:`entity_hashes` of ids already laid out as their text: an (n, 8k) uint8 matrix, left-aligned and zero-padded, and the lengths."""
     key = np.frombuffer(hashlib.blake2b(salt.encode("utf-8"), digest_size=8).digest(), dtype="<u8")[0]
     words = text.view("<u8")
     h = np.full(len(lengths), key, dtype=np.uint64)

@@ -89,7 +89,9 @@ def written_id_text(cells: pd.Series) -> pd.Series:
 
 def id_hashes(ids: pd.Series) -> np.ndarray:
     """64-bit hash of each id's text (:func:`id_text`)."""
-    text = id_text(ids).to_numpy(dtype=object)
+    text = id_text(ids).to_numpy()  # an object array: astype(str) gives pandas 2's object or pandas 3's str dtype
+    # categorize=False: ids are mostly distinct (a factorize pass first is 4x slower), and pandas 2's
+    # factorize of strings compares them as C strings ("7\x00" would be "7")
     return pd.util.hash_array(text, hash_key=HASH_KEY, categorize=False)
 
 
@@ -104,13 +106,18 @@ def content_hashes(frame: pd.DataFrame) -> np.ndarray:
     for name in sorted(frame.columns):
         col = frame[name]
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            arr = col.to_numpy(dtype="float64", na_value=np.nan) + 0.0  # + 0.0 folds -0.0 into 0.0
+            # float64 whatever the column's type (a float32 0.5 is 0.5); na_value: pandas 2 refuses a
+            # nullable Int64 column with missing values without it; + 0.0 folds -0.0 into 0.0 (pandas 3's
+            # hash_array folds it too, pandas 2's does not)
+            arr = col.to_numpy(dtype="float64", na_value=np.nan) + 0.0
             arr[np.isnan(arr)] = _NA_NUMBER
-            h = pd.util.hash_array(arr, hash_key=HASH_KEY)
+            h = pd.util.hash_array(arr)  # no hash key: pandas applies it only to text (numbers hash the same)
         else:  # hash each distinct value once: the same numbers as hashing every row's text
-            codes, uniques = pd.factorize(col, use_na_sentinel=True)
-            text = np.array([*(str(u) for u in uniques), _NA_TEXT], dtype=object)
-            h = pd.util.hash_array(text, hash_key=HASH_KEY)[codes]  # code -1 (missing) takes the last
+            codes, uniques = pd.factorize(col)  # a missing value is code -1 (pandas' default since 1.5)
+            text = np.array([*(str(u) for u in uniques), _NA_TEXT], dtype=object)  # object: "a\x00" stays "a\x00"
+            # categorize=False: pandas 2 would factorize these texts as C strings, where the missing value's
+            # "\x00NA" is "" and "a\x00" is "a"; they are distinct already
+            h = pd.util.hash_array(text, hash_key=HASH_KEY, categorize=False)[codes]  # code -1 (missing) takes the last
         name_h = pd.util.hash_array(np.array([name], dtype=object), hash_key=HASH_KEY)[0]
         combined = combined * np.uint64(1_000_003) ^ (h ^ name_h)  # uint64 arrays wrap around silently
     return combined

@@ -295,7 +295,7 @@ def _multiset_match(keys: np.ndarray, sorted_old: np.ndarray) -> tuple[np.ndarra
     """Per key (in order): matched (the old keys still hold an unmatched copy), and known (the old keys hold it at all)."""
     order = np.argsort(keys, kind="stable")
     ks = keys[order]
-    starts = np.r_[True, ks[1:] != ks[:-1]] if len(ks) else np.zeros(0, bool)
+    starts = np.r_[True, ks[1:] != ks[:-1]]  # no keys (every row newer by time): the one True broadcasts to nothing below
     group_start = np.maximum.accumulate(np.where(starts, np.arange(len(ks)), 0))
     occurrence = np.arange(len(ks)) - group_start  # 0 for the first copy of a key, 1 for the second, ...
     available = np.searchsorted(sorted_old, ks, side="right") - np.searchsorted(sorted_old, ks, side="left")

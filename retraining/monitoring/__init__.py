@@ -12,6 +12,7 @@ only module here that imports ``cli/``) and by the scheduler's command line.
 
 Modules: ``settings`` (thresholds), ``stats`` (AUC with CI, the decay test, CBPE, PSI),
 ``logs`` (incremental reading of the log files), ``store`` (the state on disk),
+``ids`` (outcome ids deduplicated, hashed and looked up at C speed),
 ``analysis`` (the join and the per-version summaries), ``bake`` (deploy vs previous,
 rollback), ``page`` (the HTML page), ``monitor`` (one run), ``cli``.
 """

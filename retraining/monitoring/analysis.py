@@ -26,7 +26,9 @@ import pandas as pd
 
 from retraining.ab.predlog import entity_hashes, production_salt
 from retraining.data.dataset import encode_target
+from retraining.data.keys import id_text
 from retraining.errors import DataError
+from retraining.monitoring import ids as outcome_ids
 from retraining.monitoring import stats
 from retraining.monitoring.aggregates import Aggregates, category_codes
 from retraining.sources import column_list, suggest
@@ -56,17 +58,27 @@ def labels_of(outcomes: pd.DataFrame, id_column: str, label_column: str, positiv
     counts = {"outcome_rows": len(outcomes), "missing_labels": int(missing.sum())}
     if rows.empty:
         raise DataError(f"{where}: no row has both {id_column!r} and {label_column!r}; nothing to join.")
-    y, positive = encode_target(rows[label_column], label_column, positive_class, where)
-    frame = pd.DataFrame({"id": rows[id_column].to_numpy(), "y": y})
-    text = frame["id"].astype(str).str.strip()
-    dup = text.duplicated(keep="last")
+    y, positive = _encode(rows[label_column], label_column, positive_class, where)
+    given = rows[id_column]
+    frame = pd.DataFrame({"id": given.array if isinstance(given.dtype, pd.StringDtype) else given.to_numpy(), "y": y})  # text stays Arrow
+    dup = outcome_ids.duplicated(frame["id"])  # the ids' stripped text, as written out below
     counts["duplicate_ids"] = int(dup.sum())
     notes = []
     if dup.any():
-        first = text[dup].iloc[0]
+        first = frame["id"].iloc[[int(np.argmax(dup))]].astype(str).str.strip().iloc[0]
         notes.append(f"{where}: {int(dup.sum())} outcome rows repeat an id (first: {first!r}); the last row of each id wins.")
     counts["positive_class"] = positive
-    return frame[~dup.to_numpy()], counts, notes
+    return frame[~dup], counts, notes
+
+
+def _encode(column: pd.Series, name: str, positive_class: str | None, where: str) -> tuple[np.ndarray, str]:
+    """:func:`encode_target`; an integer column by its few distinct values (a value's text is that of the value alone)."""
+    if not (isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu"):
+        return encode_target(column, name, positive_class, where)
+    values = column.to_numpy()
+    distinct = pd.unique(values)
+    _, positive = encode_target(pd.Series(distinct), name, positive_class, where)
+    return np.isin(values, distinct[(id_text(pd.Series(distinct)) == positive).to_numpy()]).astype(np.int8), positive
 
 
 def join(entity: np.ndarray, experiment: tuple, labels: pd.DataFrame, counts: dict, salt: str | None, where: str, known: dict | None = None) -> Joined:
@@ -81,17 +93,11 @@ def join(entity: np.ndarray, experiment: tuple, labels: pd.DataFrame, counts: di
     hashes = known.setdefault("hashes", {})
     y = np.full(len(entity), -1, dtype=np.int8)
     matched = np.array(known["matched"], dtype=bool) if known.get("matched") is not None else np.zeros(len(labels), dtype=bool)
-    codes, names = experiment
     label_y = labels["y"].to_numpy()
-    for code, exp in enumerate(names):
-        rows = np.flatnonzero(codes == code) if len(names) > 1 or (codes != 0).any() else None
-        if rows is not None and not len(rows):
-            continue
-        key = production_salt(exp) or salt or exp
+    for rows, key in _groups(experiment, salt):
         if key not in hashes:
             hashes[key] = hashes_of_ids(labels["id"], key)
-        index = pd.Index(hashes[key])
-        at = index.get_indexer(entity if rows is None else entity[rows])
+        at = outcome_ids.lookup(hashes[key], entity if rows is None else entity[rows])
         hit = at >= 0
         y[np.flatnonzero(hit) if rows is None else rows[hit]] = label_y[at[hit]]
         matched[at[hit]] = True
@@ -106,6 +112,56 @@ def join(entity: np.ndarray, experiment: tuple, labels: pd.DataFrame, counts: di
     if counts["unknown_ids"]:
         notes.append(f"{where}: {counts['unknown_ids']} of {len(labels)} outcome ids match no logged prediction (match rate {counts['match_rate']:.1%}).")
     return Joined(pd.DataFrame(), counts, notes, y, matched)
+
+
+def rejoin(entity: np.ndarray, experiment: tuple, labels: pd.DataFrame, salt: str | None, last: dict) -> tuple | None:
+    """:func:`join` of rows joined before, from that join: only the rows of an id whose label is new, changed or gone are looked up.
+
+    ``last`` is the last run's join of exactly these rows (:meth:`.store.Store.joined`: ``y``,
+    ``matched``, ``hashes`` per salt, ``label_y``) with the same ``salt``. A row's outcome
+    depends only on the label of its id, so every other row keeps its ``y``, and an outcome
+    whose id kept its label keeps ``matched``. Gives ``y``, ``matched`` and the hashes per
+    salt as :func:`join` gives them; None when a salt these rows need is not in ``last``.
+    """
+    groups = list(_groups(experiment, salt))
+    if not groups or any(key not in last["hashes"] for _, key in groups):
+        return None
+    first = next(iter(last["hashes"]))
+    hashes, label_y = {first: hashes_of_ids(labels["id"], first)}, labels["y"].to_numpy()
+    old = last["hashes"][first]
+    if np.array_equal(hashes[first][: len(old)], old):  # outcomes appended: the last labels come first, and no new id is one of them
+        was = np.where(np.arange(len(labels)) < len(old), np.arange(len(labels)), -1)
+    else:
+        was = outcome_ids.lookup(old, hashes[first])  # each outcome's place in the last labels (-1: a new id)
+    same = was >= 0
+    same[same] = last["label_y"][was[same]] == label_y[same]
+    gone = np.ones(len(last["label_y"]), dtype=bool)
+    gone[was[was >= 0]] = False
+    matched = np.zeros(len(labels), dtype=bool)
+    matched[same] = last["matched"][was[same]]
+    y, changed = np.array(last["y"], dtype=np.int8), np.flatnonzero(~same)
+    log.info("%d outcome ids are new or relabelled and %d gone since the last run: only their rows are joined again", len(changed), int(gone.sum()))
+    for rows, key in groups:
+        if key not in hashes:
+            hashes[key] = hashes_of_ids(labels["id"], key)
+        stale = np.concatenate([hashes[key][changed], last["hashes"][key][gone]])  # distinct ids: a gone one is in no new label
+        if not len(stale):
+            continue
+        at = outcome_ids.lookup(stale, entity if rows is None else entity[rows])
+        hit = np.flatnonzero(at >= 0)
+        at = np.append(changed, -1)[np.minimum(at[hit], len(changed))]  # the new label's place, -1 for a gone id
+        y[hit if rows is None else rows[hit]] = np.where(at >= 0, label_y[np.maximum(at, 0)], -1)
+        matched[at[at >= 0]] = True
+    return y, matched, hashes
+
+
+def _groups(experiment: tuple, salt: str | None):
+    """(rows, salt key) per experiment that has rows; rows None when every row is of the one experiment."""
+    codes, names = experiment
+    for code, exp in enumerate(names):
+        rows = np.flatnonzero(codes == code) if len(names) > 1 or (codes != 0).any() else None
+        if rows is None or len(rows):
+            yield rows, production_salt(exp) or salt or exp
 
 
 @dataclass
@@ -169,6 +225,9 @@ def hashes_of_ids(ids: pd.Series, salt: str) -> np.ndarray:
     decimal digits, so ``"42"`` and ``42`` hash alike; hashing such text as integers avoids
     a Python string per id. Other text (``"00042"``, ``"a7"``, ``" 42"``) is hashed as text.
     """
+    laid = outcome_ids.hashes(ids, salt)
+    if laid is not None:
+        return laid
     values = ids.to_numpy() if isinstance(ids, pd.Series) else np.asarray(ids)
     if values.dtype.kind in "iuf" or not len(values):
         return entity_hashes(ids, salt)
@@ -209,7 +268,7 @@ def summarize(labelled: pd.DataFrame, agg: Aggregates, holdout: dict, reference_
     out = []
     codes, names = category_codes(labelled["model_version"])
     for version in sorted(agg.versions(), key=_version_key, reverse=True):
-        mine = labelled[codes == names.index(version)] if version in names else labelled.iloc[:0]
+        mine = labelled[["y", "score", "day"]][codes == names.index(version)] if version in names else labelled.iloc[:0]  # what the numbers read
         keys = agg.of_version(version)
         item = {"version": version, **_numbers(mine, agg, keys, memo=memo), **holdout.get(version, {})}
         days = mine["day"].to_numpy()

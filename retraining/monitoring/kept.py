@@ -62,28 +62,43 @@ class Kept:
         last = self.store.joined(self.state)
         fp = outcomes.fingerprint(last)
         salts = {analysis.production_salt(e) or outcomes.salt or e for e in experiment.categories}
-        if fp is not None and last is not None and last["fingerprint"] == fp and len(last["y"]) == sum(sizes[:-1]) and salts <= set(last["hashes"]):
+        covers = last is not None and len(last["y"]) == sum(sizes[:-1])  # the last join is of every kept row
+        if fp is not None and covers and last["fingerprint"] == fp and salts <= set(last["hashes"]):
             labels, counts, notes = pd.DataFrame({"y": last["label_y"]}), last["counts"], last["notes"]
             known = {"hashes": last["hashes"], "matched": last["matched"], "rows": len(last["y"])}
             joined = analysis.join(self.new["entity"].to_numpy(), _codes(experiment), labels, counts, outcomes.salt, outcomes.where, known)
             y = np.concatenate([last["y"], joined.y])
         else:
             labels, counts, notes = outcomes.labels()
-            keys = list(self.frames(["entity", "experiment"]))
-            entity = np.concatenate([k["entity"].to_numpy() for k in keys])
-            known = {}
-            joined = analysis.join(entity, _codes(union([k["experiment"] for k in keys])), labels, counts, outcomes.salt, outcomes.where, known)
+            joined, known = self._join_anew(labels, counts, outcomes, last if covers and "salt" in last and last["salt"] == outcomes.salt else None)
             y = joined.y
         if fp is not None:
             self.cache = {"fingerprint": fp, "y": y, "matched": joined.matched, "hashes": known["hashes"], "label_y": labels["y"].to_numpy()}
-            self.cache.update(counts=counts, notes=notes, source=outcomes.source)
+            self.cache.update(counts=counts, notes=notes, source=outcomes.source, salt=outcomes.salt)
         ends = np.cumsum(sizes)
         labelled = []
         for name, end, size in zip([*self.state.parts, None], ends, sizes, strict=True):
             hit = np.flatnonzero(y[end - size : end] >= 0)
-            frame = self.store.part(name, LABELLED) if name is not None else self.new[LABELLED]
-            labelled.append(frame.iloc[hit].reset_index(drop=True).assign(y=y[end - size : end][hit]))
+            frame = self.store.part(name, LABELLED, hit) if name is not None else self.new[LABELLED].iloc[hit].reset_index(drop=True)
+            labelled.append(frame.assign(y=y[end - size : end][hit]))
         return joined, stack(labelled), notes
+
+    def _join_anew(self, labels: pd.DataFrame, counts: dict, outcomes: analysis.Outcomes, last: dict | None) -> tuple[analysis.Joined, dict]:
+        """Every row joined to new labels: the kept rows from ``last`` (their join with the last labels) when it serves, then the new rows."""
+        keys = list(self.frames(["entity", "experiment"]))
+        again = None
+        if last is not None and len(keys) > 1:
+            entity = np.concatenate([k["entity"].to_numpy() for k in keys[:-1]])
+            again = analysis.rejoin(entity, _codes(union([k["experiment"] for k in keys[:-1]])), labels, outcomes.salt, last)
+        if again is None:
+            entity = np.concatenate([k["entity"].to_numpy() for k in keys])
+            known = {}
+            return analysis.join(entity, _codes(union([k["experiment"] for k in keys])), labels, counts, outcomes.salt, outcomes.where, known), known
+        y, matched, hashes = again
+        known = {"hashes": hashes, "matched": matched, "rows": len(y)}
+        joined = analysis.join(self.new["entity"].to_numpy(), _codes(union([self.new["experiment"]])), labels, counts, outcomes.salt, outcomes.where, known)
+        joined.y = np.concatenate([y, joined.y])
+        return joined, known
 
 
 def _codes(cat: pd.Categorical) -> tuple[np.ndarray, list[str]]:

@@ -65,8 +65,8 @@ def _sorted_midranks(v: np.ndarray) -> np.ndarray:
     new = np.empty(len(v), dtype=bool)
     new[:1] = True
     np.not_equal(v[1:], v[:-1], out=new[1:])
-    nan = np.isnan(v)
-    if nan.any():
+    if len(v) and np.isnan(v[-1]):  # sorted: a NaN, if any, is last
+        nan = np.isnan(v)
         new[1:] &= ~(nan[1:] & nan[:-1])
     starts = np.flatnonzero(new)
     counts = np.diff(np.append(starts, len(v)))

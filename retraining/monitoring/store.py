@@ -91,14 +91,15 @@ class Store:
             raise StateError(f"{self.state_path} is corrupted ({exc}); move {self.folder} aside and rerun (it rereads every log).") from exc
         return State.from_json(raw, str(self.state_path))
 
-    def part(self, name: str, columns: list[str]) -> pd.DataFrame:
-        """The given columns of one kept part (categorical columns as categoricals)."""
+    def part(self, name: str, columns: list[str], rows: np.ndarray | None = None) -> pd.DataFrame:
+        """The given columns of one kept part (categorical columns as categoricals); only ``rows`` (positions, ascending) if given."""
         path = self.folder / name
         try:
             if name.endswith(".parquet"):  # format 1
-                return pd.read_parquet(path, columns=columns)
+                frame = pd.read_parquet(path, columns=columns)
+                return frame if rows is None else frame.iloc[rows].reset_index(drop=True)
             names = json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8"))["categories"]
-            return pd.DataFrame({c: _column(path, c, names) for c in columns})
+            return pd.DataFrame({c: _column(path, c, names, rows) for c in columns})
         except (OSError, ValueError, KeyError) as exc:
             raise StateError(f"{path}: a predictions file is missing or damaged ({exc}); move {self.folder} aside and rerun.") from exc
 
@@ -173,7 +174,7 @@ class Store:
                 "matched": joined["matched"],
                 "salts": np.array(list(joined["hashes"]), dtype=str),
                 "label_y": joined["label_y"],
-                "found": np.array(json.dumps({"counts": joined["counts"], "notes": joined["notes"], "source": joined.get("source")})),
+                "found": np.array(json.dumps({k: joined.get(k) for k in ("counts", "notes", "source", "salt")})),
             }
             self._write_npz(self.folder / state.joined, {**arrays, **hashes})
         state.format = STATE_FORMAT
@@ -214,8 +215,14 @@ class Store:
         atomic_write_json(prefix.with_name(prefix.name + ".json"), {"format": STATE_FORMAT, "rows": len(frame), "categories": categories})
 
 
-def _column(prefix: Path, name: str, categories: dict):
-    values = np.load(prefix.with_name(f"{prefix.name}.{name}.npy"), allow_pickle=False)  # read, not mapped: no file stays open (Windows)
+def _column(prefix: Path, name: str, categories: dict, rows: np.ndarray | None = None):
+    path = prefix.with_name(f"{prefix.name}.{name}.npy")
+    if rows is None:
+        values = np.load(path, allow_pickle=False)  # read, not mapped: no file stays open (Windows)
+    else:  # the rows only, copied out of a map that is closed when dropped here
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        values = np.array(mapped[rows])
+        del mapped
     if name in CATEGORIES:
         return pd.Categorical.from_codes(np.asarray(values), categories=pd.Index(categories[name], dtype=object))
     return values
