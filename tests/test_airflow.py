@@ -30,11 +30,18 @@ def airflow_python() -> Path:
     venv = Path(os.environ.get("AIRFLOW_VENV", ROOT / ".venv-airflow"))
     python = venv / "bin" / "python"
     lock = Path(tempfile.gettempdir()) / f"retrain-airflow-venv-{hashlib.sha256(str(venv.resolve()).encode()).hexdigest()[:12]}.lock"
+    requirements = ROOT / "requirements-airflow.txt"
+    stamp = venv / "requirements-airflow.sha256"  # what the environment was last installed from
+    wanted = hashlib.sha256(requirements.read_bytes()).hexdigest()
     with FileLock(str(lock)):  # three modules use it; under xdist the first worker builds it, the others wait
         probe = subprocess.run([str(python), "-c", "import airflow.sdk"], capture_output=True) if python.exists() else None
         if probe is None or probe.returncode != 0:
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-airflow.txt")], check=True, timeout=1800)
+        if probe is None or probe.returncode != 0 or not stamp.is_file() or stamp.read_text().strip() != wanted:
+            # new, broken, or made from an older requirements-airflow.txt (e.g. before the Celery
+            # packages were added): pip installs what is missing
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True, timeout=1800)
+            stamp.write_text(wanted + "\n")
     return python
 
 
