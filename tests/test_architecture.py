@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -171,9 +173,72 @@ def test_every_room_says_what_it_is_for() -> None:
         assert doc and "import" in doc.lower(), f"{init.relative_to(ROOT)} needs a docstring: what the room is for and what it may import"
 
 
-@pytest.mark.parametrize("module", sorted(m for m in modules() if m.startswith("retraining")))
-def test_every_module_imports_on_its_own(module: str) -> None:
+# One interpreter imports the third-party libraries the package uses (pandas, CatBoost...),
+# none of the package, then forks once per module: each child imports its module into an
+# interpreter that holds no module of the package, which is what an import order that only
+# works by luck needs to show. Where there is no fork (Windows), one interpreter per module.
+FORKED_IMPORTS = """
+import importlib, json, os, sys, traceback
+for name in json.loads(sys.argv[1]):  # third-party: imported once, before the forks
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+assert not [m for m in sys.modules if m == "retraining" or m.startswith("retraining.")]
+results = {}
+for module in json.loads(sys.argv[2]):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            importlib.import_module(module)
+            os._exit(0)
+        except BaseException:
+            os.write(write, traceback.format_exc().encode())
+            os._exit(1)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        err = f.read().decode()
+    _, status = os.waitpid(pid, 0)
+    results[module] = [os.waitstatus_to_exitcode(status), err]
+print(json.dumps(results))
+"""
+
+
+def third_party() -> list[str]:
+    """The top-level names the package imports that are neither the package nor the standard library."""
+    names = set()
+    for m, path in modules().items():
+        if m.startswith("retraining"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names |= {a.name for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module)
+    return sorted(n for n in names if n.split(".")[0] not in sys.stdlib_module_names and n.split(".")[0] != "retraining")
+
+
+PACKAGE_MODULES = sorted(m for m in modules() if m.startswith("retraining"))
+
+
+@pytest.fixture(scope="module")
+def fresh_imports() -> dict[str, tuple[int, str]]:
+    if not hasattr(os, "fork"):
+        return {}
+    argv = [sys.executable, "-c", FORKED_IMPORTS, json.dumps(third_party()), json.dumps(PACKAGE_MODULES)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {m: (code, err) for m, (code, err) in json.loads(done.stdout.splitlines()[-1]).items()}
+
+
+@pytest.mark.parametrize("module", PACKAGE_MODULES)
+def test_every_module_imports_on_its_own(module: str, fresh_imports) -> None:
     """In a fresh interpreter, as pip-tools does: an import order that only works by luck fails here."""
     importlib.import_module(module)  # this interpreter first (cheap), then a clean one
-    done = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    if fresh_imports:
+        code, err = fresh_imports[module]
+    else:
+        done = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        code, err = done.returncode, done.stderr
+    assert code == 0, err

@@ -8,7 +8,7 @@ import shutil
 import sys
 
 import pytest
-from helpers import ROOT, make_frame, run_main, run_script, sha, snapshot, write_csv
+from helpers import ROOT, make_frame, run_main, sha, snapshot, write_csv
 
 from retraining.ab import cli as ab_cli
 from retraining.cli import retrain as retrain_cli
@@ -25,28 +25,6 @@ def run(script: str, *argv: str, cwd):
 
 
 FAST = ["--data", "data.csv", "--iterations", "20", "--threads", "2"]
-
-
-def test_shipped_dataset_exactly_as_a_user_runs_it(tmp_path):
-    """`python retrain_model.py` with no flags, in a folder holding featured_dataset.csv."""
-    shutil.copy(ROOT / "featured_dataset.csv", tmp_path / "featured_dataset.csv")
-    proc = run_script("retrain_model.py", cwd=tmp_path, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("v1.0.0: deployed -> production (v1.0.0)")
-    assert "catboost: 499:" in proc.stderr  # CatBoost's progress, every 100 iterations
-    assert (tmp_path / "catboost_model.cbm").is_file()
-    assert (tmp_path / "models" / "catboost_model_v1.0.0.cbm").is_file()
-    log = json.loads((tmp_path / "models" / "version_log.json").read_text())
-    entry = log["versions"][0]
-    assert entry["params"]["iterations"] == 500 and entry["dataset"]["rows"] == 45211
-    assert 0.70 < entry["metrics"]["candidate"]["roc_auc"] < 0.85  # bank marketing without `duration`
-    assert "duration" not in entry["features"]
-    # nothing else in the user's folder: no catboost_info/, only what the README lists
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["catboost_model.cbm", "featured_dataset.csv", "logs", "models"]
-    assert (tmp_path / "logs" / "retrain.log").read_text().count("deployed") >= 1
-    # the second nightly run on the same data does nothing
-    again = run_script("retrain_model.py", cwd=tmp_path)
-    assert again.returncode == 0 and again.stdout.startswith("Nothing to do")
 
 
 def test_history_json_promote_and_quiet(project):

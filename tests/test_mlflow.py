@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 from helpers import ROOT, free_port, make_frame, retrain_script, retrainer, run_main, write_csv
+from helpers import retrain_main as retrain_here
 
 # No importorskip: a skipped integration test would hide a missing install. requirements-dev.txt
 # pulls in requirements-mlflow.txt, so `pip install -r requirements-dev.txt` brings mlflow.
@@ -56,8 +57,10 @@ def mlflow_uri(tmp_path_factory, request):
     log.close()
 
 
-def retrain(project, uri, *args, model="m"):
-    return retrain_script(project, "--iterations", "30", "-q", "--no-report", "--mlflow-uri", uri, "--mlflow-model-name", model, *args)
+def retrain(project, uri, *args, model="m", process=False):
+    """A nightly run that mirrors to MLflow: ``main(argv)`` in this process, or the script in its own (``process``)."""
+    argv = ("--iterations", "30", "-q", "--no-report", "--mlflow-uri", uri, "--mlflow-model-name", model, *args)
+    return retrain_script(project, *argv) if process else retrain_here(project, *argv)
 
 
 def alias(client, model, name):
@@ -72,9 +75,9 @@ CLIENT_SIDE = pytest.mark.parametrize("mlflow_uri", ["sqlite"], indirect=True)
 
 def test_runs_versions_and_aliases_follow_deploy_rejection_and_rollback(project, mlflow_uri):
     client = MlflowClient(mlflow_uri)
-    first = retrain(project, mlflow_uri, model="flow")
+    first = retrain(project, mlflow_uri, model="flow", process=True)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.startswith("v1.0.0: deployed")  # MLflow's own prints stay off stdout
+    assert first.stdout.startswith("v1.0.0: deployed")  # MLflow's own prints stay off the process's stdout
     assert alias(client, "flow", "champion") == "v1.0.0"
     worse = retrain(project, mlflow_uri, "--iterations", "1", "--depth", "1", model="flow")
     assert worse.returncode == 0 and "kept for review" in worse.stdout

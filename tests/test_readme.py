@@ -70,6 +70,23 @@ def line_with(lines: list[str], *fragments: str) -> str:
     return found[0]
 
 
+def shipped_dataset_as_a_user_runs_it(project: Path, proc: subprocess.CompletedProcess, checkout: set[str], env: dict) -> None:
+    """`python retrain_model.py` with no flags on the shipped featured_dataset.csv: the block's first line."""
+    assert proc.stdout.startswith("v1.0.0: deployed -> production (v1.0.0)"), proc.stdout
+    assert "catboost: 499:" in proc.stderr  # CatBoost's progress, every 100 iterations
+    assert (project / "catboost_model.cbm").is_file() and (project / "models" / "catboost_model_v1.0.0.cbm").is_file()
+    entry = json.loads((project / "models" / "version_log.json").read_text(encoding="utf-8"))["versions"][0]
+    assert entry["params"]["iterations"] == 500 and entry["dataset"]["rows"] == 45211
+    assert 0.70 < entry["metrics"]["candidate"]["roc_auc"] < 0.85  # bank marketing without `duration`
+    assert "duration" not in entry["features"]
+    # nothing else in the user's folder: no catboost_info/, only what the README lists
+    assert sorted({p.name for p in project.iterdir()} - checkout) == ["catboost_model.cbm", "logs", "models"]
+    assert (project / "logs" / "retrain.log").read_text(encoding="utf-8").count("deployed") >= 1
+    # the second nightly run on the same data does nothing
+    again = subprocess.run(argv_of("python retrain_model.py"), cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.startswith("Nothing to do"), again.stdout + again.stderr[-2000:]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("timeout") is None, reason="the block bounds the scheduler with coreutils' timeout (Linux)")
 def test_five_minute_block_runs_as_written(tmp_path):
@@ -77,12 +94,15 @@ def test_five_minute_block_runs_as_written(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RETRAIN_NOTIFY")}
     lines = five_minute_block()
     out: dict[str, subprocess.CompletedProcess] = {}
+    checkout = {p.name for p in tmp_path.iterdir()}
     for line in lines:
         proc = subprocess.run(argv_of(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         # `timeout` exits 124 when it stopped the command; everything else succeeds
         expected = 124 if line.startswith("timeout ") else 0
         assert proc.returncode == expected, f"{line}\nexit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         out[line] = proc
+        if shlex.split(line, comments=True) == ["python", "retrain_model.py"]:
+            shipped_dataset_as_a_user_runs_it(tmp_path, proc, checkout, env)
 
     first = out[the_line(lines, "python retrain_model.py")]
     assert first.stdout.startswith("v1.0.0: deployed"), first.stdout
