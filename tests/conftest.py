@@ -75,18 +75,19 @@ def _starts_a_process(fn) -> bool:
 # keeps its place after these.
 LONGEST_FIRST = (
     "test_airflow_celery",
-    "test_crash_safety",
-    "test_airflow_monitor",
-    "test_crash_safety_more",
-    "test_airflow",
-    "test_mlflow",
-    "test_docker",
-    "test_notify",
     "test_readme",
+    "test_airflow_monitor",
+    "test_airflow",
+    "test_docker",
+    "test_crash_safety",
+    "test_mlflow",
+    "test_crash_safety_more",
+    "test_notify",
     "test_serve",
     "test_scheduler",
     "test_production_log",
     "test_fuzz_inputs",
+    "test_fleet",
     "test_retrain",
 )
 

@@ -75,6 +75,47 @@ def airflow_env(home: Path, project: Path, args: str) -> dict:
     return env
 
 
+class AirflowCLI:
+    """``airflow ARGV`` for one Airflow home, many times, in one Airflow process (tests/airflow_cli.py).
+
+    Each call runs the command as ``airflow/__main__.py`` would, with the RETRAIN_* settings of
+    ``env`` as they are at the call, and returns what a ``subprocess.run`` of ``airflow ARGV``
+    would (stdout and stderr together in ``stdout``). ``airflow dags test`` in a process of its
+    own is tested too (test_dags_test_deploys...; the fleet DAG; the failing DAGs).
+    """
+
+    def __init__(self, airflow_python: Path, env: dict, folder: Path) -> None:
+        self.env, self.folder, self.count = env, folder, 0
+        self.started = {k for k in env if k.startswith("RETRAIN_")}  # what the process began with
+        self.proc = subprocess.Popen(
+            [str(airflow_python), str(Path(__file__).with_name("airflow_cli.py"))], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+
+    def __call__(self, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        import selectors
+
+        self.count += 1
+        out = self.folder / f"airflow-{self.count}.txt"
+        settings = {k: self.env.get(k) for k in self.started | {k for k in self.env if k.startswith("RETRAIN_")}}
+        self.proc.stdin.write(json.dumps({"argv": list(argv), "env": settings, "out": str(out)}) + "\n")
+        self.proc.stdin.flush()
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            assert sel.select(timeout), f"airflow {' '.join(argv)} did not finish in {timeout} s"
+        line = self.proc.stdout.readline()
+        assert line, f"the Airflow process ended (exit {self.proc.wait()}) during airflow {' '.join(argv)}"
+        return subprocess.CompletedProcess(["airflow", *argv], json.loads(line)["code"], out.read_text(encoding="utf-8"), "")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
 def test_dagbag_imports_and_settings_match_the_readme(airflow_python, airflow_db, tmp_path):
     script = (
         "import json; from airflow.models.dagbag import DagBag\n"
@@ -115,22 +156,27 @@ def test_dags_test_deploys_then_the_variable_wins_keeps_for_review_and_a_json_st
     assert log["production"] == "v1.0.0" and (project / "catboost_model.cbm").is_file()
 
     # every setting of the environment now points at the wrong place; the Variable names the right ones
+    # (runs 2 and 3 and the Variable's commands in one Airflow process: AirflowCLI)
     elsewhere = tmp_path / "elsewhere"
     env.update(RETRAIN_PROJECT_DIR=str(elsewhere), RETRAIN_WORK_DIR=str(elsewhere), RETRAIN_PYTHON=str(elsewhere / "python"), RETRAIN_ARGS="--this-would-fail")
     args = ["--data", "data.csv", "--iterations", "1", "--depth", "1", "--no-report"]
     conf = json.dumps({"project_dir": str(ROOT), "work_dir": str(project), "python": sys.executable, "args": args})
-    assert subprocess.run([*airflow, "variables", "set", "catboost_retrain", conf], capture_output=True, env=env, timeout=120).returncode == 0
-    second = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-29"], capture_output=True, text=True, env=env, timeout=600)
-    out = second.stdout + second.stderr
-    assert second.returncode == 0, out[-4000:]
-    assert "v1.1.0 was kept for manual review, production stays v1.0.0" in out
-    log = json.loads((project / "models" / "version_log.json").read_text())
-    assert log["production"] == "v1.0.0" and [v["decision"] for v in log["versions"]] == ["deployed", "kept for review"]
+    cli = AirflowCLI(airflow_python, env, tmp_path)
+    try:
+        assert cli("variables", "set", "catboost_retrain", conf, timeout=120).returncode == 0  # as docs/airflow.md says
+        second = cli("dags", "test", "catboost_retrain", "2026-11-29")
+        assert second.returncode == 0, second.stdout[-4000:]
+        assert "v1.1.0 was kept for manual review, production stays v1.0.0" in second.stdout
+        log = json.loads((project / "models" / "version_log.json").read_text())
+        assert log["production"] == "v1.0.0" and [v["decision"] for v in log["versions"]] == ["deployed", "kept for review"]
 
-    # with --json, Airflow encodes the text once more: the Variable holds a string, which settings() refuses in one line
-    assert subprocess.run([*airflow, "variables", "set", "catboost_retrain", conf, "--json"], capture_output=True, env=env, timeout=120).returncode == 0
-    run = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-30"], capture_output=True, text=True, env=env, timeout=600)
-    out = run.stdout + run.stderr
+        # with --json, Airflow encodes the text once more: the Variable holds a string, which settings() refuses in one line
+        assert cli("variables", "set", "catboost_retrain", conf, "--json", timeout=120).returncode == 0
+        run = cli("dags", "test", "catboost_retrain", "2026-11-30")
+    finally:
+        cli.close()
+    out = run.stdout
+    assert run.returncode == 1 and "DagRun failed" in out
     assert "the Airflow Variable catboost_retrain must hold a JSON object" in out and "it holds a str" in out, out[-4000:]
     assert "AttributeError" not in out
     assert len(json.loads((project / "models" / "version_log.json").read_text())["versions"]) == 2  # nothing ran

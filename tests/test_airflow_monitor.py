@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, make_frame, write_csv
-from test_airflow import airflow_db, airflow_env, airflow_python, migrated  # noqa: F401 - the fixture that builds Airflow's own environment
+from test_airflow import AirflowCLI, airflow_db, airflow_env, airflow_python, migrated  # noqa: F401 - the fixture that builds Airflow's own environment
 from test_notify import Receiver
 
 from retraining.ab.predlog import append_predictions, entity_hashes, lay_out_production
@@ -40,14 +40,14 @@ def log_live(project: Path, live, served: str, shadow: str | None = None) -> Non
     append_predictions(project / "logs" / "predictions.jsonl", lines, *scores)
 
 
-def dags_test(airflow: list[str], dag_id: str, day: str, env: dict) -> str:
-    run = subprocess.run([*airflow, "dags", "test", dag_id, day], capture_output=True, text=True, env=env, timeout=600)
+def dags_test(airflow: AirflowCLI, dag_id: str, day: str) -> str:
+    run = airflow("dags", "test", dag_id, day)
     return run.stdout + run.stderr
 
 
-def variable(airflow: list[str], env: dict) -> dict:
-    got = subprocess.run([*airflow, "variables", "get", "catboost_retrain_last_start"], capture_output=True, text=True, env=env, timeout=120)
-    assert got.returncode == 0, got.stderr[-2000:]
+def variable(airflow: AirflowCLI) -> dict:
+    got = airflow("variables", "get", "catboost_retrain_last_start", timeout=120)
+    assert got.returncode == 0, got.stdout[-2000:]
     text = got.stdout
     return json.loads(text[text.index("{") :])  # Airflow prints it indented, after any warnings
 
@@ -58,33 +58,44 @@ def versions(project: Path) -> tuple[str, list[str]]:
 
 
 def test_the_monitor_dag_rolls_back_skips_in_the_cooldown_and_retrains_when_recommended(airflow_python, airflow_db, tmp_path):  # noqa: F811
-    from retrain_model import ModelRetrainer
-
     project = tmp_path / "project"
     project.mkdir()
     write_csv(project / "data.csv", make_frame(600))
     (project / "settings.json").write_text(json.dumps({"monitor": {}}))
     env = airflow_env(tmp_path / "home", project, "--data data.csv --iterations 40 --no-report")
-    airflow = [str(airflow_python), "-m", "airflow"]
     migrated(airflow_db, env)
 
     # 1. bad input: the monitor task fails at once (exit 2, no retry), with monitor.py's one line, and says so through --notify
+    #    (this run in an `airflow dags test` process of its own; the next ones in one Airflow process, tests/airflow_cli.py)
     receiver = Receiver()
     try:
         env["RETRAIN_MONITOR_ARGS"] = MONITOR.replace("outcomes.csv", "missing.csv") + f" --notify {receiver.url('hook/T')}"
-        out = dags_test(airflow, "catboost_monitor", "2026-11-28", env)
+        argv = [str(airflow_python), "-m", "airflow", "dags", "test", "catboost_monitor", "2026-11-28"]
+        run = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+        out = run.stdout + run.stderr
     finally:
         receiver.close()
+    assert run.returncode == 1 and "DagRun failed" in out
     assert "monitor.py failed (bad input): error: missing.csv: no such file or folder" in out, out[-4000:]
     assert "up_for_retry" not in out and "DagRun Finished" in out and "state=failed" in out
     failed = [p["body"]["message"] for p in receiver.posts if p["body"]["message"].startswith("monitor.py (Airflow catboost_monitor.monitor) failed")]
     assert len(failed) == 1 and "(exit code 2, bad input)" in failed[0] and "missing.csv" in failed[0], [p["body"] for p in receiver.posts]
     env["RETRAIN_MONITOR_ARGS"] = MONITOR
+    airflow = AirflowCLI(airflow_python, env, tmp_path)
+    try:
+        steps_two_to_five(airflow, project)
+    finally:
+        airflow.close()
+
+
+def steps_two_to_five(airflow: AirflowCLI, project: Path) -> None:
+    """Steps 2 to 5 of the test above, in one Airflow process."""
+    from retrain_model import ModelRetrainer
 
     # 2. the nightly DAG deploys v1.0.0 and starts the cooldown's clock
-    out = dags_test(airflow, "catboost_retrain", "2026-11-28", env)
+    out = dags_test(airflow, "catboost_retrain", "2026-11-28")
     assert "v1.0.0 is now in production" in out, out[-4000:]
-    started = variable(airflow, env)
+    started = variable(airflow)
     assert started["by"] == "catboost_retrain"
     assert abs(dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(started["at"])) < dt.timedelta(minutes=10)
 
@@ -98,7 +109,7 @@ def test_the_monitor_dag_rolls_back_skips_in_the_cooldown_and_retrains_when_reco
     live = make_frame(1500, seed=7, start_id=10**6)
     log_live(project, live, "v1.1.0", shadow="v1.0.0")
     write_csv(project / "outcomes.csv", live[["customer_id", "target"]])
-    out = dags_test(airflow, "catboost_monitor", "2026-11-29", env)
+    out = dags_test(airflow, "catboost_monitor", "2026-11-29")
     assert "monitor.py rollback: v1.1.0 -> v1.0.0: " in out, out[-4000:]
     assert "no retrain: the monitor does not recommend a retrain" in out
     assert versions(project) == ("v1.0.0", ["v1.0.0", "v1.1.0"])
@@ -110,7 +121,7 @@ def test_the_monitor_dag_rolls_back_skips_in_the_cooldown_and_retrains_when_reco
     log_live(project, more, "v1.0.0")
     write_csv(project / "outcomes.csv", more[["customer_id", "target"]])
     (project / "settings.json").write_text(json.dumps({"monitor": {"retrain_after_rows": 100}}))
-    out = dags_test(airflow, "catboost_monitor", "2026-11-30", env)
+    out = dags_test(airflow, "catboost_monitor", "2026-11-30")
     assert "no retrain: recommended (1500 labelled rows of v1.0.0 (retrain_after_rows 100))" in out, out[-4000:]
     assert f"a retrain started at {started['at']} by catboost_retrain, within the cooldown of 6 h" in out
     assert versions(project) == ("v1.0.0", ["v1.0.0", "v1.1.0"])
@@ -118,13 +129,13 @@ def test_the_monitor_dag_rolls_back_skips_in_the_cooldown_and_retrains_when_reco
     # 5. seven hours later (the clock set back by hand), the same recommendation runs validate -> retrain
     earlier = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=7)).isoformat(timespec="seconds")
     clock = json.dumps({"at": earlier, "by": "catboost_retrain", "reasons": []})
-    assert subprocess.run([*airflow, "variables", "set", "catboost_retrain_last_start", clock], capture_output=True, env=env, timeout=120).returncode == 0
+    assert airflow("variables", "set", "catboost_retrain_last_start", clock, timeout=120).returncode == 0
     write_csv(project / "data.csv", make_frame(900))
-    out = dags_test(airflow, "catboost_monitor", "2026-12-01", env)
+    out = dags_test(airflow, "catboost_monitor", "2026-12-01")
     assert "retrain: recommended by the monitor: 1500 labelled rows of v1.0.0" in out, out[-4000:]
     assert "v1.2.0 " in out and "DagRun Finished" in out and "state=success" in out
     assert versions(project)[1] == ["v1.0.0", "v1.1.0", "v1.2.0"]
-    again = variable(airflow, env)
+    again = variable(airflow)
     assert again["by"] == "catboost_monitor" and again["at"] > earlier and again["reasons"] == ["1500 labelled rows of v1.0.0 (retrain_after_rows 100)"]
 
 

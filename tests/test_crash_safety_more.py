@@ -30,10 +30,15 @@ def project(tmp_path: Path) -> Path:
 @pytest.mark.skipif(STRACE is None, reason="strace is needed (Debian package strace); .ci/run installs it")
 def test_kill_at_every_rename_and_fsync_of_a_promotion(project):
     grow(project, 0)
-    assert run_here(project, [*RUN, "--force"]).returncode == 0  # v1.1.0
+    assert run_here(project, [*RUN, "--force"]).returncode == 0  # v1.1.0, deployed or kept for review
     promote = [sys.executable, str(ROOT / "retrain_model.py"), "--promote", "v1.0.0", "-q"]
     back = [sys.executable, str(ROOT / "retrain_model.py"), "--promote", "v1.1.0", "-q"]
+    assert run_here(project, back).returncode == 0  # v1.1.0 in production either way, so promoting v1.0.0 changes it
     calls = count_calls(project, promote)
+    # a promotion writes, each atomically: the log's intent, the backup of production, production, the log's record
+    # (a promotion of the version already in production writes nothing: this test once killed nothing at all)
+    assert calls["rename"] >= 4 and calls["fsync"] >= 4, calls
+    assert json.loads((project / "models" / "version_log.json").read_text())["production"] == "v1.0.0"
     assert run_here(project, back).returncode == 0
     for call, n in calls.items():
         for k in range(1, n + 1):
