@@ -74,14 +74,14 @@ def _starts_a_process(fn) -> bool:
 # is the measured one (docs/contributing.md, "How long the suite takes"); a module not listed
 # keeps its place after these.
 LONGEST_FIRST = (
-    "test_airflow_celery",
-    "test_readme",
-    "test_airflow_monitor",
     "test_airflow",
-    "test_docker",
     "test_crash_safety",
     "test_mlflow",
+    "test_airflow_celery",
+    "test_airflow_monitor",
+    "test_readme",
     "test_crash_safety_more",
+    "test_docker",
     "test_notify",
     "test_serve",
     "test_scheduler",
@@ -132,7 +132,7 @@ def pytest_collection_modifyitems(items) -> None:
 # Most of the suite's long tests wait on other processes (Airflow, Celery, MLflow, PostgreSQL,
 # servers, strace-killed runs), so one worker per core leaves the cores idle half the time.
 # Measured on the 2-core machine (docs/contributing.md): see the table there for the choice.
-WORKERS_PER_CORE = 2
+WORKERS_PER_CORE = 3
 
 
 def pytest_xdist_auto_num_workers(config) -> int:

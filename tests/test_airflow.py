@@ -182,20 +182,7 @@ def test_dags_test_deploys_then_the_variable_wins_keeps_for_review_and_a_json_st
     assert len(json.loads((project / "models" / "version_log.json").read_text())["versions"]) == 2  # nothing ran
 
 
-def test_bad_data_fails_the_validate_task_with_the_error_line(airflow_python, airflow_db, tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    write_csv(project / "data.csv", make_frame(600).drop(columns="target"))
-    env = airflow_env(tmp_path / "home", project, "--data data.csv")
-    airflow = [str(airflow_python), "-m", "airflow"]
-    migrated(airflow_db, env)
-    proc = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-28"], capture_output=True, text=True, env=env, timeout=600)
-    out = proc.stdout + proc.stderr
-    assert "retrain_model.py failed (bad input): error: " in out and "no target column 'target'" in out
-    assert not (project / "models").exists()
-
-
-def test_a_task_that_fails_for_good_sends_the_failed_message(airflow_python, airflow_db, tmp_path):
+def test_bad_data_fails_the_validate_task_with_the_error_line_and_sends_the_failed_message(airflow_python, airflow_db, tmp_path):
     from test_notify import Receiver
 
     receiver = Receiver()
@@ -209,12 +196,17 @@ def test_a_task_that_fails_for_good_sends_the_failed_message(airflow_python, air
         proc = subprocess.run([*airflow, "dags", "test", "catboost_retrain", "2026-11-28"], capture_output=True, text=True, env=env, timeout=600)
     finally:
         receiver.close()
-    messages = [p["body"]["message"] for p in receiver.posts]
     out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "DagRun failed" in out
+    assert "retrain_model.py failed (bad input): error: " in out and "no target column 'target'" in out
+    assert not (project / "models").exists()
+    # the task fails for good (bad input: no retry), and says so through the notifier, once
+    messages = [p["body"]["message"] for p in receiver.posts]
     callback = [m for m in messages if m.startswith("retrain_model.py (Airflow catboost_retrain.validate_data) failed (exit code 2, bad input)")]
     assert len(callback) == 1, (messages, out[-4000:])
     assert "error: " in callback[0] and "no target column 'target'" in callback[0]
     assert any(m.startswith("retrain_model.py failed (exit code 2, bad input)") for m in messages)  # the run's own message
+    assert "up_for_retry" not in out
 
 
 def test_the_fleet_dag_maps_over_the_models_and_a_broken_model_fails_only_itself_and_the_run(airflow_python, airflow_db, tmp_path):
