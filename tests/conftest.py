@@ -130,10 +130,14 @@ def pytest_collection_modifyitems(items) -> None:
 
 # -- how many workers `-n auto` starts -----------------------------------------------------
 # Most of the suite's long tests wait on other processes (Airflow, Celery, MLflow, PostgreSQL,
-# servers, strace-killed runs), so one worker per core leaves the cores idle half the time.
-# Measured on the 2-core machine (docs/contributing.md): see the table there for the choice.
+# servers, strace-killed runs), so one worker per core leaves the cores idle much of the time:
+# the full suite starts three per core. The fast lane (-m "not process ...") is in-process
+# work that keeps a core busy, where each extra worker only adds its start-up and contention:
+# two per core. Measured on the 2-core machine (docs/contributing.md, "How long they take").
 WORKERS_PER_CORE = 3
+FAST_LANE_WORKERS_PER_CORE = 2
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    return max(2, WORKERS_PER_CORE * (os.cpu_count() or 1))
+    fast_lane = "not process" in (config.getoption("markexpr", default="") or "")
+    return max(2, (FAST_LANE_WORKERS_PER_CORE if fast_lane else WORKERS_PER_CORE) * (os.cpu_count() or 1))
