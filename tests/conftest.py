@@ -104,7 +104,7 @@ def compile_the_package() -> None:
     """Byte-compile retraining/ once, so that every script the tests start reads the cached code.
 
     Python writes these files itself on the first import, unless PYTHONDONTWRITEBYTECODE is
-    set (as on this project's CI machines): then each of the suite's hundreds of processes
+    set (as on this project's machines): then each of the suite's hundreds of processes
     compiled the whole package again (about 0.1 s of CPU per process).
     """
     import compileall
