@@ -28,10 +28,9 @@ import threading
 import numpy as np
 import pandas as pd
 
-from retraining.data.keys import _NA_NUMBER, _NA_TEXT, HASH_KEY
+from retraining.data.keys import _NA_NUMBER, _NA_TEXT, HASH_KEY, combine_columns
 
 _EXACT_INT = 2.0**53  # beyond it an int has no exact float
-_MIX = np.uint64(1_000_003)  # content_hashes' combination of columns
 _NONE, _INT, _FLOAT, _STR = type(None), int, float, str
 
 
@@ -118,14 +117,9 @@ def _content_keys(columns: tuple[str, ...], kinds: dict[str, str], values: dict[
         if inexact.any() and any(_INT in set(map(type, values[name])) for name, big in zip(numbers, inexact.any(axis=1), strict=True) if big):
             return None
         arr[np.isnan(arr)] = _NA_NUMBER
-        hashed = pd.util.hash_array(arr.ravel(), hash_key=HASH_KEY).reshape(len(numbers), n)  # elementwise: one call for all
+        hashed = pd.util.hash_array(arr.ravel()).reshape(len(numbers), n)  # elementwise: one call for all (no key: numbers)
         hashes.update(zip(numbers, hashed, strict=True))
-    names = sorted(columns)
-    name_hashes = TEXTS(names)
-    combined = np.zeros(n, dtype=np.uint64)
-    for name, name_h in zip(names, name_hashes, strict=True):
-        combined = combined * _MIX ^ (hashes[name] ^ name_h)  # uint64 arrays wrap around silently
-    return combined
+    return combine_columns(hashes, n)
 
 
 def _read_as(kind: str, column: list) -> str | None:

@@ -12,6 +12,8 @@ the ledgers (:mod:`retraining.guard.ledger`) and the A/B log all use it.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -102,8 +104,8 @@ def content_hashes(frame: pd.DataFrame) -> np.ndarray:
     and turns float keeps its hashes); everything else hashes by its text. Columns are
     combined in name order, so reordering columns in the file keeps the keys.
     """
-    combined = np.zeros(len(frame), dtype=np.uint64)
-    for name in sorted(frame.columns):
+    hashes = {}
+    for name in frame.columns:
         col = frame[name]
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
             # float64 whatever the column's type (a float32 0.5 is 0.5); na_value: pandas 2 refuses a
@@ -118,6 +120,23 @@ def content_hashes(frame: pd.DataFrame) -> np.ndarray:
             # categorize=False: pandas 2 would factorize these texts as C strings, where the missing value's
             # "\x00NA" is "" and "a\x00" is "a"; they are distinct already
             h = pd.util.hash_array(text, hash_key=HASH_KEY, categorize=False)[codes]  # code -1 (missing) takes the last
-        name_h = pd.util.hash_array(np.array([name], dtype=object), hash_key=HASH_KEY)[0]
-        combined = combined * np.uint64(1_000_003) ^ (h ^ name_h)  # uint64 arrays wrap around silently
+        hashes[name] = h
+    return combine_columns(hashes, len(frame))
+
+
+def combine_columns(hashes: dict[str, np.ndarray], rows: int) -> np.ndarray:
+    """The row keys from each column's hashes: in name order, each mixed with its name's hash.
+
+    The one place the rule lives; :mod:`retraining.ab.quickkeys` hashes the columns of a few
+    JSON rows its own way and combines them here.
+    """
+    combined = np.zeros(rows, dtype=np.uint64)
+    for name in sorted(hashes):
+        combined = combined * np.uint64(1_000_003) ^ (hashes[name] ^ _name_hash(name))  # uint64 arrays wrap around silently
     return combined
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_hash(name: str) -> np.uint64:
+    """A column name's hash (cached: the server's log thread combines the same few names at every flush)."""
+    return pd.util.hash_array(np.array([name], dtype=object), hash_key=HASH_KEY)[0]
