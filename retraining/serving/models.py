@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +42,11 @@ BIG_BATCH = 2000  # rows; smaller batches score on one thread (less overhead tha
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_time(time.time())
 
 
 def iso_time(seconds: float) -> str:
-    """:func:`now_iso`'s text of a ``time.time()``: the request path takes the clock, the log thread writes it."""
+    """A ``time.time()`` as UTC text to the millisecond (the request path takes the clock, the log thread writes it)."""
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
