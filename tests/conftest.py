@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from pathlib import Path
@@ -39,9 +40,10 @@ def repository_stays_clean():
 
 # -- the fast lane: pytest -m "not process and not slow" -----------------------------------
 # A test is marked `process` when it, or a fixture it uses, starts a process (a script run as a
-# user would, a server, a database): read from the source, so a new test is marked by itself;
-# the modules below start one in nearly every test (servers, schedulers, databases, crashes).
-PROCESS_STARTERS = ("run_script(", "retrain_script(", "interrupt_after(", "subprocess.", "Popen(")
+# user would, a server, a database): read from the names its code uses (its nested functions'
+# too), so a new test is marked by itself; the modules below start one in nearly every test
+# (servers, schedulers, databases, crashes).
+PROCESS_STARTERS = frozenset({"run_script", "retrain_script", "interrupt_after", "subprocess", "Popen"})
 PROCESS_MODULES = {
     "test_airflow",
     "test_airflow_celery",
@@ -60,12 +62,22 @@ PROCESS_MODULES = {
 }
 
 
+@functools.cache  # a fixture or a parametrized test is asked once, however many tests use it
 def _starts_a_process(fn) -> bool:
-    try:
-        source = inspect.getsource(fn)
-    except (OSError, TypeError):
-        return False
-    return any(s in source for s in PROCESS_STARTERS)
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    return code is not None and _code_names_a_starter(code)
+
+
+def _code_names_a_starter(code) -> bool:
+    """The names a function's code reads (globals, attributes, locals) include a process starter.
+
+    This reads the compiled code, not the source: inspect.getsource tokenised the file for each
+    of the ~500 functions, about 1 s of every worker's collection.
+    """
+    names = (*code.co_names, *code.co_varnames, *code.co_cellvars, *code.co_freevars)
+    if PROCESS_STARTERS.intersection(names):
+        return True
+    return any(_code_names_a_starter(c) for c in code.co_consts if inspect.iscode(c))
 
 
 # -- the longest modules first ------------------------------------------------------------
@@ -98,6 +110,7 @@ def pytest_configure(config) -> None:
         config.option.loadscopereorder = False
     if not hasattr(config, "workerinput"):  # once, in the controller, before any worker starts
         compile_the_package()
+        rewrite_the_tests(config)
 
 
 def compile_the_package() -> None:
@@ -110,6 +123,32 @@ def compile_the_package() -> None:
     import compileall
 
     compileall.compile_dir(str(ROOT / "retraining"), quiet=1)
+
+
+def rewrite_the_tests(config) -> None:
+    """Write pytest's assertion-rewritten code of each test module once, before the workers start.
+
+    Each worker rewrites the asserts of every test module it collects (all of them, with
+    --dist loadfile) and caches the result beside the module, unless PYTHONDONTWRITEBYTECODE
+    is set: then the six workers each spent about 6 s of CPU rewriting the same 60 modules
+    (profiled on the 2-core machine). The controller writes the cache the workers then read
+    (pytest reads it whatever PYTHONDONTWRITEBYTECODE says). This uses pytest's private
+    functions, so any failure here only costs the time it was meant to save.
+    """
+    try:
+        from _pytest.assertion import rewrite
+
+        state = config.stash[rewrite.assertstate_key]
+        for fn in sorted(Path(__file__).parent.glob("*.py")):
+            if not (fn.name.startswith("test_") or fn.name == "conftest.py"):
+                continue
+            cache_dir = rewrite.get_cache_dir(fn)
+            pyc = cache_dir / (fn.name[:-3] + rewrite.PYC_TAIL)
+            if rewrite._read_pyc(fn, pyc) is None and rewrite.try_makedirs(cache_dir):
+                source_hash, code = rewrite._rewrite_test(fn, config)
+                rewrite._write_pyc(state, code, source_hash, pyc)
+    except Exception:  # an optimisation: on any failure the workers rewrite for themselves
+        return
 
 
 def _longest_first(items: list) -> None:

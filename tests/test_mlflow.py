@@ -13,13 +13,20 @@ import urllib.request
 import pytest
 from helpers import ROOT, free_port, make_frame, retrain_script, retrainer, run_main, write_csv
 from helpers import retrain_main as retrain_here
-
-# No importorskip: a skipped integration test would hide a missing install. requirements-dev.txt
-# pulls in requirements-mlflow.txt, so `pip install -r requirements-dev.txt` brings mlflow.
-from mlflow import MlflowClient
 from pg import postgres  # noqa: F401 - session fixture: a throwaway PostgreSQL cluster (tests/pg.py)
 
 from retraining.cli.retrain import main as retrain_main
+
+
+def mlflow_client(uri: str):
+    """MLflow's client, imported here: importing mlflow costs every pytest worker ~1.5 s at collection.
+
+    No importorskip: a skipped integration test would hide a missing install. requirements-dev.txt
+    pulls in requirements-mlflow.txt, so `pip install -r requirements-dev.txt` brings mlflow.
+    """
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -74,7 +81,7 @@ CLIENT_SIDE = pytest.mark.parametrize("mlflow_uri", ["sqlite"], indirect=True)
 
 
 def test_runs_versions_and_aliases_follow_deploy_rejection_and_rollback(project, mlflow_uri):
-    client = MlflowClient(mlflow_uri)
+    client = mlflow_client(mlflow_uri)
     first = retrain(project, mlflow_uri, model="flow", process=True)
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("v1.0.0: deployed")  # MLflow's own prints stay off the process's stdout
@@ -119,7 +126,7 @@ def test_outage_then_recovery_without_duplicates(project, mlflow_uri):
     for _ in range(2):  # the second sync must change nothing
         synced = run_main(retrain_main, "--mlflow-sync", "--mlflow-uri", mlflow_uri, "--mlflow-model-name", "outage", cwd=project)
         assert synced.returncode == 0, synced.stderr
-    client = MlflowClient(mlflow_uri)
+    client = mlflow_client(mlflow_uri)
     assert [mv.tags["semver"] for mv in client.search_model_versions("name='outage'")] == ["v1.0.0"]
     assert alias(client, "outage", "champion") == "v1.0.0"
     log = json.loads((project / "models" / "version_log.json").read_text())
@@ -140,7 +147,7 @@ def test_a_sync_leaves_the_callers_mlflow_settings_alone(project, mlflow_uri, mo
     before = mlflow.get_tracking_uri(), dict(os.environ)
     result = retrainer(project, mlflow_uri=mlflow_uri, mlflow_model_name="scoped", report=False).retrain()
     assert result.deployed
-    assert alias(MlflowClient(mlflow_uri), "scoped", "champion") == "v1.0.0"  # the sync happened
+    assert alias(mlflow_client(mlflow_uri), "scoped", "champion") == "v1.0.0"  # the sync happened
     after = mlflow.get_tracking_uri(), dict(os.environ)
     assert after[0] == before[0]
     public = [{k: v for k, v in env.items() if not k.startswith("_MLFLOW_")} for env in (before[1], after[1])]  # MLflow's own telemetry id comes and goes
@@ -150,7 +157,7 @@ def test_a_sync_leaves_the_callers_mlflow_settings_alone(project, mlflow_uri, mo
 @CLIENT_SIDE
 def test_half_written_sync_is_redone_not_duplicated(project, mlflow_uri):
     assert retrain(project, mlflow_uri, model="half").returncode == 0
-    client = MlflowClient(mlflow_uri)
+    client = mlflow_client(mlflow_uri)
     log_path = project / "models" / "version_log.json"
     log = json.loads(log_path.read_text())
     run_id = log["versions"][0]["mlflow"]["run_id"]
