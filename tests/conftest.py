@@ -81,10 +81,16 @@ def _code_names_a_starter(code) -> bool:
 
 
 # -- the longest modules first ------------------------------------------------------------
-# pytest-xdist's --dist loadfile hands out whole modules in collection order; starting the
-# longest ones first keeps one worker from finishing a long module alone at the end. The order
-# is the measured one (docs/contributing.md, "How long the suite takes"); a module not listed
-# keeps its place after these.
+# pytest-xdist's --dist loadfile hands out whole modules in this order; a module not listed
+# keeps its place after these. A worker is sent its next module as soon as two or fewer of
+# its tests are left to run, so a module of one or two long tests is followed at once, on
+# the same worker, by the next module in the queue. With 6 workers the first six modules
+# start together and the next three become the partners of the three such modules among them
+# (crash_safety, airflow_celery, airflow_monitor, in worker order): a short one behind the
+# longest, the long crash_safety_more behind the shortest. Before, crash_safety_more came
+# right behind crash_safety on one worker, 455 s of the 482 s run. Replaying the measured
+# test times through this rule gave 432 s against 451 s for the old order; the times are in
+# docs/contributing.md, "How long they take".
 LONGEST_FIRST = (
     "test_airflow",
     "test_crash_safety",
@@ -92,15 +98,19 @@ LONGEST_FIRST = (
     "test_airflow_celery",
     "test_airflow_monitor",
     "test_readme",
-    "test_crash_safety_more",
-    "test_docker",
+    "test_fleet",  # behind test_crash_safety
+    "test_crash_safety_more",  # behind test_airflow_celery
+    "test_docker",  # behind test_airflow_monitor
     "test_notify",
-    "test_serve",
     "test_scheduler",
+    "test_serve",
     "test_production_log",
-    "test_fuzz_inputs",
-    "test_fleet",
+    "test_monitor",
     "test_retrain",
+    "test_checks",
+    "test_serve_hostile",
+    "test_fuzz_inputs",
+    "test_packaging",
 )
 
 
