@@ -37,7 +37,6 @@ no_report = true
 [models.churn]
 [models.fraud]
 depth = 3
-[models.upsell]
 [models.broken]
 target = "nope"
 """
@@ -128,7 +127,7 @@ def test_the_fleet_dag_runs_on_celery_workers_and_a_broken_model_fails_only_itse
         services.stop()
         shutil.rmtree(base, ignore_errors=True)
     assert state_of(by, "summary") == "failed"  # a model failed, so the run fails (the summary does not turn it green)
-    names = ["churn", "fraud", "upsell", "broken"]
+    names = ["churn", "fraud", "broken"]
     for index, name in enumerate(names):
         log = project / "state" / name / "models" / "version_log.json"
         if name == "broken":
