@@ -24,7 +24,7 @@ import pandas as pd
 
 from retraining.data.keys import content_hashes, id_hashes, id_text, key_columns, key_info, key_kinds, row_keys, written_id_text
 from retraining.errors import DataError
-from retraining.sources import SourceSpec, column_list, read_table, suggest
+from retraining.sources import SourceSpec, column_list, log_table_notes, read_table, suggest
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def load_dataset(
     sha256: str | None = None,
 ) -> Dataset:
     """Read ``source`` (a path, a database URL or a :class:`SourceSpec`) into a :class:`Dataset`; raise :class:`DataError` if unusable."""
-    table = read_table(source)
+    table = read_table(source, log_notes=False)  # logged below, once the data is usable
     where = table.display
     _check_columns(table.frame, target, id_column, time_column, drop_columns, where)
     frame, parsed_ids = ids_as_written(table, source, id_column)
@@ -134,6 +134,7 @@ def load_dataset(
     for name in drop_columns:
         dropped[name] = "dropped with --drop-columns"
     check_holdout(y, holdout, where)
+    log_table_notes(table)
     return Dataset(
         path=table.display,
         sha256=sha256 or table.fingerprint,

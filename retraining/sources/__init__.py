@@ -16,6 +16,6 @@ Modules: ``base`` (spec, table, locations and passwords, column names), ``reader
 """
 
 from retraining.sources.base import SourceSpec, Table, column_list, is_database_url, is_url, mask_argv, mask_url, suggest
-from retraining.sources.reader import read_table
+from retraining.sources.reader import log_table_notes, read_table
 
-__all__ = ["SourceSpec", "Table", "column_list", "is_database_url", "is_url", "mask_argv", "mask_url", "read_table", "suggest"]
+__all__ = ["SourceSpec", "Table", "column_list", "is_database_url", "is_url", "log_table_notes", "mask_argv", "mask_url", "read_table", "suggest"]

@@ -12,11 +12,13 @@ from retraining.sources.parquet import is_parquet, read_parquet
 log = logging.getLogger(__name__)
 
 
-def read_table(spec: SourceSpec | str | Path, text_columns: tuple[str, ...] = ()) -> Table:
+def read_table(spec: SourceSpec | str | Path, text_columns: tuple[str, ...] = (), log_notes: bool = True) -> Table:
     """Read ``spec`` into a :class:`Table`; raise DataError/SourceError/UsageError with one line.
 
     ``text_columns`` (ids like "00042") are never read as numbers: a CSV file's keep every cell
-    as written; a Parquet file's or a database's keep their own type.
+    as written; a Parquet file's or a database's keep their own type. ``log_notes=False`` leaves
+    the notes on how the table was read to the caller (:func:`log_table_notes`), which logs them
+    once it knows the data is usable: bad input is one error line, not warnings and then an error.
     """
     if not isinstance(spec, SourceSpec):
         spec = SourceSpec(str(spec))
@@ -39,9 +41,15 @@ def read_table(spec: SourceSpec | str | Path, text_columns: tuple[str, ...] = ()
         from retraining.sources.csvfile import fix_numeric_text
 
         table.notes.extend(fix_numeric_text(table.frame, ".", skip=text_columns))
-    for note in table.notes:  # "warning: ..." notes name a column that may not be what the user meant
+    if log_notes:
+        log_table_notes(table)
+    return table
+
+
+def log_table_notes(table: Table) -> None:
+    """Log how ``table`` was read: "warning: ..." notes name a column that may not be what the user meant."""
+    for note in table.notes:
         if note.startswith("warning: "):
             log.warning("%s: %s", table.display, note.removeprefix("warning: "))
         else:
             log.info("%s: %s", table.display, note)
-    return table
