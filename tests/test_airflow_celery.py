@@ -160,6 +160,9 @@ def airflow_celery_env(home: Path, project: Path, naming: Path, cluster, redis_p
         AIRFLOW__API__SECRET_KEY="a-test-secret-key",
         AIRFLOW__CORE__HOSTNAME_CALLABLE="worker_name.name",
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+        # A task once hung between its first log line and reporting "running" (a loaded machine,
+        # 2026-12-06 10:36): the scheduler requeued it after this timeout, 600 s by default.
+        AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT="180",
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
         PYTHONPATH=str(naming),
         RETRAIN_PROJECT_DIR=str(ROOT),
