@@ -1,9 +1,10 @@
 """How fast this machine is right now: the CPU seconds of a fixed pure-Python loop (median of 3).
 
 The suite's time on the shared 2-core machine follows the host's speed, which changes over a
-day: on 2026-12-06 the same loop took 3.1-3.3 s at 11:20 UTC and 2.35 s at 11:31, and the
-same suite took 8 min 38 s and 7 min 34 s. Print this beside every timing you write down
-(docs/contributing.md, "How long they take"), so two timings can be compared.
+day, even within minutes: on 2026-12-06 this script gave 0.78 s at 11:51 UTC and 1.41 s at
+11:59, and the same suite took 7 min 34 s at one time and 8 min 38 s at another. Print this
+beside every timing you write down (docs/contributing.md, "How long they take"), so two
+timings can be compared.
 
     python bench/machine_speed.py
 """
