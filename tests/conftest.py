@@ -90,7 +90,7 @@ def _code_names_a_starter(code) -> bool:
 # longest, the long crash_safety_more behind the shortest. Before, crash_safety_more came
 # right behind crash_safety on one worker, 455 s of the 482 s run. bench/replay_order.py
 # replays a measured run through this rule: on the 10:59 run's times, 432 s against 451 s for
-# the old order; in the 12:21 run with this order the six workers ended within 11 s of each
+# the old order; in the 12:20 run with this order the six workers ended within 11 s of each
 # other (docs/contributing.md, "How long they take").
 LONGEST_FIRST = (
     "test_airflow",
